@@ -1,0 +1,1 @@
+"""tcall's engine: everything that is not drawing. Never imports textual or tui."""

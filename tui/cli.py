@@ -1,0 +1,68 @@
+"""The `tcall` command line: builds the click group, maps every failure to one line and an ExitCode."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+import click
+
+from engine import paths
+from engine.errors import ExitCode, TcallError
+
+# Each module under tui/commands/ exposes a click command (or group) named `command`.
+COMMAND_MODULES = [
+    "tui.commands.call",
+    "tui.commands.devices",
+]
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep every tcall file in this folder (same as TCALL_HOME).",
+)
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """tcall: verifiable end-to-end encrypted video calls in the terminal."""
+    if home:
+        paths.set_home(home)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        cli.add_command(importlib.import_module(name).command)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run tcall; returns the exit code instead of raising, so tests can call it in-process."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tcall: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"tcall: error: {exc.format_message()}", err=True)
+        return ExitCode.USAGE
+    except TcallError as exc:
+        click.echo(f"tcall: error: {exc}", err=True)
+        return exc.code
+    except KeyboardInterrupt:
+        click.echo("tcall: interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    # Commands return an ExitCode (or None for success).
+    return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def entry() -> None:
+    sys.exit(main())

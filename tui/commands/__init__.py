@@ -1,0 +1,1 @@
+"""One module per `tcall` subcommand; each exposes a click command named `command`."""
