@@ -14,7 +14,12 @@ from engine.errors import ExitCode, TcallError
 # Each module under tui/commands/ exposes a click command (or group) named `command`.
 COMMAND_MODULES = [
     "tui.commands.call",
+    "tui.commands.contacts",
     "tui.commands.devices",
+    "tui.commands.identity",
+    "tui.commands.serve",
+    "tui.commands.settings",
+    "tui.commands.view",
 ]
 
 

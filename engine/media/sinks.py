@@ -1,0 +1,190 @@
+"""Where received media goes: a latest-frame video sink and speaker playback (or a null sink)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from engine.errors import DeviceError
+from engine.media import timecode
+from engine.media.audio import BLOCK, SAMPLE_RATE
+from engine.media.sound import list_devices, sounddevice
+
+
+class LatestFrameSink:
+    """Keeps only the newest decoded video frame; older ones are simply replaced, never queued.
+
+    When the sender is tcall's pattern source, each frame's timecode gives its glass-to-glass latency.
+    RGB conversion happens only when a viewer asks for a frame, not for every frame that arrives.
+    """
+
+    def __init__(self) -> None:
+        self.frames_received = 0
+        self.first_frame_at: float | None = None  # time.monotonic()
+        self.latencies_ms: list[float] = []
+        self.width = 0
+        self.height = 0
+        self._latest: VideoFrame | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._new_frame = asyncio.Event()
+
+    def consume(self, track: MediaStreamTrack) -> None:
+        self._task = asyncio.ensure_future(self._run(track))
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                self.accept(await track.recv())
+
+    def accept(self, frame: Any) -> None:
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+        self.frames_received += 1
+        self.width, self.height = frame.width, frame.height
+        self._latest = frame
+        stamp = timecode.read(_top_luma(frame))
+        if stamp is not None:
+            self.latencies_ms.append(timecode.age_ms(stamp))
+        self._new_frame.set()
+
+    def latest_rgb(self) -> np.ndarray | None:
+        """The newest frame as H×W×3 RGB, or None before the first one."""
+        frame = self._latest
+        return None if frame is None else frame.to_ndarray(format="rgb24")
+
+    async def wait_frame(self) -> None:
+        """Wait for a frame newer than the last one waited for."""
+        self._new_frame.clear()
+        await self._new_frame.wait()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _top_luma(frame: VideoFrame) -> np.ndarray:
+    """The rows of the Y plane that hold the timecode, without converting the whole frame."""
+    plane = frame.planes[0]
+    rows = min(frame.height, timecode.code_height(frame.width))
+    if frame.format.name not in ("yuv420p", "yuvj420p", "nv12"):
+        return np.asarray(frame.to_ndarray(format="gray"))[:rows]
+    data = np.frombuffer(memoryview(plane), dtype=np.uint8)
+    return data[: rows * plane.line_size].reshape(rows, plane.line_size)[:, : frame.width]
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+class AudioSink:
+    """Consumes a remote audio track."""
+
+    notice: str | None = None
+
+    def consume(self, track: MediaStreamTrack) -> None:
+        self._task = asyncio.ensure_future(self._run(track))
+
+    async def _run(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, AudioFrame)
+                self.play(frame)
+
+    def play(self, frame: AudioFrame) -> None:
+        """A null sink discards audio."""
+
+    async def stop(self) -> None:
+        task = getattr(self, "_task", None)
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class SpeakerSink(AudioSink):
+    """Plays through a sounddevice OutputStream behind a small jitter buffer.
+
+    Playback waits for PREFILL of audio before starting (and after an underrun), and drops the oldest
+    audio beyond MAX_BUFFERED, so network bursts cost at most that much latency.
+    """
+
+    PREFILL = 2 * BLOCK  # 40 ms
+    MAX_BUFFERED = 6 * BLOCK  # 120 ms
+
+    def __init__(self, device: str | None = None) -> None:
+        sd = sounddevice()
+        self._lock = threading.Lock()
+        self._buffer = np.zeros(0, dtype=np.int16)
+        self._playing = False
+        self.underruns = 0
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=SAMPLE_RATE,
+                blocksize=BLOCK,
+                channels=1,
+                dtype="int16",
+                device=device,
+                callback=self._callback,
+            )
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            raise DeviceError(f"speaker {device or 'default'} could not be opened: {exc}") from exc
+
+    def play(self, frame: AudioFrame) -> None:
+        samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+        mono = samples.mean(axis=1).astype(np.int16) if samples.shape[1] > 1 else samples[:, 0]
+        if frame.sample_rate != SAMPLE_RATE:
+            return  # aiortc's Opus decoder always yields 48 kHz; anything else is not ours to guess
+        with self._lock:
+            self._buffer = np.concatenate([self._buffer, mono])[-self.MAX_BUFFERED :]
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        with self._lock:
+            if not self._playing and len(self._buffer) >= self.PREFILL:
+                self._playing = True
+            if self._playing and len(self._buffer) >= frames:
+                outdata[:, 0] = self._buffer[:frames]
+                self._buffer = self._buffer[frames:]
+                return
+            if self._playing:
+                self.underruns += 1
+                self._playing = False
+        outdata.fill(0)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._stream.stop()
+        self._stream.close()
+
+
+def open_audio_sink(device: str | None = None) -> AudioSink:
+    """The speaker, or a null sink with a notice when there is none: missing audio is never a crash."""
+    if not list_devices("output"):
+        sink = AudioSink()
+        sink.notice = "no audio output device found: incoming audio is not played"
+        return sink
+    try:
+        return SpeakerSink(device)
+    except DeviceError as exc:
+        sink = AudioSink()
+        sink.notice = f"{exc}: incoming audio is not played"
+        return sink

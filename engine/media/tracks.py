@@ -1,0 +1,71 @@
+"""aiortc tracks that pull from tcall's video and audio sources."""
+
+from __future__ import annotations
+
+import fractions
+import time
+
+from aiortc import MediaStreamTrack
+from av import AudioFrame, VideoFrame
+
+from engine.media.audio import SAMPLE_RATE, AudioSource
+from engine.media.video import VideoSource
+
+VIDEO_CLOCK = 90000
+
+
+class VideoSourceTrack(MediaStreamTrack):
+    """Sends a VideoSource's frames; the source paces them, so a stalled encoder drops, never queues."""
+
+    kind = "video"
+
+    def __init__(self, source: VideoSource) -> None:
+        super().__init__()
+        self.source = source
+        self.frames_sent = 0
+        self.enabled = True  # False sends black frames: the camera is off but the call goes on
+        self._start: float | None = None
+
+    async def recv(self) -> VideoFrame:
+        pixels = await self.source.next_frame()
+        if not self.enabled:
+            pixels = pixels * 0
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        frame = VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts = int((now - self._start) * VIDEO_CLOCK)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self.frames_sent += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
+class AudioSourceTrack(MediaStreamTrack):
+    """Sends 20 ms blocks of 48 kHz mono audio from an AudioSource."""
+
+    kind = "audio"
+
+    def __init__(self, source: AudioSource) -> None:
+        super().__init__()
+        self.source = source
+        self.muted = False
+        self._samples = 0
+
+    async def recv(self) -> AudioFrame:
+        block = await self.source.next_block()
+        if self.muted:
+            block = block * 0
+        frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._samples
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._samples += len(block)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()

@@ -1,0 +1,198 @@
+"""A tcall media session: one RTCPeerConnection with tcall's sources, sinks, codec choice and stats.
+
+Offers and answers carry fully gathered SDP (no trickle ICE), so one message each way sets up a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from engine import jitter
+from engine.errors import CallFailed, UsageError
+from engine.ice import IceSettings
+from engine.media.audio import AudioSource
+from engine.media.sinks import AudioSink, LatestFrameSink, median
+from engine.media.tracks import AudioSourceTrack, VideoSourceTrack
+from engine.media.video import VideoSource
+
+CODECS = ("vp8", "h264")
+Emit = Callable[[dict[str, Any]], None]
+
+
+def _codec_preferences(codec: str) -> list[Any]:
+    if codec not in CODECS:
+        raise UsageError(f"unknown codec {codec!r} (expected {'|'.join(CODECS)})")
+    wanted = {f"video/{codec}", "video/rtx"}
+    capabilities = RTCRtpSender.getCapabilities("video")
+    return [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
+
+
+class Session:
+    """Media for one call leg. Emits `state` events; `stats()` gives per-interval figures."""
+
+    def __init__(
+        self,
+        *,
+        ice: IceSettings,
+        video: VideoSource | None,
+        audio: AudioSource | None,
+        audio_sink: AudioSink | None,
+        emit: Emit,
+        codec: str = "vp8",
+        receive_video: bool = True,
+        low_latency: bool = True,
+    ) -> None:
+        self.pc = RTCPeerConnection(ice.configuration())
+        self.emit = emit
+        self.codec = codec
+        self.video_sink = LatestFrameSink()
+        self.audio_sink = audio_sink
+        self.video_track = VideoSourceTrack(video) if video else None
+        self.audio_track = AudioSourceTrack(audio) if audio else None
+        self._receive_video = receive_video
+        self._low_latency = low_latency
+        self._connected = asyncio.Event()
+        self._failed = asyncio.Event()
+        self._last: dict[str, float] = {}
+        self.pc.on("connectionstatechange", self._on_state)
+        self.pc.on("track", self._on_track)
+
+    # --- signaling -------------------------------------------------------------------------
+
+    def _add_transceivers(self) -> None:
+        video_direction = "sendrecv" if self.video_track else "recvonly"
+        if self.video_track or self._receive_video:
+            transceiver = self.pc.addTransceiver(
+                self.video_track or "video", direction=video_direction
+            )
+            transceiver.setCodecPreferences(_codec_preferences(self.codec))
+        self.pc.addTransceiver(
+            self.audio_track or "audio", direction="sendrecv" if self.audio_track else "recvonly"
+        )
+
+    async def create_offer(self) -> str:
+        self._add_transceivers()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def create_answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            track = self.video_track if transceiver.kind == "video" else self.audio_track
+            if track is not None:
+                transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendrecv"
+        self._install_low_latency()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self._install_low_latency()
+
+    def _install_low_latency(self) -> None:
+        if self._low_latency:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    jitter.release_on_marker(transceiver.receiver)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        self.emit({"event": "state", "state": state})
+        if state == "connected":
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._failed.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            self.video_sink.consume(track)
+        elif self.audio_sink is not None:
+            self.audio_sink.consume(track)
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait for ICE and DTLS to complete; CallFailed on failure, TimeoutError after `timeout`."""
+        connected = asyncio.ensure_future(self._connected.wait())
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {connected, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            connected.cancel()
+            failed.cancel()
+        if connected in done:
+            return
+        if failed in done:
+            raise CallFailed("connection failed (ICE or DTLS): no media path to the peer")
+        raise TimeoutError
+
+    @property
+    def closed(self) -> bool:
+        return self._failed.is_set()
+
+    async def wait_closed(self) -> None:
+        await self._failed.wait()
+
+    # --- stats -----------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, Any]:
+        """Figures since the previous call: fps, resolution, bitrate, loss, RTT, latency."""
+        now = time.monotonic()
+        report = await self.pc.getStats()
+        sent_bytes = recv_bytes = 0
+        lost = 0
+        rtt: float | None = None
+        for item in report.values():
+            if item.type == "transport":
+                sent_bytes += item.bytesSent
+                recv_bytes += item.bytesReceived
+            elif item.type == "inbound-rtp" and item.kind == "video":
+                lost += item.packetsLost
+            elif item.type == "remote-inbound-rtp" and item.kind == "video":
+                rtt = item.roundTripTime
+        counters = {
+            "sent": float(self.video_track.frames_sent if self.video_track else 0),
+            "received": float(self.video_sink.frames_received),
+            "sent_bytes": float(sent_bytes),
+            "recv_bytes": float(recv_bytes),
+            "latencies": float(len(self.video_sink.latencies_ms)),
+            "at": now,
+        }
+        last = self._last or {key: 0.0 for key in counters} | {"at": now - 1.0}
+        self._last = counters
+        span = max(1e-3, now - last["at"])
+        fresh = self.video_sink.latencies_ms[int(last["latencies"]) :]
+        latency = median(fresh)
+        return {
+            "event": "stats",
+            "fps_sent": round((counters["sent"] - last["sent"]) / span, 1),
+            "fps_received": round((counters["received"] - last["received"]) / span, 1),
+            "resolution": f"{self.video_sink.width}x{self.video_sink.height}",
+            "kbps_sent": round((sent_bytes - last["sent_bytes"]) * 8 / span / 1000, 1),
+            "kbps_received": round((recv_bytes - last["recv_bytes"]) * 8 / span / 1000, 1),
+            "packets_lost": lost,
+            "rtt_ms": None if rtt is None else round(rtt * 1000, 1),
+            "latency_ms": None if latency is None else round(latency, 1),
+        }
+
+    async def close(self) -> None:
+        await self.video_sink.stop()
+        if self.audio_sink is not None:
+            await self.audio_sink.stop()
+        for track in (self.video_track, self.audio_track):
+            if track is not None:
+                track.stop()
+        with contextlib.suppress(
+            Exception
+        ):  # closing twice or mid-handshake is not the user's problem
+            await self.pc.close()

@@ -1,0 +1,110 @@
+"""Real echo calls through the `tcall` command: encode, DTLS-SRTP over UDP, decode, and back."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.engine.helpers import TCALL, events, loopback_env, run_tcall
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_echo_call_delivers_frames_and_measures_latency(codec: str) -> None:
+    result = run_tcall(
+        "call",
+        "echo",
+        "--video",
+        "pattern",
+        "--audio",
+        "sine",
+        "--codec",
+        codec,
+        "--duration",
+        "5",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = events(result.stdout)
+    states = [e["state"] for e in lines if e["event"] == "state"]
+    assert states[:3] == ["dialing", "connecting", "connected"]
+    stats = [e for e in lines if e["event"] == "stats"]
+    assert len(stats) >= 4
+    assert all(s["resolution"] == "640x480" for s in stats[1:])
+    summary = lines[-1]
+    assert summary["event"] == "summary"
+    assert set(summary) >= {
+        "outcome",
+        "frames_sent",
+        "frames_received",
+        "fps_received",
+        "latency_ms_median",
+        "latency_ms_p95",
+        "setup_ms",
+    }
+    assert summary["outcome"] == "answered"
+    assert summary["frames_sent"] > 50
+    assert summary["frames_received"] >= 0.9 * summary["frames_sent"]
+    assert 0 < summary["latency_ms_median"] <= summary["latency_ms_p95"] < 2000
+    assert 0 < summary["setup_ms"] < 10000
+
+
+def test_human_summary_without_json() -> None:
+    result = run_tcall("call", "echo", "--video", "pattern", "--audio", "none", "--duration", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("call answered")
+    assert "frames received" in result.stdout
+    assert "connected" in result.stderr
+
+
+def test_ctrl_c_ends_the_call_cleanly_with_a_summary() -> None:
+    process = subprocess.Popen(
+        [TCALL, "call", "echo", "--video", "pattern", "--audio", "sine", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=loopback_env(),
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    for line in process.stdout:  # wait until media is flowing
+        if '"stats"' in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    summary = events(out)[-1]
+    assert summary["event"] == "summary"
+    assert summary["outcome"] == "interrupted"
+    assert summary["frames_received"] > 0
+    assert "Traceback" not in err
+
+
+def test_missing_camera_is_one_line_with_its_exit_code() -> None:
+    result = run_tcall("call", "echo", "--video", "camera:7", "--audio", "none")
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "tcall: error: no camera: /dev/video7 does not exist"
+    ]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--video", "webcam"], "unknown video source 'webcam'"),
+        (
+            ["--video", "none", "--audio", "file:/nonexistent.wav"],
+            "audio file not found: /nonexistent.wav",
+        ),
+        (["--resolution", "big"], "bad --resolution 'big'"),
+        (["--codec", "av1"], "Invalid value for '--codec'"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str) -> None:
+    result = run_tcall("call", "echo", *args)
+    assert result.returncode in (2, 3)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

@@ -1,0 +1,55 @@
+"""Sessions: same-host calls over loopback, and no server contacted unless one is configured."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.ice import IceSettings
+
+SCRIPT = Path(__file__).with_name("two_peers.py")
+
+
+def _candidates(sdp: str) -> list[str]:
+    return re.findall(r"^a=candidate:.*$", sdp, flags=re.MULTILINE)
+
+
+def test_two_peers_on_a_loopback_only_host_connect() -> None:
+    # A private network namespace whose only interface is lo: aioice alone gathers no candidate here.
+    env = {k: v for k, v in os.environ.items() if k != "TCALL_ICE_ADDRESSES"}
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {SCRIPT}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "connected" in outcome["states"]["a"]
+    assert "connected" in outcome["states"]["b"]
+    assert outcome["a_received"] >= 10 and outcome["b_received"] >= 10
+    offered = _candidates(outcome["offer"])
+    assert offered and all(" 127.0.0.1 " in c and "typ host" in c for c in offered)
+
+
+def test_no_servers_means_host_candidates_only() -> None:
+    assert IceSettings().configuration().iceServers == []
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TCALL_ICE_ADDRESSES": "127.0.0.1"},
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    for sdp in (outcome["offer"], outcome["answer"]):
+        candidates = _candidates(sdp)
+        assert candidates
+        assert all("typ host" in c for c in candidates)
+        assert not any("typ srflx" in c or "typ relay" in c for c in candidates)

@@ -1,0 +1,125 @@
+"""`tcall call NAME`: place a call from the command line, headless, with a summary or JSON events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+
+from engine.call import OUTCOME_EXIT, CallOptions
+from engine.echo import run_echo_call
+from engine.errors import ExitCode, UsageError
+from engine.media.audio import AUDIO_SPECS
+from engine.media.video import VIDEO_SPECS
+from engine.session import CODECS
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if (
+        not sep
+        or not width.isdigit()
+        or not height.isdigit()
+        or int(width) < 16
+        or int(height) < 16
+    ):
+        raise UsageError(f"bad --resolution {text!r} (expected WIDTHxHEIGHT, e.g. 640x480)")
+    return int(width) & ~1, int(height) & ~1  # the encoders need even sizes
+
+
+class EventPrinter:
+    """JSON lines on stdout, or short human lines on stderr with the summary on stdout."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            click.echo(json.dumps(event))
+            sys.stdout.flush()
+            return
+        kind = event["event"]
+        if kind == "notice":
+            click.echo(f"tcall: {event['message']}", err=True)
+        elif kind == "state":
+            click.echo(f"tcall: {event['state']}", err=True)
+        elif kind == "stats":
+            latency = event.get("latency_ms")
+            click.echo(
+                f"  {event['fps_received']:>5} fps in  {event['fps_sent']:>5} fps out  "
+                f"{event['resolution']}  {event['kbps_received']} kbps in  "
+                f"rtt {event['rtt_ms']} ms  latency {latency} ms",
+                err=True,
+            )
+        elif kind == "summary":
+            self.summary(event)
+
+    def summary(self, event: dict[str, Any]) -> None:
+        lines = [
+            f"call {event['outcome']}" + (f": {event['reason']}" if event.get("reason") else ""),
+            f"  frames sent      {event['frames_sent']}",
+            f"  frames received  {event['frames_received']} ({event['fps_received']} fps)",
+            f"  setup            {event['setup_ms']} ms (dial to first frame)",
+            f"  latency          median {event['latency_ms_median']} ms, "
+            f"p95 {event['latency_ms_p95']} ms (glass to glass)",
+        ]
+        click.echo("\n".join(lines))
+
+
+async def _run(name: str, options: CallOptions, emit: EventPrinter) -> dict[str, Any]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        if name == "echo":
+            return await run_echo_call(options, emit, stop)
+        raise UsageError(f"unknown contact: {name}")
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+@click.command("call")
+@click.argument("name")
+@click.option("--video", default="auto", show_default=True, help=f"auto|{VIDEO_SPECS}")
+@click.option("--audio", default="auto", show_default=True, help=f"auto|{AUDIO_SPECS}")
+@click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True)
+@click.option(
+    "--duration", type=click.FloatRange(min=0.1), default=None, help="Hang up after S seconds."
+)
+@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
+@click.option("--resolution", default="640x480", show_default=True, help="Camera/pattern size.")
+@click.option("--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
+def command(
+    name: str,
+    video: str,
+    audio: str,
+    codec: str,
+    duration: float | None,
+    connect_timeout: float,
+    resolution: str,
+    fps: float,
+    as_json: bool,
+) -> ExitCode:
+    """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
+    width, height = parse_size(resolution)
+    options = CallOptions(
+        video=video,
+        audio=audio,
+        codec=codec,
+        duration=duration,
+        connect_timeout=connect_timeout,
+        width=width,
+        height=height,
+        fps=fps,
+    )
+    emit = EventPrinter(as_json)
+    summary = asyncio.run(_run(name, options, emit))
+    emit(summary)
+    return OUTCOME_EXIT.get(summary["outcome"], ExitCode.CALL_FAILED)
