@@ -47,6 +47,7 @@ class Session:
         emit: Emit,
         codec: str = "vp8",
         receive_video: bool = True,
+        receive_audio: bool = True,
         low_latency: bool = True,
     ) -> None:
         self.pc = RTCPeerConnection(ice.configuration())
@@ -57,6 +58,7 @@ class Session:
         self.video_track = VideoSourceTrack(video) if video else None
         self.audio_track = AudioSourceTrack(audio) if audio else None
         self._receive_video = receive_video
+        self._receive_audio = receive_audio
         self._low_latency = low_latency
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
@@ -73,9 +75,11 @@ class Session:
                 self.video_track or "video", direction=video_direction
             )
             transceiver.setCodecPreferences(_codec_preferences(self.codec))
-        self.pc.addTransceiver(
-            self.audio_track or "audio", direction="sendrecv" if self.audio_track else "recvonly"
-        )
+        if self.audio_track or self._receive_audio:
+            self.pc.addTransceiver(
+                self.audio_track or "audio",
+                direction="sendrecv" if self.audio_track else "recvonly",
+            )
 
     async def create_offer(self) -> str:
         self._add_transceivers()

@@ -51,7 +51,7 @@ class LatestFrameSink:
         self.frames_received += 1
         self.width, self.height = frame.width, frame.height
         self._latest = frame
-        stamp = timecode.read(_top_luma(frame))
+        stamp = timecode.read(top_luma(frame))
         if stamp is not None:
             self.latencies_ms.append(timecode.age_ms(stamp))
         self._new_frame.set()
@@ -73,7 +73,7 @@ class LatestFrameSink:
                 await self._task
 
 
-def _top_luma(frame: VideoFrame) -> np.ndarray:
+def top_luma(frame: VideoFrame) -> np.ndarray:
     """The rows of the Y plane that hold the timecode, without converting the whole frame."""
     plane = frame.planes[0]
     rows = min(frame.height, timecode.code_height(frame.width))

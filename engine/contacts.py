@@ -1,0 +1,216 @@
+"""The contact book: names bound to pinned identity keys, in `contacts.toml` under the data dir.
+
+A contact's key is pinned when it is added. A different key for an existing name is never
+taken silently: `add` refuses unless the caller passes `replace=True`, and a replaced key
+starts unverified. Every change rewrites the whole file atomically (mode 0600).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from engine import paths
+from engine.address import check_relay_url, format_address
+from engine.atomic import write_atomic
+from engine.errors import ConfigError, IdentityError, UsageError
+from engine.identity import PUBLIC_KEY_BYTES, fingerprint
+from engine.wire import ChangedKey, SenderStatus, UnknownSender
+
+CONTACTS_FILE = "contacts.toml"
+_NAME = re.compile(r"[^\W_][\w.-]{0,63}")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"bad contact name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    public_key: bytes
+    relay_url: str = ""
+    verified: bool = False
+    blocked: bool = False
+    auto_answer: bool = False
+
+    @property
+    def address(self) -> str:
+        return format_address(self.public_key, self.relay_url)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "fingerprint": self.fingerprint,
+            "relay": self.relay_url,
+            "verified": self.verified,
+            "blocked": self.blocked,
+            "auto_answer": self.auto_answer,
+        }
+
+
+def _key_text(key: bytes) -> str:
+    return base64.b32encode(key).decode("ascii").rstrip("=").lower()
+
+
+def _contact_from_toml(path: Path, index: int, entry: Any) -> Contact:
+    where = f"{path}: contact #{index + 1}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} is not a table")
+    try:
+        name = check_name(entry["name"])
+        key = base64.b32decode(entry["key"].upper() + "=" * (-len(entry["key"]) % 8))
+        flags = {f: entry.get(f, False) for f in ("verified", "blocked", "auto_answer")}
+        relay = entry.get("relay", "")
+        if relay:
+            check_relay_url(relay)
+    except (KeyError, TypeError, AttributeError, ValueError, UsageError) as exc:
+        raise ConfigError(f"{where} is invalid ({exc})") from exc
+    if len(key) != PUBLIC_KEY_BYTES or not all(isinstance(v, bool) for v in flags.values()):
+        raise ConfigError(f"{where} is invalid (bad key or flag)")
+    return Contact(name=name, public_key=key, relay_url=relay, **flags)
+
+
+class ContactBook:
+    """The contacts of one tcall home. Mutating methods save immediately."""
+
+    def __init__(self, path: Path, contacts: list[Contact]) -> None:
+        self.path = path
+        self._contacts = {c.name: c for c in contacts}
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ContactBook:
+        path = path if path is not None else paths.data_dir() / CONTACTS_FILE
+        if not path.exists():
+            return cls(path, [])
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read contacts file {path}: {exc}") from exc
+        entries = data.get("contact", [])
+        if not isinstance(entries, list):
+            raise ConfigError(f"{path}: 'contact' must be an array of tables")
+        return cls(path, [_contact_from_toml(path, i, e) for i, e in enumerate(entries)])
+
+    def save(self) -> None:
+        entries = []
+        for contact in self._contacts.values():
+            entry = asdict(contact)
+            entry["key"] = _key_text(entry.pop("public_key"))
+            entry["relay"] = entry.pop("relay_url")
+            entries.append(entry)
+        write_atomic(self.path, tomli_w.dumps({"contact": entries}).encode("utf-8"), mode=0o600)
+
+    def contacts(self) -> list[Contact]:
+        return sorted(self._contacts.values(), key=lambda c: c.name.casefold())
+
+    def get(self, name: str) -> Contact:
+        try:
+            return self._contacts[name]
+        except KeyError:
+            raise UsageError(f"unknown contact: {name}") from None
+
+    def by_key(self, public_key: bytes) -> Contact | None:
+        return next((c for c in self._contacts.values() if c.public_key == public_key), None)
+
+    def add(
+        self, name: str, public_key: bytes, relay_url: str = "", *, replace_key: bool = False
+    ) -> Contact:
+        """Add or update a contact. A new key for a known name needs `replace_key=True`."""
+        check_name(name)
+        holder = self.by_key(public_key)
+        if holder is not None and holder.name != name:
+            raise UsageError(f"that key already belongs to contact {holder.name}")
+        old = self._contacts.get(name)
+        if old is None:
+            return self._store(Contact(name=name, public_key=public_key, relay_url=relay_url))
+        if old.public_key != public_key:
+            if not replace_key:
+                raise IdentityError(
+                    f"contact {name} already has a different key (fingerprint "
+                    f"{old.fingerprint}); if {name} really has a new key, add it again with "
+                    "--replace and verify the safety number"
+                )
+            # A new key earns nothing the old one had been trusted with; a block still holds.
+            old = replace(old, public_key=public_key, verified=False, auto_answer=False)
+        return self._store(replace(old, relay_url=relay_url))
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        del self._contacts[name]
+        self.save()
+
+    def rename(self, old: str, new: str) -> Contact:
+        contact = self.get(old)
+        check_name(new)
+        if new in self._contacts and new != old:
+            raise UsageError(f"contact {new} already exists")
+        del self._contacts[old]
+        return self._store(replace(contact, name=new))
+
+    def _store(self, contact: Contact) -> Contact:
+        self._contacts[contact.name] = contact
+        self.save()
+        return contact
+
+    def set_blocked(self, name: str, blocked: bool) -> Contact:
+        return self._store(replace(self.get(name), blocked=blocked))
+
+    def set_verified(self, name: str, verified: bool) -> Contact:
+        return self._store(replace(self.get(name), verified=verified))
+
+    def set_auto_answer(self, name: str, auto_answer: bool) -> Contact:
+        return self._store(replace(self.get(name), auto_answer=auto_answer))
+
+    def lookup(self, public_key: bytes) -> SenderStatus:
+        """Who sent this? For `wire.open_message` when any contact may be the sender."""
+        contact = self.by_key(public_key)
+        return SenderStatus.known(contact.name) if contact else SenderStatus.unknown()
+
+    def expecting(self, name: str) -> Callable[[bytes], SenderStatus]:
+        """A lookup for messages that must come from contact `name`, e.g. the answer to our call.
+
+        Any other key is that contact's key changed, which is always an identity error.
+        """
+        pinned = self.get(name).public_key
+
+        def lookup(public_key: bytes) -> SenderStatus:
+            if public_key == pinned:
+                return SenderStatus.known(name)
+            return SenderStatus.changed(name)
+
+        return lookup
+
+    def require_key(self, public_key: bytes) -> Contact:
+        """The contact holding this key; raises UnknownSender if nobody does."""
+        contact = self.by_key(public_key)
+        if contact is None:
+            raise UnknownSender(
+                f"the key {fingerprint(public_key)} belongs to none of your contacts",
+                sender_key=public_key,
+            )
+        return contact
+
+    def check_key(self, name: str, public_key: bytes) -> Contact:
+        """Contact `name`, if `public_key` is still its pinned key; raises ChangedKey if not."""
+        contact = self.get(name)
+        if contact.public_key != public_key:
+            raise ChangedKey.for_contact(name, public_key)
+        return contact

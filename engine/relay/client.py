@@ -1,0 +1,160 @@
+"""The relay client the call flow uses: sign in to a `tcall serve` relay, send and receive payloads.
+
+The wire logic lives in `protocol.ClientConnection`; this module owns the socket, the deadlines and
+one reader task that turns relay frames into a queue of payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import nacl.signing
+import yarl
+
+from engine.errors import ProtocolError, RelayUnreachable, UsageError
+from engine.relay import protocol
+
+_HEARTBEAT = 30.0
+
+
+def relay_ws_url(url: str) -> str:
+    """The WebSocket endpoint of a relay URL: `ws://host:port` means `ws://host:port/ws`."""
+    try:
+        parsed = yarl.URL(url)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"not a relay URL: {url!r}") from exc
+    if parsed.scheme not in ("ws", "wss") or not parsed.host:
+        raise UsageError(f"not a relay URL (want ws://HOST:PORT): {url!r}")
+    if parsed.path in ("", "/"):
+        parsed = parsed.with_path(protocol.WS_PATH)
+    return str(parsed)
+
+
+class RelayClient:
+    """One signed-in link to a relay. Make it with `await RelayClient.connect(...)`."""
+
+    def __init__(
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        conn: protocol.ClientConnection,
+    ) -> None:
+        self.url = url
+        self._session = session
+        self._ws = ws
+        self._conn = conn
+        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._closed_reason: str | None = None
+        self._reader = asyncio.create_task(self._read(), name="tcall-relay-client")
+
+    @property
+    def mailbox(self) -> str:
+        """Our mailbox id, the hash of our public key."""
+        return self._conn.mailbox
+
+    @classmethod
+    async def connect(
+        cls, url: str, signing_key: nacl.signing.SigningKey, timeout: float = 5.0
+    ) -> RelayClient:
+        """Connect and prove we hold `signing_key`; RelayUnreachable if down or refused."""
+        endpoint = relay_ws_url(url)
+        conn = protocol.ClientConnection(signing_key)
+        session = aiohttp.ClientSession()
+        try:
+            async with asyncio.timeout(timeout):
+                ws = await session.ws_connect(
+                    endpoint,
+                    max_msg_size=2 * protocol.MAX_FRAME,
+                    compress=0,
+                    heartbeat=_HEARTBEAT,
+                    autoping=True,
+                )
+                await _sign_in(ws, conn, url)
+        except RelayUnreachable:
+            await session.close()
+            raise
+        except TimeoutError as exc:
+            await session.close()
+            raise RelayUnreachable(f"relay {url} did not answer within {timeout:g} s") from exc
+        except (aiohttp.ClientError, OSError, protocol.RelayProtocolError) as exc:
+            await session.close()
+            raise RelayUnreachable(f"relay {url} is unreachable: {_describe(exc)}") from exc
+        return cls(url, session, ws, conn)
+
+    async def send(self, to_mailbox: str, payload: bytes) -> None:
+        """Pass `payload` to `to_mailbox` through the relay (held briefly if it is offline)."""
+        try:
+            self._conn.send(to_mailbox, payload)
+        except ValueError as exc:
+            raise (UsageError if "mailbox" in str(exc) else ProtocolError)(str(exc)) from exc
+        if self._closed_reason is not None:
+            raise RelayUnreachable(self._closed_reason)
+        try:
+            for frame in self._conn.data_to_send():
+                await self._ws.send_bytes(frame)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            raise RelayUnreachable(f"relay {self.url} dropped the link: {_describe(exc)}") from exc
+
+    async def receive(self) -> bytes:
+        """The next payload delivered to our mailbox; RelayUnreachable once the link is gone."""
+        payload = await self._inbox.get()
+        if payload is None:
+            self._inbox.put_nowait(None)  # every later receive() fails the same way
+            raise RelayUnreachable(self._closed_reason or f"relay {self.url} dropped the link")
+        return payload
+
+    async def close(self) -> None:
+        if self._closed_reason is None:
+            self._closed_reason = f"link to relay {self.url} is closed"
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(self._ws.close(), 2.0)
+        await self._session.close()
+        self._inbox.put_nowait(None)
+
+    async def _read(self) -> None:
+        reason = f"relay {self.url} dropped the link"
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    reason = f"relay {self.url} sent a text frame"
+                    break
+                event = self._conn.receive(msg.data)
+                if isinstance(event, protocol.Delivered):
+                    self._inbox.put_nowait(event.payload)
+                elif isinstance(event, protocol.Refused):
+                    reason = f"relay {self.url} closed the link: {event.reason}"
+                    break
+        except protocol.RelayProtocolError as exc:
+            reason = f"relay {self.url} broke the protocol: {exc.reason}"
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            reason = f"relay {self.url} dropped the link: {_describe(exc)}"
+        if self._closed_reason is None:
+            self._closed_reason = reason
+        self._inbox.put_nowait(None)
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(self._ws.close(), 2.0)
+
+
+async def _sign_in(
+    ws: aiohttp.ClientWebSocketResponse, conn: protocol.ClientConnection, url: str
+) -> None:
+    while not conn.ready:
+        msg = await ws.receive()
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            raise RelayUnreachable(f"relay {url} closed the link during sign-in")
+        event = conn.receive(msg.data)
+        if isinstance(event, protocol.Refused):
+            raise RelayUnreachable(f"relay {url} refused us: {event.reason}")
+        for frame in conn.data_to_send():
+            await ws.send_bytes(frame)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text or type(exc).__name__

@@ -1,0 +1,27 @@
+"""Per-connection rate limiting, without a clock of its own: the caller passes the time in."""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """Allows `rate` events a second on average, with bursts of up to `burst`."""
+
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one; False means the caller is over its limit."""
+        elapsed = max(0.0, now - self._last)
+        self._last = now
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

@@ -1,0 +1,290 @@
+"""The relay's own wire format, sans-I/O: frames in, events and frames out, no sockets and no clock.
+
+Every relay message is one binary WebSocket message. Its first byte says what it is:
+
+    kind  name       direction  body
+    0x01  CHALLENGE  relay->us  version (1 byte, = 1) | challenge (32 random bytes)
+    0x02  AUTH       us->relay  Ed25519 public key (32) | signature (64)
+    0x03  READY      relay->us  our mailbox (16)
+    0x04  SEND       us->relay  recipient mailbox (16) | payload (1 byte or more)
+    0x05  DELIVER    relay->us  payload (1 byte or more)
+    0x06  ERROR      relay->us  error code (1) | reason, UTF-8 (at most 200 bytes)
+
+The relay speaks first with a CHALLENGE. The client signs `AUTH_CONTEXT + challenge` with its
+identity key (the domain prefix keeps this signature from meaning anything anywhere else) and sends
+AUTH. Only after a good AUTH does the relay answer READY and accept SEND; a DELIVER carries the
+payload alone, so the relay never tells a recipient who sent it. An ERROR is always the relay's last
+frame: the link closes after it. A whole frame is at most `MAX_FRAME` bytes.
+
+A mailbox is the BLAKE2b-128 hash of the public key (personalised, so it is no hash used anywhere
+else), written as 32 lowercase hex characters; on the wire it travels as its 16 raw bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+
+import nacl.encoding
+import nacl.exceptions
+import nacl.hash
+import nacl.signing
+
+VERSION = 1
+WS_PATH = "/ws"  # where a relay serves its WebSocket; `ws://host:port` means this path
+AUTH_CONTEXT = b"tcall-relay-auth-v1"
+CHALLENGE_SIZE = 32
+PUBLIC_KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+MAILBOX_SIZE = 16
+MAX_FRAME = 64 * 1024
+MAX_PAYLOAD = MAX_FRAME - 1 - MAILBOX_SIZE
+MAX_REASON = 200
+_MAILBOX_PERSON = b"tcall-mailbox"
+
+
+class Kind(enum.IntEnum):
+    CHALLENGE = 1
+    AUTH = 2
+    READY = 3
+    SEND = 4
+    DELIVER = 5
+    ERROR = 6
+
+
+class ErrorCode(enum.IntEnum):
+    """Why the relay closed a link; every ERROR frame carries one."""
+
+    MALFORMED = 1  # a frame that does not parse
+    AUTH_FAILED = 2  # bad signature or public key
+    UNEXPECTED = 3  # a frame the current state does not allow (e.g. SEND before AUTH)
+    TOO_LARGE = 4  # a frame over the size limit
+    RATE_LIMITED = 5  # more messages than the token bucket allows
+    REPLACED = 6  # the same mailbox signed in again elsewhere
+    TOO_SLOW = 7  # the client stopped reading its deliveries
+    AUTH_TIMEOUT = 8  # no AUTH in time
+    SHUTTING_DOWN = 9  # the relay is stopping
+    UNSUPPORTED = 10  # a text frame, or a protocol version we do not speak
+
+
+class RelayProtocolError(Exception):
+    """A frame that breaks the protocol; `frame()` is the ERROR to send before closing."""
+
+    def __init__(self, code: ErrorCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+    def frame(self) -> bytes:
+        return encode_error(self.code, self.reason)
+
+
+def mailbox_id(public_key: bytes) -> str:
+    """The mailbox of an Ed25519 public key: the only name the relay knows us by."""
+    if len(public_key) != PUBLIC_KEY_SIZE:
+        raise ValueError(
+            f"an Ed25519 public key has {PUBLIC_KEY_SIZE} bytes, not {len(public_key)}"
+        )
+    digest = nacl.hash.blake2b(
+        public_key,
+        digest_size=MAILBOX_SIZE,
+        person=_MAILBOX_PERSON,
+        encoder=nacl.encoding.RawEncoder,
+    )
+    return digest.hex()
+
+
+def mailbox_bytes(mailbox: str) -> bytes:
+    """The 16 wire bytes of a mailbox id; ValueError if it is not 32 lowercase hex characters."""
+    if len(mailbox) != 2 * MAILBOX_SIZE or mailbox.lower() != mailbox:
+        raise ValueError(f"not a mailbox id: {mailbox!r}")
+    return bytes.fromhex(mailbox)
+
+
+def auth_message(challenge: bytes) -> bytes:
+    """What a client signs to answer `challenge`."""
+    return AUTH_CONTEXT + challenge
+
+
+# --- encoders ---------------------------------------------------------------------------------
+
+
+def encode_challenge(challenge: bytes) -> bytes:
+    return bytes((Kind.CHALLENGE, VERSION)) + challenge
+
+
+def encode_auth(public_key: bytes, signature: bytes) -> bytes:
+    return bytes((Kind.AUTH,)) + public_key + signature
+
+
+def encode_ready(mailbox: str) -> bytes:
+    return bytes((Kind.READY,)) + mailbox_bytes(mailbox)
+
+
+def encode_send(to_mailbox: str, payload: bytes) -> bytes:
+    return bytes((Kind.SEND,)) + mailbox_bytes(to_mailbox) + payload
+
+
+def encode_deliver(payload: bytes) -> bytes:
+    return bytes((Kind.DELIVER,)) + payload
+
+
+def encode_error(code: ErrorCode, reason: str) -> bytes:
+    text = reason.encode("utf-8")[:MAX_REASON]
+    # Cutting may split a character; drop the broken tail so the reason always decodes.
+    text = text.decode("utf-8", "ignore").encode("utf-8")
+    return bytes((Kind.ERROR, code)) + text
+
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """The relay side: the client proved it holds the key of `mailbox`."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The relay side: an authenticated client asks to pass `payload` to `to_mailbox`."""
+
+    to_mailbox: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The client side: the relay accepted our AUTH; `mailbox` is ours."""
+
+    mailbox: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The client side: a payload arrived in our mailbox."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The client side: the relay closed the link, and said why."""
+
+    code: int
+    reason: str
+
+
+ServerEvent = Authenticated | Route
+ClientEvent = Ready | Delivered | Refused
+
+
+def _check_size(data: bytes, max_frame: int) -> None:
+    if len(data) > max_frame:
+        raise RelayProtocolError(
+            ErrorCode.TOO_LARGE, f"frame of {len(data)} bytes over {max_frame}"
+        )
+    if not data:
+        raise RelayProtocolError(ErrorCode.MALFORMED, "empty frame")
+
+
+class ServerConnection:
+    """The relay's side of one link: challenge, then AUTH, then any number of SENDs."""
+
+    def __init__(self, challenge: bytes | None = None, max_frame: int = MAX_FRAME) -> None:
+        self.challenge = challenge if challenge is not None else os.urandom(CHALLENGE_SIZE)
+        if len(self.challenge) != CHALLENGE_SIZE:
+            raise ValueError("a challenge has 32 bytes")
+        self.max_frame = max_frame
+        self.mailbox: str | None = None
+
+    def hello(self) -> bytes:
+        """The first frame the relay sends."""
+        return encode_challenge(self.challenge)
+
+    def ready(self) -> bytes:
+        """The frame that tells an authenticated client its mailbox."""
+        if self.mailbox is None:
+            raise RuntimeError("not authenticated")
+        return encode_ready(self.mailbox)
+
+    def receive(self, data: bytes) -> ServerEvent:
+        """Parse one client frame; raises RelayProtocolError for anything but a valid next step."""
+        _check_size(data, self.max_frame)
+        kind = data[0]
+        if self.mailbox is None:
+            if kind != Kind.AUTH:
+                raise RelayProtocolError(ErrorCode.UNEXPECTED, "authenticate first")
+            return self._authenticate(data)
+        if kind != Kind.SEND:
+            raise RelayProtocolError(ErrorCode.UNEXPECTED, f"unexpected frame kind {kind}")
+        if len(data) <= 1 + MAILBOX_SIZE:
+            raise RelayProtocolError(ErrorCode.MALFORMED, "SEND without a payload")
+        return Route(data[1 : 1 + MAILBOX_SIZE].hex(), data[1 + MAILBOX_SIZE :])
+
+    def _authenticate(self, data: bytes) -> Authenticated:
+        if len(data) != 1 + PUBLIC_KEY_SIZE + SIGNATURE_SIZE:
+            raise RelayProtocolError(ErrorCode.MALFORMED, "AUTH has the wrong length")
+        public_key = data[1 : 1 + PUBLIC_KEY_SIZE]
+        signature = data[1 + PUBLIC_KEY_SIZE :]
+        try:
+            nacl.signing.VerifyKey(public_key).verify(auth_message(self.challenge), signature)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError) as exc:
+            raise RelayProtocolError(ErrorCode.AUTH_FAILED, "bad signature") from exc
+        self.mailbox = mailbox_id(public_key)
+        return Authenticated(self.mailbox)
+
+
+class ClientConnection:
+    """Our side of one link: answer the challenge, then send and receive payloads."""
+
+    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+        self._signing_key = signing_key
+        self.public_key = bytes(signing_key.verify_key)
+        self.mailbox = mailbox_id(self.public_key)
+        self.ready = False
+        self._answered = False
+        self._outgoing: list[bytes] = []
+
+    def data_to_send(self) -> list[bytes]:
+        """Frames the protocol wants sent, in order; calling this empties the list."""
+        frames, self._outgoing = self._outgoing, []
+        return frames
+
+    def send(self, to_mailbox: str, payload: bytes) -> None:
+        """Queue one payload for `to_mailbox`; ValueError for a bad mailbox or payload size."""
+        if not self.ready:
+            raise RuntimeError("the relay has not accepted us yet")
+        if not payload or len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a payload has 1 to {MAX_PAYLOAD} bytes, not {len(payload)}")
+        self._outgoing.append(encode_send(to_mailbox, payload))
+
+    def receive(self, data: bytes) -> ClientEvent | None:
+        """Parse one relay frame; raises RelayProtocolError if the relay breaks the protocol."""
+        _check_size(data, MAX_FRAME)
+        kind = data[0]
+        if kind == Kind.ERROR and len(data) >= 2:
+            return Refused(data[1], data[2:].decode("utf-8", "replace"))
+        if not self.ready:
+            if kind == Kind.CHALLENGE and not self._answered:
+                self._answer(data)
+                return None
+            if kind == Kind.READY:
+                if data[1:] != mailbox_bytes(self.mailbox):
+                    raise RelayProtocolError(ErrorCode.MALFORMED, "READY names another mailbox")
+                self.ready = True
+                return Ready(self.mailbox)
+        elif kind == Kind.DELIVER and len(data) > 1:
+            return Delivered(data[1:])
+        raise RelayProtocolError(ErrorCode.UNEXPECTED, f"unexpected frame kind {kind} from relay")
+
+    def _answer(self, data: bytes) -> None:
+        if len(data) != 2 + CHALLENGE_SIZE:
+            raise RelayProtocolError(ErrorCode.MALFORMED, "CHALLENGE has the wrong length")
+        if data[1] != VERSION:
+            raise RelayProtocolError(ErrorCode.UNSUPPORTED, f"relay speaks version {data[1]}")
+        signature = self._signing_key.sign(auth_message(data[2:])).signature
+        self._outgoing.append(encode_auth(self.public_key, signature))
+        self._answered = True

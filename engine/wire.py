@@ -1,0 +1,422 @@
+"""The signaling wire protocol, sans-I/O: build and open the sealed messages that cross the relay.
+
+Messages: offer, answer, ring, accept, decline, busy, hangup, presence. Offers and answers carry
+full-gathering SDP (every ICE candidate is already in it), so there are no trickle-ICE messages.
+
+Each message is a JSON object, signed, then sealed:
+
+    {"v": 1, "type": "offer", "call_id": "…", "from": b64(sender Ed25519 key),
+     "to": b64(recipient Ed25519 key), "nonce": b64(16 random bytes), "ts": <unix ms>,
+     ...type-specific fields..., "sig": b64(Ed25519 signature)}
+
+- The signature covers `"tcall-signal-v1\\0"` followed by the canonical JSON (sorted keys, no
+  spaces, ASCII) of every field except "sig": the type, call id, both keys, nonce, timestamp
+  and, for offer/answer, the SDP and the explicit lists "dtls" (every `a=fingerprint:` line,
+  session and media level), "ice_ufrag" and "ice_pwd" (every ICE credential in the SDP).
+- The signed JSON is sealed with libsodium's sealed box (PyNaCl `SealedBox`) to the recipient's
+  X25519 key, converted from their Ed25519 key. The relay sees ciphertext and its size only.
+
+`open_message` checks, in this order, and refuses with a distinct `WireRefusal` subclass whose
+`reason` a caller can put in JSON: oversize (before decrypting), undecryptable, malformed,
+not addressed to us, bad signature, SDP credentials not covered by the signed lists, stale
+timestamp, changed key, unknown sender (unless the caller allows unknown senders), replay.
+Nothing here owns a clock or a socket: `now` (unix seconds) is always passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import nacl.exceptions
+import nacl.public
+import nacl.signing
+import nacl.utils
+
+from engine.errors import IdentityError, ProtocolError, TcallError
+from engine.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, box_public_key
+from engine.identity import fingerprint as key_fingerprint
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SKEW_SECONDS = 120.0
+NONCE_BYTES = 16
+KINDS = ("offer", "answer", "ring", "accept", "decline", "busy", "hangup", "presence")
+PRESENCE_STATES = ("online", "offline")
+_SIGNING_CONTEXT = b"tcall-signal-v1\0"
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_COMMON_FIELDS = {"v", "type", "call_id", "from", "to", "nonce", "ts", "sig"}
+_SDP_FIELDS = {"sdp", "dtls", "ice_ufrag", "ice_pwd", "video"}
+_KIND_FIELDS: dict[str, set[str]] = {
+    "offer": _SDP_FIELDS,
+    "answer": _SDP_FIELDS,
+    "accept": {"video"},
+    "presence": {"presence"},
+    "ring": set(),
+    "decline": set(),
+    "busy": set(),
+    "hangup": set(),
+}
+
+
+class WireRefusal(TcallError):
+    """A message that `open_message` refused; `reason` is a stable code for JSON output."""
+
+    reason: ClassVar[str] = "refused"
+
+
+class OversizeMessage(WireRefusal, ProtocolError):
+    reason = "oversize"
+
+
+class UndecryptableMessage(WireRefusal, ProtocolError):
+    reason = "undecryptable"
+
+
+class MalformedMessage(WireRefusal, ProtocolError):
+    reason = "malformed"
+
+
+class NotForUs(WireRefusal, IdentityError):
+    reason = "not_for_us"
+
+
+class BadSignature(WireRefusal, IdentityError):
+    reason = "bad_signature"
+
+
+class UncoveredSdp(WireRefusal, IdentityError):
+    reason = "uncovered_sdp"
+
+
+class StaleMessage(WireRefusal, IdentityError):
+    reason = "stale"
+
+
+class ReplayedMessage(WireRefusal, IdentityError):
+    reason = "replayed"
+
+
+class ReplayGuardFull(WireRefusal, ProtocolError):
+    reason = "flood"
+
+
+class UnknownSender(WireRefusal, IdentityError):
+    """A correctly signed message from a key that belongs to no contact."""
+
+    reason = "unknown_sender"
+
+    def __init__(self, message: str, sender_key: bytes) -> None:
+        super().__init__(message)
+        self.sender_key = sender_key
+
+
+class ChangedKey(WireRefusal, IdentityError):
+    """A message from a key other than the one pinned for the contact it must come from."""
+
+    reason = "changed_key"
+
+    def __init__(self, message: str, contact: str, sender_key: bytes) -> None:
+        super().__init__(message)
+        self.contact = contact
+        self.sender_key = sender_key
+
+    @classmethod
+    def for_contact(cls, contact: str, sender_key: bytes) -> ChangedKey:
+        return cls(
+            f"the key of contact {contact} has changed (new fingerprint "
+            f"{key_fingerprint(sender_key)}); refusing until you re-add and verify {contact}",
+            contact=contact,
+            sender_key=sender_key,
+        )
+
+
+@dataclass(frozen=True)
+class SenderStatus:
+    """What the contact book says about a sender key."""
+
+    kind: Literal["known", "unknown", "changed"]
+    name: str | None = None
+
+    @classmethod
+    def known(cls, name: str) -> SenderStatus:
+        return cls("known", name)
+
+    @classmethod
+    def unknown(cls) -> SenderStatus:
+        return cls("unknown")
+
+    @classmethod
+    def changed(cls, name: str) -> SenderStatus:
+        return cls("changed", name)
+
+
+PinnedKeyLookup = Callable[[bytes], SenderStatus]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One verified signaling message."""
+
+    kind: str
+    call_id: str
+    sender: bytes
+    recipient: bytes
+    nonce: bytes
+    timestamp: float  # unix seconds, millisecond resolution
+    sdp: str | None = None
+    video: bool | None = None
+    presence: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """An opened message and who sent it: a contact name, or None for an unknown key."""
+
+    message: Message
+    contact: str | None
+
+
+@dataclass(frozen=True)
+class SdpCredentials:
+    """Every DTLS fingerprint and ICE credential an SDP carries, as sorted unique lists."""
+
+    dtls: list[str]
+    ice_ufrag: list[str]
+    ice_pwd: list[str]
+
+
+def sdp_credentials(sdp: str) -> SdpCredentials:
+    """Read fingerprints and ICE credentials the way aiortc's SDP parser reads them."""
+    dtls: set[str] = set()
+    ufrags: set[str] = set()
+    pwds: set[str] = set()
+    for line in sdp.splitlines():
+        if not line.startswith("a=") or ":" not in line:
+            continue
+        attr, value = line[2:].split(":", 1)
+        if attr == "fingerprint":
+            dtls.add(" ".join(value.split()))
+        elif attr == "ice-ufrag":
+            ufrags.add(value)
+        elif attr == "ice-pwd":
+            pwds.add(value)
+    return SdpCredentials(sorted(dtls), sorted(ufrags), sorted(pwds))
+
+
+def new_call_id() -> str:
+    return nacl.utils.random(16).hex()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _canonical(fields: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in fields.items() if k != "sig"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _SIGNING_CONTEXT + text.encode("ascii")
+
+
+def sign_and_seal(identity: Identity, recipient_key: bytes, fields: dict[str, Any]) -> bytes:
+    """Low level: sign `fields` as they are and seal them. `seal_message` builds valid fields;
+    tests use this directly to forge the messages a hostile peer could send."""
+    signed = dict(fields, sig=_b64(identity.sign(_canonical(fields))))
+    plaintext = json.dumps(signed, separators=(",", ":")).encode("ascii")
+    return bytes(nacl.public.SealedBox(box_public_key(recipient_key)).encrypt(plaintext))
+
+
+def seal_message(
+    identity: Identity,
+    recipient_key: bytes,
+    kind: str,
+    call_id: str,
+    now: float,
+    *,
+    sdp: str | None = None,
+    video: bool | None = None,
+    presence: str | None = None,
+) -> bytes:
+    """A signed message sealed to `recipient_key`, ready to hand to the relay.
+
+    offer/answer need `sdp` (full-gathering) and `video`; accept needs `video`;
+    presence needs `presence` ("online"/"offline") and an empty call id.
+    """
+    fields: dict[str, Any] = {
+        "v": VERSION,
+        "type": kind,
+        "call_id": call_id,
+        "from": _b64(identity.public_key),
+        "to": _b64(recipient_key),
+        "nonce": _b64(nacl.utils.random(NONCE_BYTES)),
+        "ts": int(round(now * 1000)),
+    }
+    if sdp is not None:
+        creds = sdp_credentials(sdp)
+        fields.update(sdp=sdp, dtls=creds.dtls, ice_ufrag=creds.ice_ufrag, ice_pwd=creds.ice_pwd)
+    if video is not None:
+        fields["video"] = video
+    if presence is not None:
+        fields["presence"] = presence
+    _check_fields(fields)
+    sealed = sign_and_seal(identity, recipient_key, fields)
+    if len(sealed) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"a {kind} message would be {len(sealed)} bytes, over the limit")
+    return sealed
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _decode(value: Any, size: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise MalformedMessage(f"malformed message: {what} is not a string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise MalformedMessage(f"malformed message: {what} is not base64") from None
+    if len(raw) != size:
+        raise MalformedMessage(f"malformed message: {what} has {len(raw)} bytes, not {size}")
+    return raw
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    """Raise MalformedMessage unless `fields` has exactly the right fields of the right types."""
+    kind = fields.get("type")
+    if fields.get("v") != VERSION or type(fields.get("v")) is not int:
+        raise MalformedMessage(f"malformed message: unsupported version {fields.get('v')!r}")
+    if not isinstance(kind, str) or kind not in _KIND_FIELDS:
+        raise MalformedMessage(f"malformed message: unknown type {str(kind)[:20]!r}")
+    expected = _COMMON_FIELDS | _KIND_FIELDS[kind]
+    if set(fields) - {"sig"} != expected - {"sig"}:
+        raise MalformedMessage(f"malformed message: wrong fields for a {kind} message")
+    call_id = fields["call_id"]
+    if not isinstance(call_id, str) or not (
+        call_id == "" if kind == "presence" else _CALL_ID.fullmatch(call_id)
+    ):
+        raise MalformedMessage("malformed message: bad call id")
+    if type(fields["ts"]) is not int or not 0 <= fields["ts"] < 2**53:
+        raise MalformedMessage("malformed message: bad timestamp")
+    if "video" in fields and not isinstance(fields["video"], bool):
+        raise MalformedMessage("malformed message: 'video' is not true/false")
+    if "presence" in fields and fields["presence"] not in PRESENCE_STATES:
+        raise MalformedMessage("malformed message: bad presence state")
+    if "sdp" in fields and not (
+        isinstance(fields["sdp"], str)
+        and all(_is_str_list(fields[k]) for k in ("dtls", "ice_ufrag", "ice_pwd"))
+    ):
+        raise MalformedMessage("malformed message: bad SDP fields")
+
+
+def _parse(plaintext: bytes) -> dict[str, Any]:
+    try:
+        fields = json.loads(plaintext.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedMessage("malformed message: not JSON") from None
+    if not isinstance(fields, dict) or "sig" not in fields:
+        raise MalformedMessage("malformed message: not a signed JSON object")
+    _check_fields(fields)
+    return fields
+
+
+def _check_sdp_covered(fields: dict[str, Any]) -> None:
+    found = sdp_credentials(fields["sdp"])
+    if not found.dtls:
+        raise UncoveredSdp("the SDP carries no DTLS fingerprint")
+    signed = [set(fields["dtls"]), set(fields["ice_ufrag"]), set(fields["ice_pwd"])]
+    if not set(found.dtls) <= signed[0]:
+        raise UncoveredSdp("the SDP has a DTLS fingerprint that the signature does not cover")
+    if not (set(found.ice_ufrag) <= signed[1] and set(found.ice_pwd) <= signed[2]):
+        raise UncoveredSdp("the SDP has ICE credentials that the signature does not cover")
+
+
+@dataclass
+class ReplayGuard:
+    """Remembers the nonces of accepted messages for as long as their timestamps stay fresh."""
+
+    window: float = MAX_SKEW_SECONDS
+    max_entries: int = 100_000
+    _seen: set[tuple[bytes, bytes]] = field(default_factory=set)
+    _expiry: list[tuple[float, bytes, bytes]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def check_and_remember(self, sender: bytes, nonce: bytes, timestamp: float, now: float) -> None:
+        while self._expiry and self._expiry[0][0] < now:
+            _, old_sender, old_nonce = heapq.heappop(self._expiry)
+            self._seen.discard((old_sender, old_nonce))
+        if (sender, nonce) in self._seen:
+            raise ReplayedMessage("replayed message: this nonce was already used")
+        if len(self._seen) >= self.max_entries:
+            raise ReplayGuardFull("too many messages in the replay window; try again shortly")
+        self._seen.add((sender, nonce))
+        # A copy stops passing the timestamp check once `now` passes timestamp + window.
+        heapq.heappush(self._expiry, (timestamp + self.window, sender, nonce))
+
+
+def open_message(
+    identity: Identity,
+    data: bytes,
+    now: float,
+    replay_guard: ReplayGuard,
+    pinned_key_lookup: PinnedKeyLookup,
+    *,
+    allow_unknown: bool = False,
+) -> Received:
+    """Decrypt and verify one message for `identity`; raise a WireRefusal if anything is off.
+
+    With `allow_unknown`, a correctly signed message from a key that is no contact is returned
+    with `contact=None`, so the policy layer can silence or ring it. A changed key is refused.
+    """
+    if not isinstance(data, bytes | bytearray) or len(data) > MAX_MESSAGE_BYTES:
+        raise OversizeMessage(f"message over {MAX_MESSAGE_BYTES} bytes refused unread")
+    try:
+        plaintext = nacl.public.SealedBox(identity.box_private_key()).decrypt(bytes(data))
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise UndecryptableMessage("message could not be opened with our key") from None
+    fields = _parse(plaintext)
+    sender = _decode(fields["from"], PUBLIC_KEY_BYTES, "sender key")
+    recipient = _decode(fields["to"], PUBLIC_KEY_BYTES, "recipient key")
+    nonce = _decode(fields["nonce"], NONCE_BYTES, "nonce")
+    signature = _decode(fields["sig"], SIGNATURE_BYTES, "signature")
+    if recipient != identity.public_key:
+        raise NotForUs("message addressed to another identity (re-sealed by someone else)")
+    try:
+        nacl.signing.VerifyKey(sender).verify(_canonical(fields), signature)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise BadSignature("bad signature: the message was not signed by its sender key") from None
+    if "sdp" in fields:
+        _check_sdp_covered(fields)
+    timestamp = fields["ts"] / 1000
+    if abs(now - timestamp) > MAX_SKEW_SECONDS:
+        raise StaleMessage(
+            f"stale message: its timestamp is {abs(now - timestamp):.0f} s from our clock "
+            f"(limit {MAX_SKEW_SECONDS:.0f} s)"
+        )
+    status = pinned_key_lookup(sender)
+    if status.kind == "changed":
+        raise ChangedKey.for_contact(status.name or "?", sender)
+    if status.kind == "unknown" and not allow_unknown:
+        raise UnknownSender(
+            f"message from an unknown key {key_fingerprint(sender)}", sender_key=sender
+        )
+    replay_guard.check_and_remember(sender, nonce, timestamp, now)
+    message = Message(
+        kind=fields["type"],
+        call_id=fields["call_id"],
+        sender=sender,
+        recipient=recipient,
+        nonce=nonce,
+        timestamp=timestamp,
+        sdp=fields.get("sdp"),
+        video=fields.get("video"),
+        presence=fields.get("presence"),
+    )
+    return Received(message, status.name if status.kind == "known" else None)
