@@ -42,6 +42,8 @@ OUTCOME_EXIT = {
     "relay_unreachable": ExitCode.RELAY_UNREACHABLE,
     "identity_error": ExitCode.IDENTITY,
     "protocol_error": ExitCode.PROTOCOL,
+    "cancelled": ExitCode.OK,
+    "missed": ExitCode.NO_ANSWER,
 }
 
 
@@ -58,6 +60,8 @@ class CallOptions:
     speaker: str | None = None
     ice: IceSettings = field(default_factory=IceSettings)
     low_latency: bool = True
+    camera_on: bool = True  # False: the call starts with the camera off (black frames)
+    receive_video: bool = True  # False: an audio-only call
 
 
 def open_media(options: CallOptions, emit: Emit) -> tuple[VideoSource | None, AudioSource | None]:
@@ -92,7 +96,7 @@ def open_session(options: CallOptions, emit: Emit) -> Session:
     sink = open_audio_sink(options.speaker)
     if sink.notice:
         emit({"event": "notice", "message": sink.notice})
-    return Session(
+    session = Session(
         ice=options.ice,
         video=video,
         audio=audio,
@@ -100,25 +104,43 @@ def open_session(options: CallOptions, emit: Emit) -> Session:
         emit=emit,
         codec=options.codec,
         low_latency=options.low_latency,
+        receive_video=options.receive_video,
     )
+    if session.video_track is not None:
+        session.video_track.enabled = options.camera_on
+    return session
 
 
 Connect = Callable[[Session], Awaitable[None]]
 
 
+class CallEnded(Exception):
+    """Raised inside a call when the peer or the local user hung up before media flowed."""
+
+
 async def run_call(
-    options: CallOptions, connect: Connect, emit: Emit, stop: asyncio.Event
+    options: CallOptions,
+    connect: Connect,
+    emit: Emit,
+    stop: asyncio.Event,
+    ended: asyncio.Event | None = None,
 ) -> dict[str, Any]:
-    """Open media, let `connect` do the signaling, run until done, and return the summary event."""
+    """Open media, let `connect` do the signaling, run until done, and return the summary event.
+
+    `stop` interrupts (Ctrl-C: outcome "interrupted"); `ended` is a normal hang-up by either side.
+    """
     dialed = time.monotonic()
     session = open_session(options, emit)
+    ended = ended or asyncio.Event()
     outcome = "failed"
     reason: str | None = None
     try:
-        await _connect(session, connect, options.connect_timeout, stop)
-        outcome = await _run_media(session, options.duration, emit, stop)
+        await _until(_connect(session, connect, options.connect_timeout), stop, ended)
+        outcome = await _run_media(session, options.duration, emit, stop, ended)
     except _Stopped:
         outcome = "interrupted"
+    except CallEnded:
+        outcome = "cancelled"
     except TimeoutError:
         outcome, reason = "timeout", f"not connected after {options.connect_timeout:g} s"
     except TcallError as exc:
@@ -133,27 +155,35 @@ class _Stopped(Exception):
     pass
 
 
-async def _connect(session: Session, connect: Connect, timeout: float, stop: asyncio.Event) -> None:
-    async def dial() -> None:
-        await connect(session)
-        await session.wait_connected(timeout)
+async def _connect(session: Session, connect: Connect, timeout: float) -> None:
+    await connect(session)
+    await session.wait_connected(timeout)
 
-    dialing = asyncio.ensure_future(asyncio.wait_for(dial(), timeout))
+
+async def _until(work: Awaitable[None], stop: asyncio.Event, ended: asyncio.Event) -> None:
+    """Run `work` unless `stop` (raises _Stopped) or `ended` (raises CallEnded) comes first."""
+    task = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
+    ending = asyncio.ensure_future(ended.wait())
     try:
-        await asyncio.wait({dialing, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, stopping, ending}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-    if not dialing.done():
-        dialing.cancel()
+        ending.cancel()
+    if not task.done():
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await dialing
-        raise _Stopped
-    dialing.result()
+            await task
+        raise _Stopped if stop.is_set() else CallEnded
+    task.result()
 
 
 async def _run_media(
-    session: Session, duration: float | None, emit: Emit, stop: asyncio.Event
+    session: Session,
+    duration: float | None,
+    emit: Emit,
+    stop: asyncio.Event,
+    ended: asyncio.Event,
 ) -> str:
     started = time.monotonic()
     while True:
@@ -162,12 +192,12 @@ async def _run_media(
             break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
-                _first(stop.wait(), session.wait_closed()), min(1.0, left or 1.0)
+                _first(stop.wait(), ended.wait(), session.wait_closed()), min(1.0, left or 1.0)
             )
         if stop.is_set():
             emit(await session.stats())
             return "interrupted"
-        if session.closed:
+        if session.closed or ended.is_set():
             break
         emit(await session.stats())
     if session.video_sink.frames_received == 0 and session.video_track is not None:

@@ -88,11 +88,13 @@ class Session:
 
     async def create_answer(self, offer_sdp: str) -> str:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        for transceiver in self.pc.getTransceivers():
-            track = self.video_track if transceiver.kind == "video" else self.audio_track
+        for track in (self.video_track, self.audio_track):
             if track is not None:
-                transceiver.sender.replaceTrack(track)
-                transceiver.direction = "sendrecv"
+                self.pc.addTrack(track)  # reuses the offer's transceiver of the same kind
+        if not self._receive_video:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video" and self.video_track is None:
+                    transceiver.direction = "inactive"  # an audio-only answer to a video offer
         self._install_low_latency()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp

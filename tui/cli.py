@@ -17,13 +17,38 @@ COMMAND_MODULES = [
     "tui.commands.contacts",
     "tui.commands.devices",
     "tui.commands.identity",
+    "tui.commands.listen",
     "tui.commands.serve",
     "tui.commands.settings",
     "tui.commands.view",
 ]
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it runs: `tcall settings` should not pay for
+    importing aiortc, OpenCV and PyAV (over a second per process)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.modules = {name.rsplit(".", 1)[1]: name for name in COMMAND_MODULES}
+        self.modules["id"] = self.modules.pop("identity")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.modules)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.modules.get(cmd_name)
+        if module is None:
+            return None
+        command: click.Command = importlib.import_module(module).command
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--home",
     type=click.Path(file_okay=False),
@@ -37,14 +62,6 @@ def cli(ctx: click.Context, home: str | None) -> None:
         paths.set_home(home)
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        cli.add_command(importlib.import_module(name).command)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

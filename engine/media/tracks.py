@@ -40,12 +40,14 @@ class VideoSourceTrack(MediaStreamTrack):
         self.source = source
         self.frames_sent = 0
         self.enabled = True  # False sends black frames: the camera is off but the call goes on
+        self.latest: np.ndarray | None = None  # the newest frame sent, for a UI's self-view
         self._start: float | None = None
 
     async def recv(self) -> VideoFrame:
         pixels = await self.source.next_frame()
         if not self.enabled:
             pixels = pixels * 0
+        self.latest = pixels
         now = time.monotonic()
         if self._start is None:
             self._start = now

@@ -87,11 +87,14 @@ class RelayClient:
     async def send(self, to_mailbox: str, payload: bytes) -> None:
         """Pass `payload` to `to_mailbox` through the relay (held briefly if it is offline)."""
         try:
-            self._conn.send(to_mailbox, payload)
+            protocol.mailbox_bytes(to_mailbox)
         except ValueError as exc:
-            raise (UsageError if "mailbox" in str(exc) else ProtocolError)(str(exc)) from exc
+            raise UsageError(str(exc)) from exc
+        if not 0 < len(payload) <= protocol.MAX_PAYLOAD:
+            raise ProtocolError(f"a relay payload has 1 to {protocol.MAX_PAYLOAD} bytes")
         if self._closed_reason is not None:
             raise RelayUnreachable(self._closed_reason)
+        self._conn.send(to_mailbox, payload)
         try:
             for frame in self._conn.data_to_send():
                 await self._ws.send_bytes(frame)

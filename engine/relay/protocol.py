@@ -62,10 +62,9 @@ class ErrorCode(enum.IntEnum):
     TOO_LARGE = 4  # a frame over the size limit
     RATE_LIMITED = 5  # more messages than the token bucket allows
     REPLACED = 6  # the same mailbox signed in again elsewhere
-    TOO_SLOW = 7  # the client stopped reading its deliveries
-    AUTH_TIMEOUT = 8  # no AUTH in time
-    SHUTTING_DOWN = 9  # the relay is stopping
-    UNSUPPORTED = 10  # a text frame, or a protocol version we do not speak
+    AUTH_TIMEOUT = 7  # no AUTH in time
+    SHUTTING_DOWN = 8  # the relay is stopping
+    UNSUPPORTED = 9  # a text frame, or a protocol version we do not speak
 
 
 class RelayProtocolError(Exception):

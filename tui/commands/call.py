@@ -12,9 +12,10 @@ import click
 
 from engine.call import OUTCOME_EXIT, CallOptions
 from engine.echo import run_echo_call
-from engine.errors import ExitCode, UsageError
+from engine.errors import ExitCode, RelayUnreachable, UsageError
 from engine.media.audio import AUDIO_SPECS
 from engine.media.video import VIDEO_SPECS
+from engine.phone import Phone
 from engine.session import CODECS
 
 
@@ -57,10 +58,26 @@ class EventPrinter:
             )
         elif kind == "summary":
             self.summary(event)
+        elif kind == "incoming":
+            badge = "verified" if event["verified"] else "NOT verified"
+            media = "video" if event["video"] else "audio"
+            click.echo(f"tcall: incoming {media} call from {event['from']} ({badge})", err=True)
+        elif kind in ("silenced", "missed"):
+            click.echo(f"tcall: {kind} a call from {event['from']} ({event['reason']})", err=True)
+        elif kind == "refused":
+            click.echo(f"tcall: refused a message: {event['message']}", err=True)
+        elif kind == "relay":
+            click.echo(f"tcall: relay {event['url']} {event['state']}", err=True)
 
     def summary(self, event: dict[str, Any]) -> None:
+        if event.get("reason") and event["outcome"] not in ("answered", "interrupted"):
+            click.echo(f"tcall: error: {event['reason']}", err=True)
+        peer = f" with {event['peer']}" if event.get("peer") else ""
+        if "frames_sent" not in event:  # a call that never got to media
+            click.echo(f"call{peer} {event['outcome']}")
+            return
         lines = [
-            f"call {event['outcome']}" + (f": {event['reason']}" if event.get("reason") else ""),
+            f"call{peer} {event['outcome']}",
             f"  frames sent      {event['frames_sent']}",
             f"  frames received  {event['frames_received']} ({event['fps_received']} fps)",
             f"  setup            {event['setup_ms']} ms (dial to first frame)",
@@ -70,7 +87,9 @@ class EventPrinter:
         click.echo("\n".join(lines))
 
 
-async def _run(name: str, options: CallOptions, emit: EventPrinter) -> dict[str, Any]:
+async def _run(
+    name: str, options: CallOptions, emit: EventPrinter, ring_timeout: float
+) -> dict[str, Any]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -78,10 +97,36 @@ async def _run(name: str, options: CallOptions, emit: EventPrinter) -> dict[str,
     try:
         if name == "echo":
             return await run_echo_call(options, emit, stop)
-        raise UsageError(f"unknown contact: {name}")
+        return await _call_contact(name, options, emit, stop, ring_timeout)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _call_contact(
+    name: str, options: CallOptions, emit: EventPrinter, stop: asyncio.Event, ring_timeout: float
+) -> dict[str, Any]:
+    # The Phone reports each call's summary too; here the command prints the one summary itself.
+    phone = Phone(lambda e: None if e["event"] == "summary" else emit(e), ring_timeout=ring_timeout)
+    phone.contacts.get(name)  # an unknown contact is a usage error before any network traffic
+    try:
+        try:
+            await phone.start()
+        except RelayUnreachable as exc:
+            return {"event": "summary", "outcome": "relay_unreachable", "reason": str(exc)}
+        call = await phone.dial(name, options)
+        stopping = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[Any]] = {call.done, stopping}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not call.done.done():
+            call.stop.set()
+        summary = dict(await call.done)
+        summary.pop("call_id", None)
+        summary.pop("peer", None)
+        return summary
+    finally:
+        await phone.close()
 
 
 @click.command("call")
@@ -93,6 +138,13 @@ async def _run(name: str, options: CallOptions, emit: EventPrinter) -> dict[str,
     "--duration", type=click.FloatRange(min=0.1), default=None, help="Hang up after S seconds."
 )
 @click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
+@click.option(
+    "--ring-timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Give up when nobody answers.",
+)
 @click.option("--resolution", default="640x480", show_default=True, help="Camera/pattern size.")
 @click.option("--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
@@ -103,6 +155,7 @@ def command(
     codec: str,
     duration: float | None,
     connect_timeout: float,
+    ring_timeout: float,
     resolution: str,
     fps: float,
     as_json: bool,
@@ -120,6 +173,6 @@ def command(
         fps=fps,
     )
     emit = EventPrinter(as_json)
-    summary = asyncio.run(_run(name, options, emit))
+    summary = asyncio.run(_run(name, options, emit, ring_timeout))
     emit(summary)
     return OUTCOME_EXIT.get(summary["outcome"], ExitCode.CALL_FAILED)

@@ -1,0 +1,499 @@
+"""The engine facade that the command line and the TUI drive: methods in, events out.
+
+A Phone is one identity (one TCALL_HOME): its key, contacts, settings and history, and its link to
+the relay. `dial`, `accept`, `decline` and `hangup` go in; dict events come out through `emit`:
+`relay`, `presence`, `incoming`, `silenced`, `missed`, `refused`, `state`, `stats`, `notice` and
+`summary`, each call event tagged with its `call_id`. Every incoming message is opened and verified
+by `engine.wire` and every incoming call is judged by `engine.policy` before anything rings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import nacl.signing
+
+from engine.call import CallOptions, run_call
+from engine.callstate import CallMachine, Event, State
+from engine.contacts import Contact, ContactBook
+from engine.errors import ExitCode, IdentityError, ProtocolError, TcallError, UsageError
+from engine.history import CallRecord, History
+from engine.ice import IceSettings
+from engine.identity import Identity, fingerprint, load_or_create_identity
+from engine.policy import Decision, decide_incoming
+from engine.relay.client import RelayClient
+from engine.relay.protocol import mailbox_id
+from engine.session import Emit, Session
+from engine.settings import Settings
+from engine.wire import (
+    Message,
+    ReplayGuard,
+    WireRefusal,
+    new_call_id,
+    open_message,
+    seal_message,
+)
+
+Clock = Callable[[], float]
+REPLIES = ("ring", "answer", "decline", "busy")
+
+
+@dataclass
+class Call:
+    """One call, outgoing or incoming, from first message to summary."""
+
+    call_id: str
+    peer: str  # contact name, or "unknown <fingerprint>"
+    peer_key: bytes
+    contact: Contact | None
+    machine: CallMachine
+    options: CallOptions
+    video: bool
+    started_at: float
+    offer_sdp: str | None = None
+    inbox: asyncio.Queue[Message | TcallError] = field(default_factory=asyncio.Queue)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # interrupt (Ctrl-C)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # a normal hang-up
+    peer_hung_up: bool = False
+    session: Session | None = None
+    task: asyncio.Task[None] | None = None
+    done: asyncio.Future[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def outgoing(self) -> bool:
+        return self.machine.outgoing
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.contact and self.contact.verified)
+
+
+class Phone:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        clock: Clock = time.time,
+        auto_answer_contacts: bool = False,
+        ring_timeout: float = 30.0,
+        incoming_options: CallOptions | None = None,
+    ) -> None:
+        self._emit = emit
+        self.clock = clock
+        self.auto_answer_contacts = auto_answer_contacts
+        self.ring_timeout = ring_timeout
+        self.identity: Identity = load_or_create_identity()
+        self.contacts = ContactBook.load()
+        self.settings = Settings.load()
+        self.history = History.open(self.settings.history_retention_days, clock)
+        self.incoming_options = incoming_options or CallOptions()
+        self.replay_guard = ReplayGuard()
+        self.calls: dict[str, Call] = {}
+        self.relay_state = "offline"
+        self.online: set[str] = set()
+        self._links: dict[str, RelayClient] = {}
+        self._readers: list[asyncio.Task[None]] = []
+
+    # --- relay -----------------------------------------------------------------------------
+
+    @property
+    def relay_url(self) -> str:
+        return self.settings.relay_url
+
+    def ice_settings(self) -> IceSettings:
+        turn = [(t.url, t.username, t.credential) for t in self.settings.turn_servers]
+        return IceSettings(
+            stun_servers=tuple(self.settings.stun_servers),
+            turn_servers=tuple(turn),
+            relay_only=self.settings.relay_only,
+        )
+
+    async def start(self) -> None:
+        """Sign in to our relay (RelayUnreachable if we cannot) and tell contacts we are online."""
+        if not self.relay_url:
+            raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
+        self._set_relay_state("connecting")
+        try:
+            await self._link(self.relay_url)
+        except TcallError:
+            self._set_relay_state("offline")
+            raise
+        self._set_relay_state("online")
+        if self.settings.presence == "contacts":
+            for contact in self.contacts.contacts():
+                if not contact.blocked:
+                    await self._send_quietly(contact, "presence", "", presence="online")
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            await self.hangup(call.call_id)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(call.done), 5)
+        if self.settings.presence == "contacts" and self._links:
+            for contact in self.contacts.contacts():
+                if contact.name in self.online:
+                    await self._send_quietly(contact, "presence", "", presence="offline")
+        for reader in self._readers:
+            reader.cancel()
+        for link in self._links.values():
+            await link.close()
+        self._links.clear()
+        self._set_relay_state("offline")
+
+    def _set_relay_state(self, state: str) -> None:
+        self.relay_state = state
+        self._emit({"event": "relay", "state": state, "url": self.relay_url})
+
+    async def _link(self, url: str) -> RelayClient:
+        link = self._links.get(url)
+        if link is None:
+            signing_key = nacl.signing.SigningKey(self.identity.seed)
+            link = await RelayClient.connect(url, signing_key)
+            self._links[url] = link
+            self._readers.append(asyncio.create_task(self._read(link), name=f"relay {url}"))
+        return link
+
+    async def _read(self, link: RelayClient) -> None:
+        try:
+            while True:
+                self._dispatch(await link.receive())
+        except TcallError as exc:
+            self._links.pop(link.url, None)
+            if link.url == self.relay_url:
+                self._set_relay_state("offline")
+                self._emit({"event": "notice", "message": str(exc)})
+            for call in self.calls.values():
+                if call.machine.state in (State.CALLING, State.RINGING):
+                    call.inbox.put_nowait(exc)
+
+    async def _send(
+        self, peer_key: bytes, relay_url: str, kind: str, call_id: str, **fields: Any
+    ) -> None:
+        link = await self._link(relay_url or self.relay_url)
+        payload = seal_message(self.identity, peer_key, kind, call_id, self.clock(), **fields)
+        await link.send(mailbox_id(peer_key), payload)
+
+    async def _send_quietly(self, contact: Contact, kind: str, call_id: str, **fields: Any) -> None:
+        with contextlib.suppress(TcallError):
+            await self._send(contact.public_key, contact.relay_url, kind, call_id, **fields)
+
+    async def _send_to_call(self, call: Call, kind: str, **fields: Any) -> None:
+        relay = call.contact.relay_url if call.contact else ""
+        await self._send(call.peer_key, relay, kind, call.call_id, **fields)
+
+    # --- incoming messages -----------------------------------------------------------------
+
+    def _dispatch(self, payload: bytes) -> None:
+        try:
+            received = open_message(
+                self.identity,
+                payload,
+                self.clock(),
+                self.replay_guard,
+                self.contacts.lookup,
+                allow_unknown=True,
+            )
+        except WireRefusal as exc:
+            self._refused(exc)
+            return
+        message = received.message
+        call = self.calls.get(message.call_id)
+        if message.kind == "presence":
+            self._presence(received.contact, message)
+        elif message.kind == "offer" and call is None:
+            asyncio.ensure_future(self._incoming(message))
+        elif call is None:
+            self._refused(ProtocolError(f"a {message.kind} for no call of ours"), waiting=True)
+        elif message.sender != call.peer_key:
+            self._refused(
+                IdentityError(
+                    f"a {message.kind} for our call with {call.peer} was signed by another key"
+                )
+            )
+        else:
+            self._for_call(call, message)
+
+    def _refused(self, error: TcallError, waiting: bool = True) -> None:
+        """A message we could not trust. A call waiting for its answer ends with that error:
+        anything else would let a tampering relay stall it silently."""
+        reason = getattr(
+            error, "reason", "identity" if error.code == ExitCode.IDENTITY else "protocol"
+        )
+        self._emit({"event": "refused", "reason": reason, "message": str(error)})
+        if waiting:
+            for call in self.calls.values():
+                if call.outgoing and call.machine.state in (State.CALLING, State.RINGING):
+                    call.inbox.put_nowait(error)
+
+    def _presence(self, contact: str | None, message: Message) -> None:
+        if contact is None or self.settings.presence != "contacts":
+            return
+        online = message.presence == "online"
+        was_online = contact in self.online
+        (self.online.add if online else self.online.discard)(contact)
+        if online != was_online:
+            self._emit({"event": "presence", "contact": contact, "online": online})
+        if online and not was_online:
+            asyncio.ensure_future(
+                self._send_quietly(self.contacts.get(contact), "presence", "", presence="online")
+            )
+
+    def _for_call(self, call: Call, message: Message) -> None:
+        if message.kind in REPLIES and call.outgoing:
+            call.inbox.put_nowait(message)
+        elif message.kind == "hangup":
+            call.peer_hung_up = True
+            if call.machine.state is State.INCOMING:
+                call.machine.handle(Event.HANGUP)
+                self._finish_unanswered(call, "missed")
+            else:
+                call.ended.set()
+        else:
+            self._refused(
+                ProtocolError(f"unexpected {message.kind} in a call that is {call.machine.state}")
+            )
+
+    # --- outgoing calls --------------------------------------------------------------------
+
+    async def dial(self, name: str, options: CallOptions) -> Call:
+        """Start calling contact `name`; the returned Call's `done` resolves to its summary."""
+        contact = self.contacts.get(name)
+        if contact.blocked:
+            raise UsageError(
+                f"{name} is blocked: unblock them first (tcall contacts unblock {name})"
+            )
+        options = dataclasses.replace(options, ice=self.ice_settings())
+        call = Call(
+            call_id=new_call_id(),
+            peer=name,
+            peer_key=contact.public_key,
+            contact=contact,
+            machine=CallMachine(outgoing=True),
+            options=options,
+            video=options.video != "none",
+            started_at=self.clock(),
+        )
+        self.calls[call.call_id] = call
+        call.task = asyncio.create_task(self._run(call, self._ring_and_answer(call)))
+        return call
+
+    def _ring_and_answer(self, call: Call) -> Callable[[Session], Any]:
+        async def connect(session: Session) -> None:
+            call.session = session
+            offer = await session.create_offer()
+            await self._send_to_call(call, "offer", sdp=offer, video=call.video)
+            self._call_state(call)
+            deadline = time.monotonic() + self.ring_timeout
+            while True:
+                try:
+                    item = await asyncio.wait_for(call.inbox.get(), deadline - time.monotonic())
+                except TimeoutError:
+                    call.machine.handle(Event.TIMEOUT)
+                    await self._send_to_call(call, "hangup")
+                    raise TcallError(
+                        f"{call.peer} is unavailable (no answer)", ExitCode.NO_ANSWER
+                    ) from None
+                if isinstance(item, TcallError):
+                    call.machine.handle(Event.FAILED)
+                    raise item
+                if item.kind == "ring":
+                    call.machine.handle(Event.RING)
+                    self._call_state(call)
+                elif item.kind == "answer":
+                    call.machine.handle(Event.ANSWER)
+                    self._call_state(call)
+                    assert item.sdp is not None  # wire guarantees an answer carries SDP
+                    await session.accept_answer(item.sdp)
+                    return
+                elif item.kind == "decline":
+                    call.machine.handle(Event.DECLINE)
+                    raise TcallError(f"{call.peer} is unavailable (declined)", ExitCode.DECLINED)
+                elif item.kind == "busy":
+                    call.machine.handle(Event.BUSY)
+                    raise TcallError(f"{call.peer} is busy", ExitCode.BUSY)
+
+        return connect
+
+    # --- incoming calls --------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return any(not c.machine.ended for c in self.calls.values())
+
+    async def _incoming(self, message: Message) -> None:
+        contact = self.contacts.by_key(message.sender)
+        peer = contact.name if contact else f"unknown {fingerprint(message.sender)[:19]}"
+        decision = decide_incoming(
+            self.settings,
+            contact,
+            wants_video=bool(message.video),
+            now=datetime.fromtimestamp(self.clock()),
+            in_call=self.busy,
+            auto_answer_contacts=self.auto_answer_contacts,
+        )
+        if decision.action in ("silence", "miss", "busy"):
+            outcome = {"silence": "silenced", "miss": "missed", "busy": "missed"}[decision.action]
+            self._log(peer, "incoming", 0.0, outcome, bool(message.video))
+            self._emit({"event": outcome, "from": peer, "reason": decision.reason})
+            if decision.action == "busy" and contact is not None:
+                await self._send_quietly(contact, "busy", message.call_id)
+            return
+        call = self._incoming_call(message, contact, peer, decision)
+        await self._send_to_call(call, "ring")
+        self._emit(
+            {
+                "event": "incoming",
+                "call_id": call.call_id,
+                "from": peer,
+                "verified": call.verified,
+                "video": call.video,
+            }
+        )
+        asyncio.get_running_loop().call_later(self.ring_timeout, self._ring_timed_out, call)
+        if decision.action == "auto_answer":
+            await self.accept(call.call_id, video=call.video)
+
+    def _incoming_call(
+        self, message: Message, contact: Contact | None, peer: str, decision: Decision
+    ) -> Call:
+        options = dataclasses.replace(
+            self.incoming_options,
+            ice=self.ice_settings(),
+            camera_on=self.settings.answer_with_camera,
+        )
+        call = Call(
+            call_id=message.call_id,
+            peer=peer,
+            peer_key=message.sender,
+            contact=contact,
+            machine=CallMachine(outgoing=False),
+            options=options,
+            video=decision.video,
+            started_at=self.clock(),
+            offer_sdp=message.sdp,
+        )
+        self.calls[call.call_id] = call
+        return call
+
+    def _ring_timed_out(self, call: Call) -> None:
+        if call.machine.state is State.INCOMING:
+            call.machine.handle(Event.TIMEOUT)
+            self._finish_unanswered(call, "missed")
+
+    async def accept(self, call_id: str, video: bool = True) -> None:
+        call = self._call(call_id)
+        call.machine.handle(Event.ANSWER)
+        with_video = video and call.video
+        if not with_video:
+            call.options = dataclasses.replace(call.options, video="none", receive_video=False)
+
+        async def connect(session: Session) -> None:
+            call.session = session
+            assert call.offer_sdp is not None
+            answer = await session.create_answer(call.offer_sdp)
+            await self._send_to_call(call, "answer", sdp=answer, video=with_video)
+            self._call_state(call)
+
+        call.task = asyncio.create_task(self._run(call, connect))
+
+    async def decline(self, call_id: str) -> None:
+        call = self._call(call_id)
+        call.machine.handle(Event.DECLINE)
+        await self._send_to_call(call, "decline")
+        self._finish_unanswered(call, "declined")
+
+    async def hangup(self, call_id: str) -> None:
+        """End a call: cancel it while it rings, decline it while it rings here, or hang up."""
+        call = self.calls.get(call_id)
+        if call is None or call.machine.ended:
+            return
+        if call.machine.state is State.INCOMING:
+            await self.decline(call_id)
+        else:
+            call.ended.set()
+
+    def _call(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None or call.machine.ended:
+            raise UsageError(f"no such call: {call_id}")
+        return call
+
+    # --- running a call --------------------------------------------------------------------
+
+    def _call_state(self, call: Call) -> None:
+        """Report `calling` and `ringing`; from `connecting` on, the Session reports the state."""
+        if call.machine.state in (State.CALLING, State.RINGING):
+            self._emit(
+                {"event": "state", "call_id": call.call_id, "state": str(call.machine.state)}
+            )
+
+    async def _run(self, call: Call, connect: Callable[[Session], Any]) -> None:
+        def emit(event: dict[str, Any]) -> None:
+            if event["event"] == "state" and event.get("state") == "connected":
+                with contextlib.suppress(ProtocolError):
+                    call.machine.handle(Event.CONNECTED)
+            self._emit({**event, "call_id": call.call_id})
+
+        summary = await run_call(call.options, connect, emit, call.stop, call.ended)
+        if not call.machine.ended:
+            with contextlib.suppress(ProtocolError):
+                call.machine.handle(
+                    Event.HANGUP if summary["outcome"] == "answered" else Event.FAILED
+                )
+        if summary["outcome"] == "cancelled" and not call.outgoing:
+            summary["outcome"] = "missed"
+        if not call.peer_hung_up and summary["outcome"] not in ("declined", "busy", "no_answer"):
+            with contextlib.suppress(TcallError):
+                await self._send_to_call(call, "hangup")
+        answered = summary["outcome"] in ("answered", "interrupted")
+        duration = self.clock() - call.started_at if answered else 0.0
+        direction = "outgoing" if call.outgoing else "incoming"
+        self._log(call.peer, direction, duration, _history_outcome(summary["outcome"]), call.video)
+        summary = {**summary, "call_id": call.call_id, "peer": call.peer}
+        self._emit(summary)
+        call.done.set_result(summary)
+        self.calls.pop(call.call_id, None)
+
+    def _finish_unanswered(self, call: Call, outcome: str) -> None:
+        self._log(call.peer, "incoming", 0.0, outcome, call.video)
+        summary = {
+            "event": "summary",
+            "call_id": call.call_id,
+            "peer": call.peer,
+            "outcome": outcome,
+        }
+        self._emit(summary)
+        if not call.done.done():
+            call.done.set_result(summary)
+        self.calls.pop(call.call_id, None)
+
+    def _log(self, peer: str, direction: str, duration: float, outcome: str, video: bool) -> None:
+        self.history.add(
+            CallRecord(
+                contact=peer,
+                direction=direction,
+                started_at=self.clock(),
+                duration_s=round(duration, 1),
+                outcome=outcome,
+                video=video,
+            )
+        )
+
+
+def _history_outcome(outcome: str) -> str:
+    if outcome in ("answered", "interrupted"):
+        return "answered"
+    if outcome in ("declined", "busy", "no_answer", "missed"):
+        return outcome
+    if outcome == "cancelled":
+        return "no_answer"
+    return "failed"

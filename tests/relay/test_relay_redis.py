@@ -1,0 +1,67 @@
+"""Two relay nodes sharing routing through a real redis-server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import nacl.signing
+import pytest
+
+from engine.errors import RelayUnreachable
+from engine.relay.client import RelayClient
+from engine.relay.protocol import mailbox_id
+from engine.relay.server import RelayConfig
+from tests.relay.conftest import ServeProcess, StartRelay
+
+
+def new_key() -> nacl.signing.SigningKey:
+    return nacl.signing.SigningKey.generate()
+
+
+async def test_two_serve_processes_route_through_redis(
+    redis_url: str, serve: Callable[..., ServeProcess]
+) -> None:
+    node_a = serve("--redis", redis_url)
+    node_b = serve("--redis", redis_url)
+    alice = await RelayClient.connect(node_a.url, new_key())
+    bob = await RelayClient.connect(node_b.url, new_key())
+    await alice.send(bob.mailbox, b"from node A")
+    assert await asyncio.wait_for(bob.receive(), 5) == b"from node A"
+    await bob.send(alice.mailbox, b"from node B")
+    assert await asyncio.wait_for(alice.receive(), 5) == b"from node B"
+    await alice.close()
+    await bob.close()
+
+
+async def test_payload_held_on_one_node_reaches_a_mailbox_signing_in_on_another(
+    redis_url: str, start_relay: StartRelay
+) -> None:
+    url_a, node_a = await start_relay(RelayConfig(hold_seconds=5), redis_url)
+    url_b, node_b = await start_relay(RelayConfig(hold_seconds=5), redis_url)
+    late = new_key()
+    sender = await RelayClient.connect(url_a, new_key())
+    await sender.send(mailbox_id(bytes(late.verify_key)), b"held on A")
+    await asyncio.sleep(0.1)
+    assert len(node_a.hold) == 1
+    receiver = await RelayClient.connect(url_b, late)
+    assert await asyncio.wait_for(receiver.receive(), 5) == b"held on A"
+    assert len(node_a.hold) == 0 and len(node_b.hold) == 0
+    await sender.close()
+    await receiver.close()
+
+
+async def test_one_link_per_mailbox_across_nodes(redis_url: str, start_relay: StartRelay) -> None:
+    url_a, node_a = await start_relay(redis_url=redis_url)
+    url_b, _ = await start_relay(redis_url=redis_url)
+    key = new_key()
+    first = await RelayClient.connect(url_a, key)
+    second = await RelayClient.connect(url_b, key)
+    with pytest.raises(RelayUnreachable, match="signed in again"):
+        await asyncio.wait_for(first.receive(), 5)
+    sender = await RelayClient.connect(url_a, new_key())
+    await sender.send(key_mailbox := second.mailbox, b"to node B")
+    assert await asyncio.wait_for(second.receive(), 5) == b"to node B"
+    assert key_mailbox not in node_a.peers
+    for client in (first, second, sender):
+        await client.close()

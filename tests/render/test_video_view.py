@@ -1,0 +1,122 @@
+"""VideoView under a stats overlay, a self-view picture-in-picture and a modal dialog."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual.app import App, ComposeResult
+from textual.containers import Center
+from textual.screen import ModalScreen
+from textual.widgets import Label
+
+from tests.render.decoders import rgb, screen_of
+from tui.widgets import VideoView
+
+W, H = 60, 20
+
+
+def gradient() -> np.ndarray:
+    y, x = np.mgrid[0 : H * 2, 0:W]
+    return np.stack([x * 4, y * 6, 255 - x * 4], axis=2).astype(np.uint8)
+
+
+class Dialog(ModalScreen[None]):
+    def compose(self) -> ComposeResult:
+        yield Center(Label("HANG UP?", id="dialog"))
+
+
+class CallApp(App[None]):
+    CSS = """
+    Screen { layers: base overlay; }
+    #stats { layer: overlay; offset: 10 3; width: 12; height: 1; background: red; }
+    #pip { layer: overlay; offset: 40 4; width: 16; height: 6; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield VideoView(id="main")
+        yield Label("STATS 30fps", id="stats")
+        yield VideoView(id="pip")
+
+
+def screen_text(app: CallApp):  # type: ignore[no-untyped-def]
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    return screen_of(update.render_segments(app.console).encode(), W, H)
+
+
+def expected(view: VideoView, row: int, col: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    grid = view.grid
+    assert grid is not None and grid.fg is not None and grid.bg is not None
+    return tuple(grid.fg[row, col].tolist()), tuple(grid.bg[row, col].tolist())
+
+
+async def test_overlays_draw_over_the_video_and_the_video_around_them() -> None:
+    app = CallApp()
+    async with app.run_test(size=(W, H)) as pilot:
+        main = app.query_one("#main", VideoView)
+        pip = app.query_one("#pip", VideoView)
+        main.show_frame(gradient())
+        pip.show_frame(np.full((60, 80, 3), [10, 200, 30], dtype=np.uint8))
+        await pilot.pause()
+        screen = screen_text(app)
+        stats = app.query_one("#stats").region
+        assert screen.display[stats.y][stats.x : stats.x + 11] == "STATS 30fps"
+        # The video on both sides of the overlay, on the same row, keeps its own colours.
+        for col in (stats.x - 1, stats.right, stats.right + 5):
+            cell = screen.buffer[stats.y][col]
+            assert cell.data == "▀"
+            assert (rgb(cell.fg), rgb(cell.bg)) == expected(main, stats.y, col)
+        region = pip.region
+        inner = screen.buffer[region.y + 2][region.x + 8]
+        assert (rgb(inner.fg), rgb(inner.bg)) == expected(pip, 2, 8)
+        assert rgb(inner.bg) == (10, 200, 30)
+        right_of_pip = screen.buffer[region.y + 2][region.right]
+        assert (rgb(right_of_pip.fg), rgb(right_of_pip.bg)) == expected(
+            main, region.y + 2, region.right
+        )
+        # Nothing of the escape codes leaks into the picture as text.
+        text = "".join(screen.display)
+        assert "[" not in text and ";" not in text
+
+
+async def test_modal_dialog_is_drawn_over_tinted_video() -> None:
+    app = CallApp()
+    async with app.run_test(size=(W, H)) as pilot:
+        main = app.query_one("#main", VideoView)
+        main.show_frame(gradient())
+        await pilot.pause()
+        await app.push_screen(Dialog())
+        await pilot.pause()
+        assert not main.unobstructed()
+        screen = screen_text(app)
+        dialog = app.screen.query_one("#dialog").region
+        assert "HANG UP?" in screen.display[dialog.y]
+        corner = screen.buffer[H - 1][W - 1]
+        assert corner.data == "▀"
+        fg, bg = expected(main, H - 1, W - 1)
+        # Dimmed behind the modal: Textual re-styled the video's cells rather than dropping them.
+        assert (corner.fg, corner.bg) != (bytes(fg).hex(), bytes(bg).hex())
+        assert corner.bg != "default"
+        assert "[" not in "".join(screen.display)
+
+
+async def test_only_changed_rows_are_repainted() -> None:
+    app = CallApp()
+    async with app.run_test(size=(W, H)) as pilot:
+        main = app.query_one("#main", VideoView)
+        frame = gradient()
+        main.show_frame(frame)
+        await pilot.pause()
+        repainted: list[object] = []
+        original_refresh = main.refresh
+
+        def spy(*regions, **kwargs):  # type: ignore[no-untyped-def]
+            repainted.extend(regions)
+            return original_refresh(*regions, **kwargs)
+
+        main.refresh = spy  # type: ignore[method-assign]
+        changed = frame.copy()
+        changed[10:12, 5:9] = 255  # one cell row
+        main.show_frame(changed)
+        assert len(repainted) == 1 and repainted[0].y == 5 and repainted[0].height == 1
+        await pilot.pause()
+        screen = screen_text(app)
+        assert (rgb(screen.buffer[5][6].fg), rgb(screen.buffer[5][6].bg)) == expected(main, 5, 6)

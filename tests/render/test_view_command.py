@@ -1,0 +1,100 @@
+"""`tcall view`: piped output, bad arguments, and a real run under tmux."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ExitCode
+from tests.render.decoders import decode_kitty, decode_sixel, screen_of
+from tui.cli import main
+from tui.render.delta import SYNC_BEGIN, SYNC_END
+
+
+def test_piped_output_is_the_encoded_frames(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert (
+        main(["view", "pattern", "--frames", "3", "--size", "40x12", "--render", "halfblock"]) == 0
+    )
+    out = capfdbinary.readouterr().out
+    assert out.count(SYNC_BEGIN) == 3
+    screen = screen_of(out, 40, 12)
+    assert all(line.count("▀") == 40 for line in screen.display)
+
+
+@pytest.mark.parametrize("mode", ["sixel", "kitty"])
+def test_piped_graphics_decode(mode: str, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["view", "pattern", "--frames", "1", "--size", "16x6", "--render", mode]) == 0
+    out = capfdbinary.readouterr().out
+    image = re.search(rb"(\x1bP.*?\x1b\\)" if mode == "sixel" else rb"(\x1b_G.*\x1b\\)", out, re.S)
+    assert image
+    if mode == "sixel":
+        pixels, _ = decode_sixel(image.group(1))
+        assert pixels.shape == (120, 160) and (pixels >= 0).all()
+    else:
+        frame = out.split(SYNC_END)[0]
+        keys, pixels = decode_kitty(frame[frame.index(b"\x1b_G") :])
+        assert (keys["c"], keys["r"]) == ("16", "6") and pixels.any()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["view", "nope", "--frames", "1"], "unknown video source"),
+        (["view", "pattern", "--size", "12"], "bad --size"),
+        (["view", "pattern", "--render", "vga"], "Invalid value"),
+        (["view", "file:/does/not/exist.mp4", "--frames", "1"], "exist"),
+    ],
+)
+def test_bad_input_is_one_line(
+    args: list[str], message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = main(args)
+    err = capfd.readouterr().err
+    assert code in (ExitCode.USAGE, ExitCode.DEVICE_MISSING)
+    assert err.startswith("tcall: error:") and message in err and err.count("\n") == 1
+
+
+def tcall_path() -> str:
+    path = Path(sys.executable).parent / "tcall"
+    return str(path) if path.exists() else shutil.which("tcall") or "tcall"
+
+
+def test_view_pattern_under_tmux() -> None:
+    sock = f"tcall-test-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", sock]
+    env = {**os.environ, "COLORTERM": "truecolor"}
+    cmd = f"{tcall_path()} view pattern --frames 600; sleep 30"
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", "80", "-y", "24", "-e", "COLORTERM=truecolor", cmd],
+        check=True,
+        env=env,
+        timeout=30,
+    )
+    try:
+
+        def capture() -> str:
+            return subprocess.run(
+                [*tmux, "capture-pane", "-p", "-e"], capture_output=True, text=True, check=True
+            ).stdout
+
+        deadline = time.monotonic() + 40
+        first = capture()
+        while first.count("▀") < 80 * 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            first = capture()
+        assert first.count("▀") >= 80 * 20, first[:500]
+        time.sleep(0.5)
+        second = capture()
+        colours = re.compile(r"\x1b\[48;2;\d+;\d+;\d+m")
+        assert colours.search(first) and colours.search(second)
+        assert first != second  # the picture moves
+    finally:
+        subprocess.run([*tmux, "kill-server"], check=False, timeout=30)

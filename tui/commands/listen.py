@@ -1,0 +1,124 @@
+"""`tcall listen`: wait for calls without the TUI, for bots and scripts.
+
+Calls that policy lets ring are answered automatically with `--auto-answer` (contacts only), or by
+a line on stdin: `accept`, `accept audio`, `decline` or `hangup`, which act on the current call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from engine.call import OUTCOME_EXIT, CallOptions
+from engine.errors import ExitCode, TcallError
+from engine.media.audio import AUDIO_SPECS
+from engine.media.video import VIDEO_SPECS
+from engine.phone import Phone
+from engine.session import CODECS
+from tui.commands.call import EventPrinter, parse_size
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
+    for line in sys.stdin:
+        with contextlib.suppress(RuntimeError):  # the loop closed: we are exiting
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+
+
+async def _obey(phone: Phone, lines: asyncio.Queue[str], emit: EventPrinter) -> None:
+    while True:
+        words = (await lines.get()).split()
+        calls = list(phone.calls)
+        if not words or not calls:
+            continue
+        command, call_id = words[0], calls[-1]
+        try:
+            if command == "accept":
+                await phone.accept(call_id, video="audio" not in words[1:])
+            elif command == "decline":
+                await phone.decline(call_id)
+            elif command == "hangup":
+                await phone.hangup(call_id)
+            else:
+                emit({"event": "notice", "message": f"unknown command {command!r}"})
+        except TcallError as exc:
+            emit({"event": "notice", "message": str(exc)})
+
+
+async def _listen(
+    phone: Phone, emit: EventPrinter, once: bool, summaries: list[dict[str, Any]]
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    lines: asyncio.Queue[str] = asyncio.Queue()
+    threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
+    obeying = asyncio.ensure_future(_obey(phone, lines, emit))
+    try:
+        await phone.start()
+        while not stop.is_set() and not (once and summaries):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+        for call in list(phone.calls.values()):
+            call.stop.set()
+    finally:
+        obeying.cancel()
+        await phone.close()
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    if stop.is_set() and not summaries:
+        raise KeyboardInterrupt
+
+
+@click.command("listen")
+@click.option("--auto-answer", is_flag=True, help="Answer calls from contacts at once.")
+@click.option("--once", is_flag=True, help="Exit after the first call, with its exit code.")
+@click.option("--video", default="auto", show_default=True, help=f"auto|{VIDEO_SPECS}")
+@click.option("--audio", default="auto", show_default=True, help=f"auto|{AUDIO_SPECS}")
+@click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Hang up each call after S seconds.",
+)
+@click.option("--ring-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option("--resolution", default="640x480", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
+def command(
+    auto_answer: bool,
+    once: bool,
+    video: str,
+    audio: str,
+    codec: str,
+    duration: float | None,
+    ring_timeout: float,
+    resolution: str,
+    as_json: bool,
+) -> ExitCode:
+    """Wait for calls (relay from `tcall settings set relay_url ...`)."""
+    width, height = parse_size(resolution)
+    options = CallOptions(
+        video=video, audio=audio, codec=codec, duration=duration, width=width, height=height
+    )
+    printer = EventPrinter(as_json)
+    summaries: list[dict[str, Any]] = []
+
+    def emit(event: dict[str, Any]) -> None:
+        if event["event"] == "summary":
+            summaries.append(event)
+        printer(event)
+
+    phone = Phone(
+        emit, auto_answer_contacts=auto_answer, ring_timeout=ring_timeout, incoming_options=options
+    )
+    asyncio.run(_listen(phone, printer, once, summaries))
+    if once and summaries:
+        return OUTCOME_EXIT.get(summaries[0]["outcome"], ExitCode.CALL_FAILED)
+    return ExitCode.INTERRUPTED
