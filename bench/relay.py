@@ -1,16 +1,17 @@
 """Relay benchmark: many clients on loopback, one `tcall serve` process, sealed-size payloads.
 
-For each client count, the bench starts a fresh `tcall serve`, signs every client in through worker
-processes (each holding its share of the links), then has them send ~2 KiB payloads to random other
-clients at a fixed offered rate for a few seconds. Each payload carries its send time (CLOCK_MONOTONIC,
-shared by all processes), so the receiver measures delivery latency end to end: client send, relay,
-client receive, including the time a busy client process takes to read it.
+For each client count, the bench starts a fresh `tcall serve` and signs every client in from worker
+processes (each holding its share of the links). Then, for each offered rate in turn, the clients
+send ~2 KiB payloads to random other clients for a few seconds. Each payload carries its send time
+(CLOCK_MONOTONIC, shared by all processes), so the receiver measures delivery latency end to end:
+client send, relay, client receive, including the time a busy client process takes to read it.
 
-Printed per client count: sign-in time, offered and delivered messages/s, p50 and p99 latency, lost
-payloads, the relay's RSS (VmRSS from /proc) after sign-in and after the traffic, and the relay's CPU
-use during the traffic (100 % = one core: the relay runs one event loop).
+Printed per client count and rate: sign-in time, offered and delivered messages/s, p50 and p99
+latency, payloads not delivered within 1 s of the end, client errors and lost links, the relay's RSS
+(VmRSS from /proc) after sign-in and after the run, the relay's CPU use (100 % = one core: the relay
+runs one event loop) and its CPU time per delivered message, and the clients' CPU use.
 
-    python bench/relay.py [--clients 1000,5000,10000] [--rate 20000] [--seconds 5] [--workers 2]
+    python bench/relay.py [--clients 1000,5000,10000] [--rates 5000,10000,20000] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import base64
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -29,7 +31,6 @@ import sys
 import time
 from typing import Any
 
-import aiohttp
 import nacl.signing
 
 from engine.relay import protocol
@@ -46,6 +47,97 @@ def raise_fd_limit() -> None:
 # --- one worker process: a share of the clients ---------------------------------------------------
 
 
+class LeanLink(asyncio.Protocol):
+    """A bare RFC 6455 client link, for the bench only.
+
+    aiohttp's client spends more CPU per message than the relay does, and the clients share the
+    relay's two cores: with it the bench would mostly measure its own clients. This one parses
+    frames in `data_received`, with no task per link. Its frames carry an all-zero mask, which the
+    RFC allows on the wire; real clients use `engine.relay.client`.
+    """
+
+    def __init__(self, worker: Worker, host: str, key: nacl.signing.SigningKey) -> None:
+        self.worker = worker
+        self.host = host
+        self.conn = protocol.ClientConnection(key)
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET {protocol.WS_PATH} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.links_lost += 1
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("link lost during sign-in"))
+
+    def send(self, frame: bytes) -> None:
+        size = len(frame)
+        if size < 126:
+            header = bytes((0x82, 0x80 | size))
+        elif size < 1 << 16:
+            header = bytes((0x82, 0x80 | 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((0x82, 0x80 | 127)) + size.to_bytes(8, "big")
+        assert self.transport is not None
+        self.transport.write(header + b"\0\0\0\0" + frame)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                raise ConnectionError(bytes(buf[:40]))
+            del buf[: end + 4]
+            self.upgraded = True
+        while len(buf) >= 2:
+            opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
+            if size == 126:
+                if len(buf) < 4:
+                    return
+                size, start = int.from_bytes(buf[2:4], "big"), 4
+            elif size == 127:
+                if len(buf) < 10:
+                    return
+                size, start = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < start + size:
+                return
+            payload = bytes(buf[start : start + size])
+            del buf[: start + size]
+            if opcode == 0x2:
+                self.frame(payload)
+            elif opcode == 0x9:  # ping: answer with a pong carrying the same data
+                assert self.transport is not None
+                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+
+    def frame(self, data: bytes) -> None:
+        if self.conn.ready:
+            if data[0] != protocol.Kind.DELIVER:
+                self.worker.errors += 1
+                return
+            now = time.clock_gettime_ns(CLK)
+            self.worker.latencies.append((now - int.from_bytes(data[1:9], "big")) / 1e6)
+            self.worker.received += 1
+            return
+        self.conn.receive(data)
+        for out in self.conn.data_to_send():
+            self.send(out)
+        if self.conn.ready:
+            self.ready.set_result(None)
+
+
 class Worker:
     def __init__(
         self, url: str, count: int, seed: int, pipe: multiprocessing.connection.Connection
@@ -54,77 +146,62 @@ class Worker:
         self.count = count
         self.seed = seed
         self.pipe = pipe
-        self.links: list[aiohttp.ClientWebSocketResponse] = []
-        self.mailboxes: list[str] = []
+        self.links: list[LeanLink] = []
         self.latencies = array.array("d")
         self.received = 0
         self.errors = 0
+        self.links_lost = 0
 
-    async def sign_in(
-        self, session: aiohttp.ClientSession, index: int, gate: asyncio.Semaphore
-    ) -> None:
+    async def sign_in(self, index: int, gate: asyncio.Semaphore) -> None:
         key = nacl.signing.SigningKey(self.seed.to_bytes(8, "big") + index.to_bytes(24, "big"))
-        conn = protocol.ClientConnection(key)
+        host, port = self.url.removeprefix("ws://").rsplit(":", 1)
         async with gate:
-            ws = await session.ws_connect(self.url + protocol.WS_PATH, compress=0, max_msg_size=0)
-            while not conn.ready:
-                msg = await ws.receive()
-                conn.receive(msg.data)
-                for frame in conn.data_to_send():
-                    await ws.send_bytes(frame)
-        self.links.append(ws)
-        self.mailboxes.append(conn.mailbox)
-
-    async def read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.BINARY or msg.data[0] != protocol.Kind.DELIVER:
-                self.errors += 1
-                return
-            now = time.clock_gettime_ns(CLK)
-            sent = int.from_bytes(msg.data[1:9], "big")
-            self.latencies.append((now - sent) / 1e6)
-            self.received += 1
+            loop = asyncio.get_running_loop()
+            _, link = await loop.create_connection(
+                lambda: LeanLink(self, f"{host}:{port}", key), host, int(port)
+            )
+            await asyncio.wait_for(link.ready, 30)
+        self.links.append(link)
 
     async def send(self, targets: list[str], start: float, seconds: float, rate: float) -> int:
         rng = random.Random(self.seed)
         padding = os.urandom(PAYLOAD_SIZE - 8)
-        frames = {to: protocol.encode_send(to, b"\0" * 8)[:17] for to in targets}
+        heads = [protocol.encode_send(to, b"\0")[:-1] for to in targets]
         sent = 0
         while (now := time.clock_gettime(CLK)) < start:
             await asyncio.sleep(min(0.01, start - now))
         end = start + seconds
         while (now := time.clock_gettime(CLK)) < end:
-            due = int((now - start) * rate) - sent
-            for _ in range(due):
-                ws = self.links[rng.randrange(len(self.links))]
+            for _ in range(int((now - start) * rate) - sent):
+                link = self.links[rng.randrange(len(self.links))]
                 stamp = time.clock_gettime_ns(CLK).to_bytes(8, "big")
-                try:
-                    await ws.send_bytes(frames[rng.choice(targets)] + stamp + padding)
-                except (ConnectionError, RuntimeError):
-                    self.errors += 1
+                link.send(heads[rng.randrange(len(heads))] + stamp + padding)
                 sent += 1
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(0.0005)
         return sent
 
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            gate = asyncio.Semaphore(64)
-            began = time.monotonic()
-            await asyncio.gather(*(self.sign_in(session, i, gate) for i in range(self.count)))
-            readers = [asyncio.create_task(self.read(ws)) for ws in self.links]
-            self.pipe.send(("ready", self.mailboxes, time.monotonic() - began))
-            _, targets, start, seconds, rate = await loop.run_in_executor(None, self.pipe.recv)
+        gate = asyncio.Semaphore(64)
+        began = time.monotonic()
+        await asyncio.gather(*(self.sign_in(i, gate) for i in range(self.count)))
+        mailboxes = [link.conn.mailbox for link in self.links]
+        self.pipe.send(("ready", mailboxes, time.monotonic() - began))
+        while True:
+            command = await loop.run_in_executor(None, self.pipe.recv)
+            if command[0] == "stop":
+                break
+            _, targets, start, seconds, rate = command
+            self.latencies, self.received, self.errors, self.links_lost = array.array("d"), 0, 0, 0
             cpu_before = time.process_time()
             sent = await self.send(targets, start, seconds, rate)
             await asyncio.sleep(1.0)  # let the last deliveries land
             cpu = time.process_time() - cpu_before
-            latencies = self.latencies.tobytes()
-            self.pipe.send(("done", sent, self.received, self.errors, cpu, latencies))
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*(ws.close() for ws in self.links), return_exceptions=True)
+            errors = self.errors + self.links_lost
+            self.pipe.send(("done", sent, self.received, errors, cpu, self.latencies.tobytes()))
+        for link in self.links:
+            if link.transport is not None:
+                link.transport.close()
 
 
 def worker_main(
@@ -181,7 +258,45 @@ class Relay:
             self.proc.kill()
 
 
-def run_one(clients: int, rate: float, seconds: float, workers: int) -> dict[str, Any]:
+def measure(
+    relay: Relay,
+    pipes: list[multiprocessing.connection.Connection],
+    mailboxes: list[str],
+    rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """One traffic run at `rate` messages/s over clients that are already signed in."""
+    start = time.clock_gettime(CLK) + 0.5
+    cpu_before = relay.cpu_seconds()
+    for pipe in pipes:
+        pipe.send(("go", mailboxes, start, seconds, rate / len(pipes)))
+    sent = received = errors = 0
+    client_cpu = 0.0
+    latencies = array.array("d")
+    for pipe in pipes:
+        if not pipe.poll(seconds + 120):
+            raise TimeoutError("workers did not finish")
+        _, s, r, e, c, raw = pipe.recv()
+        sent, received, errors, client_cpu = sent + s, received + r, errors + e, client_cpu + c
+        latencies.frombytes(raw)
+    relay_cpu = relay.cpu_seconds() - cpu_before
+    ordered = sorted(latencies)
+    return {
+        "offered": sent / seconds,
+        "delivered": received / seconds,
+        "p50": statistics.median(ordered) if ordered else float("nan"),
+        "p99": ordered[int(len(ordered) * 0.99)] if ordered else float("nan"),
+        "lost": sent - received,
+        "errors": errors,
+        "rss": relay.rss_mib(),
+        "cpu": 100 * relay_cpu / (seconds + 1.0),
+        "relay_us": 1e6 * relay_cpu / max(received, 1),
+        "client_cpu": 100 * client_cpu / (seconds + 1.0),
+    }
+
+
+def run_clients(clients: int, rates: list[float], seconds: float, workers: int) -> None:
+    """Sign `clients` in to a fresh relay, then print one line per offered rate."""
     relay = Relay()
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
@@ -204,36 +319,17 @@ def run_one(clients: int, rate: float, seconds: float, workers: int) -> dict[str
             mailboxes += boxes
             sign_in = max(sign_in, took)
         rss_idle = relay.rss_mib()
-        start = time.clock_gettime(CLK) + 0.5
-        cpu_before = relay.cpu_seconds()
+        for rate in rates:
+            r = measure(relay, pipes, mailboxes, rate, seconds)
+            print(
+                f"{clients:>8} {sign_in:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
+                f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['lost']:>6} {r['errors']:>5} "
+                f"{rss_idle:>6.0f} -> {r['rss']:>5.0f} {r['cpu']:>8.0f}% {r['relay_us']:>6.0f} "
+                f"{r['client_cpu']:>9.0f}%",
+                flush=True,
+            )
         for pipe in pipes:
-            pipe.send(("go", mailboxes, start, seconds, rate / workers))
-        sent = received = errors = 0
-        client_cpu = 0.0
-        latencies = array.array("d")
-        for pipe in pipes:
-            if not pipe.poll(seconds + 120):
-                raise TimeoutError("workers did not finish")
-            _, s, r, e, c, raw = pipe.recv()
-            sent, received, errors, client_cpu = sent + s, received + r, errors + e, client_cpu + c
-            latencies.frombytes(raw)
-        cpu = (relay.cpu_seconds() - cpu_before) / (seconds + 1.0)
-        rss_busy = relay.rss_mib()
-        ordered = sorted(latencies)
-        return {
-            "clients": clients,
-            "sign_in_s": sign_in,
-            "offered": sent / seconds,
-            "delivered": received / seconds,
-            "p50": statistics.median(ordered) if ordered else float("nan"),
-            "p99": ordered[int(len(ordered) * 0.99)] if ordered else float("nan"),
-            "lost": sent - received,
-            "errors": errors,
-            "rss_idle": rss_idle,
-            "rss_busy": rss_busy,
-            "cpu": 100 * cpu,
-            "client_cpu": 100 * client_cpu / (seconds + 1.0),
-        }
+            pipe.send(("stop",))
     finally:
         for proc in procs:
             proc.join(5)
@@ -245,7 +341,9 @@ def run_one(clients: int, rate: float, seconds: float, workers: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1000,5000,10000")
-    parser.add_argument("--rate", type=float, default=20000, help="offered messages/s, in total")
+    parser.add_argument(
+        "--rates", default="5000,10000,20000", help="offered messages/s in total, one run each"
+    )
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     args = parser.parse_args()
@@ -257,17 +355,13 @@ def main() -> None:
     )
     header = (
         f"{'clients':>8} {'sign-in s':>9} {'offered/s':>10} {'deliv/s':>9} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'lost':>6} {'RSS MiB':>15} {'relay CPU':>9} {'client CPU':>10}"
+        f"{'p99 ms':>8} {'lost':>6} {'errs':>5} {'RSS MiB':>15} {'relay CPU':>9} {'us/msg':>6} "
+        f"{'client CPU':>10}"
     )
     print(header, flush=True)
+    rates = [float(rate) for rate in args.rates.split(",")]
     for clients in (int(c) for c in args.clients.split(",")):
-        r = run_one(clients, args.rate, args.seconds, args.workers)
-        print(
-            f"{r['clients']:>8} {r['sign_in_s']:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
-            f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['lost']:>6} "
-            f"{r['rss_idle']:>6.0f} -> {r['rss_busy']:>5.0f} {r['cpu']:>8.0f}% {r['client_cpu']:>9.0f}%",
-            flush=True,
-        )
+        run_clients(clients, rates, args.seconds, args.workers)
 
 
 if __name__ == "__main__":

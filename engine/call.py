@@ -144,7 +144,7 @@ async def run_call(
     except TimeoutError:
         outcome, reason = "timeout", f"not connected after {options.connect_timeout:g} s"
     except TcallError as exc:
-        outcome, reason = _outcome_of(exc), str(exc)
+        outcome, reason = outcome_of(exc), str(exc)
     finally:
         summary = summarise(session, dialed, outcome, reason)
         await session.close()
@@ -214,7 +214,7 @@ async def _first(*awaitables: Awaitable[Any]) -> None:
             task.cancel()
 
 
-def _outcome_of(error: TcallError) -> str:
+def outcome_of(error: TcallError) -> str:
     for outcome, code in OUTCOME_EXIT.items():
         if code == error.code and outcome != "answered":
             return outcome

@@ -20,7 +20,7 @@ from typing import Any
 
 import nacl.signing
 
-from engine.call import CallOptions, run_call
+from engine.call import CallOptions, outcome_of, run_call
 from engine.callstate import CallMachine, Event, State
 from engine.contacts import Contact, ContactBook
 from engine.errors import ExitCode, IdentityError, ProtocolError, TcallError, UsageError
@@ -42,7 +42,8 @@ from engine.wire import (
 )
 
 Clock = Callable[[], float]
-REPLIES = ("ring", "answer", "decline", "busy")
+REPLIES = {"ring": Event.RING, "answer": Event.ANSWER, "decline": Event.DECLINE, "busy": Event.BUSY}
+WAITING = (State.CALLING, State.RINGING)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Call:
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # interrupt (Ctrl-C)
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # a normal hang-up
     peer_hung_up: bool = False
+    error: TcallError | None = None  # set when tampering or a broken peer ends the call
     session: Session | None = None
     task: asyncio.Task[None] | None = None
     done: asyncio.Future[dict[str, Any]] = field(
@@ -223,8 +225,9 @@ class Phone:
             self._for_call(call, message)
 
     def _refused(self, error: TcallError, waiting: bool = True) -> None:
-        """A message we could not trust. A call waiting for its answer ends with that error:
-        anything else would let a tampering relay stall it silently."""
+        """A message we could not trust. A call waiting for its answer ends with that error, or a
+        tampering relay could stall it silently. Calls already set up go on: strangers who know
+        our address must not be able to cut them off with junk."""
         reason = getattr(
             error, "reason", "identity" if error.code == ExitCode.IDENTITY else "protocol"
         )
@@ -248,19 +251,35 @@ class Phone:
             )
 
     def _for_call(self, call: Call, message: Message) -> None:
-        if message.kind in REPLIES and call.outgoing:
+        state = call.machine.state
+        reply = REPLIES.get(message.kind)
+        if call.outgoing and reply is not None and call.machine.can(reply):
+            # The machine moves as each message arrives, so order is checked on arrival.
+            call.machine.handle(reply)
             call.inbox.put_nowait(message)
-        elif message.kind == "hangup":
+        elif message.kind == "hangup" and state is State.INCOMING:
             call.peer_hung_up = True
-            if call.machine.state is State.INCOMING:
-                call.machine.handle(Event.HANGUP)
-                self._finish_unanswered(call, "missed")
-            else:
-                call.ended.set()
+            call.machine.handle(Event.HANGUP)
+            self._finish_unanswered(call, "missed")
+        elif message.kind == "hangup" and state in (State.CONNECTING, State.ACTIVE):
+            call.peer_hung_up = True
+            call.ended.set()
         else:
-            self._refused(
-                ProtocolError(f"unexpected {message.kind} in a call that is {call.machine.state}")
-            )
+            # Out of order or duplicated: the relay is tampering or the peer is broken.
+            error = ProtocolError(f"unexpected {message.kind} while the call is {state}")
+            self._emit({"event": "refused", "reason": "out_of_order", "message": str(error)})
+            self._fail(call, error)
+
+    def _fail(self, call: Call, error: TcallError) -> None:
+        """End `call` with `error`, whatever state it is in."""
+        if call.machine.state in WAITING:
+            call.inbox.put_nowait(error)
+        elif call.machine.state is State.INCOMING:
+            call.machine.handle(Event.FAILED)
+            self._finish_unanswered(call, "failed")
+        elif call.error is None:
+            call.error = error
+            call.ended.set()
 
     # --- outgoing calls --------------------------------------------------------------------
 
@@ -291,7 +310,7 @@ class Phone:
             call.session = session
             offer = await session.create_offer()
             await self._send_to_call(call, "offer", sdp=offer, video=call.video)
-            self._call_state(call)
+            self._call_state(call, State.CALLING)
             deadline = time.monotonic() + self.ring_timeout
             while True:
                 try:
@@ -303,22 +322,18 @@ class Phone:
                         f"{call.peer} is unavailable (no answer)", ExitCode.NO_ANSWER
                     ) from None
                 if isinstance(item, TcallError):
-                    call.machine.handle(Event.FAILED)
+                    if call.machine.can(Event.FAILED):
+                        call.machine.handle(Event.FAILED)
                     raise item
                 if item.kind == "ring":
-                    call.machine.handle(Event.RING)
-                    self._call_state(call)
+                    self._call_state(call, State.RINGING)
                 elif item.kind == "answer":
-                    call.machine.handle(Event.ANSWER)
-                    self._call_state(call)
                     assert item.sdp is not None  # wire guarantees an answer carries SDP
                     await session.accept_answer(item.sdp)
                     return
                 elif item.kind == "decline":
-                    call.machine.handle(Event.DECLINE)
                     raise TcallError(f"{call.peer} is unavailable (declined)", ExitCode.DECLINED)
                 elif item.kind == "busy":
-                    call.machine.handle(Event.BUSY)
                     raise TcallError(f"{call.peer} is busy", ExitCode.BUSY)
 
         return connect
@@ -401,7 +416,6 @@ class Phone:
             assert call.offer_sdp is not None
             answer = await session.create_answer(call.offer_sdp)
             await self._send_to_call(call, "answer", sdp=answer, video=with_video)
-            self._call_state(call)
 
         call.task = asyncio.create_task(self._run(call, connect))
 
@@ -429,12 +443,9 @@ class Phone:
 
     # --- running a call --------------------------------------------------------------------
 
-    def _call_state(self, call: Call) -> None:
+    def _call_state(self, call: Call, state: State) -> None:
         """Report `calling` and `ringing`; from `connecting` on, the Session reports the state."""
-        if call.machine.state in (State.CALLING, State.RINGING):
-            self._emit(
-                {"event": "state", "call_id": call.call_id, "state": str(call.machine.state)}
-            )
+        self._emit({"event": "state", "call_id": call.call_id, "state": str(state)})
 
     async def _run(self, call: Call, connect: Callable[[Session], Any]) -> None:
         def emit(event: dict[str, Any]) -> None:
@@ -444,6 +455,8 @@ class Phone:
             self._emit({**event, "call_id": call.call_id})
 
         summary = await run_call(call.options, connect, emit, call.stop, call.ended)
+        if call.error is not None:
+            summary.update(outcome=outcome_of(call.error), reason=str(call.error))
         if not call.machine.ended:
             with contextlib.suppress(ProtocolError):
                 call.machine.handle(

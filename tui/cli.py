@@ -61,7 +61,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
     if home:
         paths.set_home(home)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        from tui.app import TcallApp  # Textual loads only when the TUI itself runs
+
+        TcallApp().run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,11 +27,13 @@ def free_port() -> int:
 class Relay:
     """A `tcall serve` process on a free loopback port."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(
+        self, *extra: str, host: str = "127.0.0.1", prefix: list[str] | None = None
+    ) -> None:
         self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
+        self.url = f"ws://{host}:{self.port}"
         self.process = subprocess.Popen(
-            [TCALL, "serve", "--port", str(self.port), *extra],
+            [*(prefix or []), TCALL, "serve", "--host", host, "--port", str(self.port), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -52,9 +54,15 @@ class Relay:
 
 class User:
     def __init__(
-        self, name: str, home: Path, relay_url: str, env: dict[str, str] | None = None
+        self,
+        name: str,
+        home: Path,
+        relay_url: str,
+        env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
         self.name = name
+        self.prefix = prefix or []  # e.g. ["ip", "netns", "exec", "h1"] to run on a test host
         self.home = home
         self.env = {**os.environ, "TCALL_HOME": str(home), "TCALL_ICE_ADDRESSES": "127.0.0.1"}
         self.env.update(env or {})
@@ -65,7 +73,11 @@ class User:
         self, *args: str, timeout: float = 60, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [TCALL, *args], capture_output=True, text=True, timeout=timeout, env=self.env
+            [*self.prefix, TCALL, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
         )
         if check:
             assert result.returncode == 0, f"tcall {' '.join(args)}: {result.stderr}"
@@ -95,7 +107,7 @@ class Listener:
 
     def __init__(self, user: User, args: list[str], stdin: int | IO[Any] | None) -> None:
         self.process = subprocess.Popen(
-            [TCALL, "listen", *MEDIA, "--json", *args],
+            [*user.prefix, TCALL, "listen", *MEDIA, "--json", *args],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

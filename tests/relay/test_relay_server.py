@@ -186,3 +186,25 @@ async def test_client_sees_the_relay_stop() -> None:
     with pytest.raises(RelayUnreachable):
         await client.send(client.mailbox, b"x")
     await client.close()
+
+
+async def test_a_reader_that_stops_reading_is_dropped_not_waited_for(
+    start_relay: StartRelay,
+) -> None:
+    url, server = await start_relay(RelayConfig(rate=10_000, burst=10_000, max_backlog=256 << 10))
+    sender = await RelayClient.connect(url, new_key())
+    bystander = await RelayClient.connect(url, new_key())
+    async with raw_link(url) as stalled:
+        mailbox = await stalled.sign_in(new_key())  # and never reads again
+        chunk = b"x" * protocol.MAX_PAYLOAD
+        for _ in range(1000):  # 64 MB: far more than loopback socket buffers hold
+            await sender.send(mailbox, chunk)
+            if mailbox not in server.peers:
+                break
+            await asyncio.sleep(0)
+        assert mailbox not in server.peers
+        assert server.stats["dropped"] >= 1
+    await sender.send(bystander.mailbox, b"unaffected")
+    assert await bystander.receive() == b"unaffected"
+    await sender.close()
+    await bystander.close()

@@ -60,29 +60,34 @@ def test_invalidate_forces_a_whole_frame() -> None:
     assert screen.update(enc.grid(frame, 24, 12)) == whole
 
 
-def test_writer_drops_frames_and_slows_down_when_the_pipe_is_full() -> None:
+def test_writer_drops_frames_while_one_is_in_flight_and_follows_the_link_rate() -> None:
     r, w = os.pipe()
     os.set_blocking(w, False)
+    clock = [0.0]
     try:
-        writer = FrameWriter(w, max_fps=30, min_fps=2)
+        writer = FrameWriter(w, max_fps=30, min_fps=2, clock=lambda: clock[0])
         big = b"x" * (1 << 20)  # more than a pipe buffer holds
         assert writer.offer(0.0)
         writer.submit(big, 0.0)
         assert writer.busy
         for i in range(1, 20):
-            assert not writer.offer(i / 30)
-        assert writer.dropped == 19
-        assert writer.fps == 2  # backed off to the floor
-        while writer.busy:  # the reader catches up
+            assert not writer.offer(i / 30)  # dropped, never queued
+        assert writer.dropped == 19 and writer.written == 0
+        clock[0] = 0.5  # the reader took half a second to take the frame
+        while writer.busy:
             os.read(r, 1 << 20)
             writer.pump()
         assert writer.written == 1
+        assert 2 < writer.fps < 30  # estimated from the slow drain: moved towards 2 fps
+        slow = writer.fps
         os.read(r, 1 << 20)  # what the last pump left in the pipe
-        assert writer.offer(10.0)
-        writer.submit(b"small", 10.0)
-        assert not writer.busy and writer.fps > 2  # recovering
-        assert not writer.offer(10.0 + 0.01)  # but still keeps to its rate
+        # The next frame goes out at once: the rate comes from the link, not from a back-off timer.
+        assert writer.offer(0.51)
+        writer.submit(b"small", 0.51)
+        assert not writer.busy and writer.fps > slow  # it drained at once: recovering
+        assert not writer.offer(0.51 + 0.005)  # but keeps to max_fps
         assert writer.skipped == 1
+        assert writer.offer(0.51 + 1 / 30)
     finally:
         os.close(r)
         os.close(w)

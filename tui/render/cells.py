@@ -59,33 +59,64 @@ class CellGrid:
         return b"\x1b[" + b";".join(params) + b"m" if params else b""
 
 
+def _decimal_tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], Offsets]:
+    """For each byte value: `;` and its decimal digits, and the keep-mask of those bytes, each
+    packed left-aligned into one 4-byte word, and how many bytes they take."""
+    text = np.zeros((256, 4), dtype=np.uint8)
+    keep = np.zeros((256, 4), dtype=np.uint8)
+    lengths = np.zeros(256, dtype=np.int64)
+    for v in range(256):
+        b = b";%d" % v
+        text[v, : len(b)] = np.frombuffer(b, dtype=np.uint8)
+        keep[v, : len(b)] = 1
+        lengths[v] = len(b)
+    return text.view(np.uint32).ravel(), keep.view(np.uint32).ravel(), lengths
+
+
+DECIMAL, DECIMAL_KEEP, DECIMAL_LEN = _decimal_tables()
+
+
 def _changed(values: U8) -> npt.NDArray[np.bool_]:
     """True where a cell's colour differs from its left neighbour; every row's first cell is True."""
+    packed = values[..., 0].astype(np.uint32)
+    for i in range(1, values.shape[2]):
+        packed = (packed << 8) | values[..., i]
     out = np.ones(values.shape[:2], dtype=bool)
-    out[:, 1:] = np.any(values[:, 1:] != values[:, :-1], axis=2)
+    np.not_equal(packed[:, 1:], packed[:, :-1], out=out[:, 1:])
     return out
 
 
-def _section(
-    code: bytes, values: U8, keep: npt.NDArray[np.bool_]
-) -> tuple[list[npt.NDArray[np.uint8]], list[npt.NDArray[np.bool_]]]:
-    """Template columns and mask columns for `code;v1;v2;...` with leading zeros dropped."""
-    n = keep.shape[0]
-    cols: list[npt.NDArray[np.uint8]] = []
-    masks: list[npt.NDArray[np.bool_]] = []
-    for ch in code:
-        cols.append(np.full(n, ch, dtype=np.uint8))
-        masks.append(keep)
-    for i in range(values.shape[1]):
-        v = values[:, i]
-        cols += [
-            np.full(n, ord(";"), dtype=np.uint8),
-            (v // 100 + 48).astype(np.uint8),
-            (v // 10 % 10 + 48).astype(np.uint8),
-            (v % 10 + 48).astype(np.uint8),
-        ]
-        masks += [keep, keep & (v >= 100), keep & (v >= 10), keep]
-    return cols, masks
+Words = npt.NDArray[np.uint32]
+
+
+def _words(chunk: npt.NDArray[np.uint8], keep: npt.NDArray[np.uint8]) -> tuple[Words, Words]:
+    """n x B bytes and their keep-flags (0/1), zero-padded to whole 4-byte words."""
+    pad = -chunk.shape[1] % 4
+    if pad:
+        chunk = np.pad(chunk, ((0, 0), (0, pad)))
+        keep = np.pad(keep, ((0, 0), (0, pad)))
+    return np.ascontiguousarray(chunk).view(np.uint32), np.ascontiguousarray(keep).view(np.uint32)
+
+
+def _constant(chunk: bytes, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
+    """`chunk` in every cell, kept in the cells where `keep` is True."""
+    text, flags = _words(
+        np.frombuffer(chunk, dtype=np.uint8)[None, :], np.ones((1, len(chunk)), dtype=np.uint8)
+    )
+    return np.broadcast_to(text, (keep.size, text.shape[1])), flags * keep[:, None]
+
+
+def _digits_length(values: U8) -> Offsets:
+    """Bytes that `_numbers` keeps for each cell."""
+    total = DECIMAL_LEN[values[:, 0]]
+    for i in range(1, values.shape[1]):
+        total = total + DECIMAL_LEN[values[:, i]]
+    return total
+
+
+def _numbers(values: U8, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
+    """`;v1;v2;...` from an n x K array: each value is one word, looked up in a table."""
+    return DECIMAL[values], DECIMAL_KEEP[values] * keep[:, None]
 
 
 def build(
@@ -103,47 +134,49 @@ def build(
     """
     rows, cols_n, g = glyphs.shape
     n = rows * cols_n
-    tcols: list[npt.NDArray[np.uint8]] = []
-    tmask: list[npt.NDArray[np.bool_]] = []
-    fgc = _changed(fg).reshape(n) if fg is not None else np.zeros(n, dtype=bool)
-    bgc = _changed(bg).reshape(n) if bg is not None else np.zeros(n, dtype=bool)
-    anyc = fgc | bgc
-    if fg is not None or bg is not None:
-        tcols += [np.full(n, 0x1B, dtype=np.uint8), np.full(n, ord("["), dtype=np.uint8)]
-        tmask += [anyc, anyc]
-        if fg is not None:
-            c, m = _section(fg_code, fg.reshape(n, -1), fgc)
-            tcols += c
-            tmask += m
-        if fg is not None and bg is not None:
-            tcols.append(np.full(n, ord(";"), dtype=np.uint8))
-            tmask.append(fgc & bgc)
-        if bg is not None:
-            c, m = _section(bg_code, bg.reshape(n, -1), bgc)
-            tcols += c
-            tmask += m
-        tcols.append(np.full(n, ord("m"), dtype=np.uint8))
-        tmask.append(anyc)
     flat_glyphs = glyphs.reshape(n, g)
-    always = np.ones(n, dtype=bool)
-    for i in range(g):
-        tcols.append(flat_glyphs[:, i])
-        tmask.append(always)
-    template = np.stack(tcols, axis=1)
-    mask = np.stack(tmask, axis=1)
-    end = np.cumsum(mask.sum(axis=1, dtype=np.int64)).reshape(rows, cols_n)
-    lengths = mask.sum(axis=1, dtype=np.int64).reshape(rows, cols_n)
-    parts = [glyphs]
+    lengths = np.full(n, g, dtype=np.int64)
+    if fg is None and bg is None:
+        data = np.ascontiguousarray(flat_glyphs).tobytes()
+    else:
+        fgc = _changed(fg).reshape(n) if fg is not None else np.zeros(n, dtype=bool)
+        bgc = _changed(bg).reshape(n) if bg is not None else np.zeros(n, dtype=bool)
+        anyc = fgc | bgc
+        # Each cell is a row of 4-byte words; a keep-flag per byte drops what this cell doesn't need.
+        parts = [_constant(b"\x1b[", anyc)]
+        lengths += 3 * anyc  # ESC [ ... m
+        if fg is not None:
+            flat_fg = fg.reshape(n, -1)
+            parts += [_constant(fg_code, fgc), _numbers(flat_fg, fgc)]
+            lengths += fgc * (len(fg_code) + _digits_length(flat_fg))
+        if fg is not None and bg is not None:
+            parts.append(_constant(b";", fgc & bgc))
+            lengths += fgc & bgc
+        if bg is not None:
+            flat_bg = bg.reshape(n, -1)
+            parts += [_constant(bg_code, bgc), _numbers(flat_bg, bgc)]
+            lengths += bgc * (len(bg_code) + _digits_length(flat_bg))
+        tail_keep = np.ones((n, 1 + g), dtype=np.uint8)
+        tail_keep[:, 0] = anyc
+        tail = np.concatenate([np.full((n, 1), ord("m"), np.uint8), flat_glyphs], axis=1)
+        parts.append(_words(tail, tail_keep))
+        text = np.concatenate([t for t, _ in parts], axis=1)
+        keep = np.concatenate([k for _, k in parts], axis=1)
+        # np.compress on flat arrays is several times faster than 2-D boolean indexing.
+        data = np.compress(keep.view(bool).ravel(), text.view(np.uint8).ravel()).tobytes()
+    lengths = lengths.reshape(rows, cols_n)
+    end = np.cumsum(lengths).reshape(rows, cols_n)
+    layers = [glyphs]
     if fg is not None:
-        parts.append(fg)
+        layers.append(fg)
     if bg is not None:
-        parts.append(bg)
+        layers.append(bg)
     return CellGrid(
-        data=template[mask].tobytes(),
+        data=data,
         glyph=end - g,
         end=end,
         row_start=end[:, 0] - lengths[:, 0],
-        cells=np.concatenate(parts, axis=2),
+        cells=np.concatenate(layers, axis=2),
         fg=fg,
         bg=bg,
         fg_code=fg_code,

@@ -1,26 +1,41 @@
 """Frames to the terminal without a queue: at most one frame in flight, and the rate adapts.
 
-When the terminal (or the SSH link behind it) can't keep up, writes block; this writer notices,
-drops the frames that arrive meanwhile, and lowers its frame rate so latency stays flat.
+A frame is written to a non-blocking descriptor; whatever the terminal (or the SSH link behind it)
+doesn't take at once is written as it drains. Frames that arrive meanwhile are dropped, never
+queued, so the picture on screen is at most one frame behind, and the frame rate settles by itself
+at what the link takes. `fps` tracks that rate, measured from how long each frame took to drain.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+
+# How much one new measurement moves the rate estimate.
+SMOOTHING = 0.25
 
 
 class FrameWriter:
     """Writes frames to a non-blocking file descriptor, one at a time."""
 
-    def __init__(self, fd: int, max_fps: float = 30.0, min_fps: float = 2.0) -> None:
+    def __init__(
+        self,
+        fd: int,
+        max_fps: float = 30.0,
+        min_fps: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fd = fd
         self.max_fps = max_fps
         self.min_fps = min_fps
-        self.fps = max_fps
+        self.fps = max_fps  # the rate the link has been taking frames at, at most max_fps
         self.written = 0
         self.dropped = 0  # frames refused because the previous one was still being written
-        self.skipped = 0  # frames refused to keep to the (lowered) rate
+        self.skipped = 0  # frames refused to keep to max_fps
+        self._clock = clock
         self._pending = memoryview(b"")
+        self._started = 0.0
         self._next_due = 0.0
 
     @property
@@ -29,14 +44,13 @@ class FrameWriter:
         return len(self._pending) > 0
 
     def offer(self, now: float) -> bool:
-        """May a new frame be sent now? Counts a dropped frame, and backs off, when not."""
+        """May a new frame be sent now? Counts a dropped or skipped frame when not."""
         self.pump()
         if self.busy:
             self.dropped += 1
-            # The link is slower than our rate: ask for a quarter fewer frames.
-            self.fps = max(self.min_fps, self.fps * 0.75)
             return False
-        if now < self._next_due:
+        # A quarter-frame of slack, so a source running at exactly max_fps is never halved by jitter.
+        if now < self._next_due - 0.25 / self.max_fps:
             self.skipped += 1
             return False
         return True
@@ -44,11 +58,10 @@ class FrameWriter:
     def submit(self, data: bytes, now: float) -> None:
         """Start writing one whole frame (call only after `offer` said yes)."""
         self._pending = memoryview(data)
-        self._next_due = now + 1.0 / self.fps
+        self._started = now
+        # Frames stay evenly spaced; after a late one the schedule moves rather than bursting.
+        self._next_due = max(self._next_due, now - 0.5 / self.max_fps) + 1.0 / self.max_fps
         self.pump()
-        if not self.busy:
-            # It went out in one go: creep back towards the full rate.
-            self.fps = min(self.max_fps, self.fps * 1.05)
 
     def pump(self) -> None:
         """Write as much of the pending frame as the descriptor takes without blocking."""
@@ -59,7 +72,15 @@ class FrameWriter:
                 return
             self._pending = self._pending[n:]
             if not self._pending:
-                self.written += 1
+                self._finished()
+
+    def _finished(self) -> None:
+        self.written += 1
+        took = self._clock() - self._started
+        # A frame that drained within its slot says nothing about the limit: drift back up.
+        rate = self.max_fps if took * self.max_fps <= 1.0 else 1.0 / took
+        rate = min(self.max_fps, max(self.min_fps, rate))
+        self.fps += SMOOTHING * (rate - self.fps)
 
     def drain(self) -> None:
         """Block until the pending frame is out (at exit, so no escape is left half-written)."""

@@ -1,0 +1,76 @@
+"""A DTLS peer whose certificate does not match the signed fingerprint is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from engine.errors import CallFailed
+from engine.ice import IceSettings
+from engine.media.video import open_video_source
+from engine.session import Session
+
+
+def _ignore(event: dict[str, object]) -> None:
+    pass
+
+
+async def _call_with_answer(edit: bool) -> tuple[Session, Session]:
+    alice = Session(
+        ice=IceSettings(),
+        video=open_video_source("pattern", 160, 120),
+        audio=None,
+        audio_sink=None,
+        emit=_ignore,
+    )
+    bob = Session(
+        ice=IceSettings(),
+        video=open_video_source("pattern", 160, 120),
+        audio=None,
+        audio_sink=None,
+        emit=_ignore,
+    )
+    answer = await bob.create_answer(await alice.create_offer())
+    if edit:
+        # The answer claims a certificate bob does not have, as a relay swapping fingerprints would.
+        answer = re.sub(
+            r"(a=fingerprint:sha-256 )([0-9A-F]{2})",
+            lambda m: m[1] + ("00" if m[2] != "00" else "11"),
+            answer,
+        )
+    await alice.accept_answer(answer)
+    return alice, bob
+
+
+def test_mismatched_certificate_fails_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+
+    async def scenario() -> int:
+        alice, bob = await _call_with_answer(edit=True)
+        try:
+            with pytest.raises(CallFailed):
+                await alice.wait_connected(timeout=20)
+            await asyncio.sleep(0.5)
+            return alice.video_sink.frames_received + bob.video_sink.frames_received
+        finally:
+            await alice.close()
+            await bob.close()
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_matching_certificate_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+
+    async def scenario() -> str:
+        alice, bob = await _call_with_answer(edit=False)
+        try:
+            await alice.wait_connected(timeout=20)
+            return alice.pc.connectionState
+        finally:
+            await alice.close()
+            await bob.close()
+
+    assert asyncio.run(scenario()) == "connected"

@@ -1,0 +1,43 @@
+"""My identity: the address to give friends, as text and as a QR code, and the key's fingerprint."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from engine.address import format_address, qr_lines
+from engine.phone import Phone
+from tui.screens.status import RelayStatus
+
+
+class IdentityScreen(Screen[None]):
+    BINDINGS = [
+        Binding("c", "copy", "Copy address", id="copy"),
+        Binding("escape,q", "app.pop_screen", "Back", id="back"),
+    ]
+
+    def __init__(self, phone: Phone) -> None:
+        super().__init__()
+        self.address = format_address(phone.identity.public_key, phone.relay_url)
+        self.fingerprint = phone.identity.fingerprint
+        self.relay = phone.relay_url
+
+    def compose(self) -> ComposeResult:
+        yield Static("[b]tcall[/b]  my identity", classes="bar")
+        with VerticalScroll():
+            yield Static("Your address (a friend adds it with n on their contacts screen):")
+            yield Static(self.address, id="address", markup=False)
+            yield Static(f"Fingerprint: {self.fingerprint}", id="fingerprint")
+            if not self.relay:
+                yield Static("[yellow]No relay set: friends cannot reach you yet (settings).[/]")
+            yield Static("\n".join(qr_lines(self.address)), id="qr", markup=False)
+        yield RelayStatus(classes="status")
+        yield Footer()
+
+    def action_copy(self) -> None:
+        # OSC 52: the terminal (even over SSH) puts the text on the local clipboard.
+        self.app.copy_to_clipboard(self.address)
+        self.notify("Address copied to the clipboard")
