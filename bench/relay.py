@@ -9,7 +9,8 @@ client send, relay, client receive, including the time a busy client process tak
 Printed per client count and rate: sign-in time, offered and delivered messages/s, p50 and p99
 latency, payloads not delivered within 1 s of the end, client errors and lost links, the relay's RSS
 (VmRSS from /proc) after sign-in and after the run, the relay's CPU use (100 % = one core: the relay
-runs one event loop) and its CPU time per delivered message, and the clients' CPU use.
+runs one event loop) and its CPU time per delivered message, the clients' CPU use, and the
+machine's 1-minute load average: on a shared machine, a load over 2 means others took CPU too.
 
     python bench/relay.py [--clients 1000,5000,10000] [--rates 5000,10000,20000] [--seconds 5]
 """
@@ -292,6 +293,7 @@ def measure(
         "cpu": 100 * relay_cpu / (seconds + 1.0),
         "relay_us": 1e6 * relay_cpu / max(received, 1),
         "client_cpu": 100 * client_cpu / (seconds + 1.0),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -325,7 +327,7 @@ def run_clients(clients: int, rates: list[float], seconds: float, workers: int) 
                 f"{clients:>8} {sign_in:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
                 f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['lost']:>6} {r['errors']:>5} "
                 f"{rss_idle:>6.0f} -> {r['rss']:>5.0f} {r['cpu']:>8.0f}% {r['relay_us']:>6.0f} "
-                f"{r['client_cpu']:>9.0f}%",
+                f"{r['client_cpu']:>9.0f}% {r['load']:>5.1f}",
                 flush=True,
             )
         for pipe in pipes:
@@ -356,7 +358,7 @@ def main() -> None:
     header = (
         f"{'clients':>8} {'sign-in s':>9} {'offered/s':>10} {'deliv/s':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'lost':>6} {'errs':>5} {'RSS MiB':>15} {'relay CPU':>9} {'us/msg':>6} "
-        f"{'client CPU':>10}"
+        f"{'client CPU':>10} {'load':>5}"
     )
     print(header, flush=True)
     rates = [float(rate) for rate in args.rates.split(",")]

@@ -52,6 +52,9 @@ async def run_echo_call(options: CallOptions, emit: Emit, stop: asyncio.Event) -
         await session.accept_answer(answer)
 
     try:
-        return await run_call(options, connect, emit, stop)
+        summary = await run_call(options, connect, emit, stop)
     finally:
         await echo.close()
+    if summary["outcome"] == "answered" and summary["frames_sent"] and not summary["frames_received"]:
+        summary.update(outcome="failed", reason="no video came back from the echo peer")
+    return summary

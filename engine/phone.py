@@ -56,7 +56,7 @@ class Call:
     contact: Contact | None
     machine: CallMachine
     options: CallOptions
-    video: bool
+    video: bool  # video is allowed in this call (policy), though either camera may be off
     started_at: float
     offer_sdp: str | None = None
     inbox: asyncio.Queue[Message | TcallError] = field(default_factory=asyncio.Queue)
@@ -64,6 +64,7 @@ class Call:
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # a normal hang-up
     peer_hung_up: bool = False
     error: TcallError | None = None  # set when tampering or a broken peer ends the call
+    peer_camera: bool = False  # the peer's camera was on when the call was set up
     session: Session | None = None
     task: asyncio.Task[None] | None = None
     done: asyncio.Future[dict[str, Any]] = field(
@@ -240,6 +241,8 @@ class Phone:
     def _presence(self, contact: str | None, message: Message) -> None:
         if contact is None or self.settings.presence != "contacts":
             return
+        if self.contacts.get(contact).blocked:
+            return  # a blocked contact must not learn we are online: the same as offline
         online = message.presence == "online"
         was_online = contact in self.online
         (self.online.add if online else self.online.discard)(contact)
@@ -264,6 +267,8 @@ class Phone:
         elif message.kind == "hangup" and state in (State.CONNECTING, State.ACTIVE):
             call.peer_hung_up = True
             call.ended.set()
+        elif message.kind == "video" and state in (State.CONNECTING, State.ACTIVE):
+            self._peer_video(call, bool(message.video))
         else:
             # Out of order or duplicated: the relay is tampering or the peer is broken.
             error = ProtocolError(f"unexpected {message.kind} while the call is {state}")
@@ -309,7 +314,8 @@ class Phone:
         async def connect(session: Session) -> None:
             call.session = session
             offer = await session.create_offer()
-            await self._send_to_call(call, "offer", sdp=offer, video=call.video)
+            camera = session.video_track is not None and session.video_track.enabled
+            await self._send_to_call(call, "offer", sdp=offer, video=camera)
             self._call_state(call, State.CALLING)
             deadline = time.monotonic() + self.ring_timeout
             while True:
@@ -329,6 +335,10 @@ class Phone:
                     self._call_state(call, State.RINGING)
                 elif item.kind == "answer":
                     assert item.sdp is not None  # wire guarantees an answer carries SDP
+                    # Video the callee sent when answering is part of the call we placed.
+                    session.video_sink.allowed = (
+                        bool(item.video) or not self.settings.ask_before_video
+                    )
                     await session.accept_answer(item.sdp)
                     return
                 elif item.kind == "decline":
@@ -350,7 +360,7 @@ class Phone:
         decision = decide_incoming(
             self.settings,
             contact,
-            wants_video=bool(message.video),
+            wants_video=True,  # the offer's flag is the caller's camera; any call may turn video on
             now=datetime.fromtimestamp(self.clock()),
             in_call=self.busy,
             auto_answer_contacts=self.auto_answer_contacts,
@@ -370,7 +380,7 @@ class Phone:
                 "call_id": call.call_id,
                 "from": peer,
                 "verified": call.verified,
-                "video": call.video,
+                "video": call.video and call.peer_camera,
             }
         )
         asyncio.get_running_loop().call_later(self.ring_timeout, self._ring_timed_out, call)
@@ -395,6 +405,7 @@ class Phone:
             video=decision.video,
             started_at=self.clock(),
             offer_sdp=message.sdp,
+            peer_camera=bool(message.video),
         )
         self.calls[call.call_id] = call
         return call
@@ -408,14 +419,21 @@ class Phone:
         call = self._call(call_id)
         call.machine.handle(Event.ANSWER)
         with_video = video and call.video
-        if not with_video:
+        if not call.video:  # video calling is off: a strictly audio-only call
             call.options = dataclasses.replace(call.options, video="none", receive_video=False)
+        elif not video:  # audio now; either side may turn video on later
+            call.options = dataclasses.replace(call.options, camera_on=False)
 
         async def connect(session: Session) -> None:
             call.session = session
             assert call.offer_sdp is not None
+            # Accepting with video accepts the caller's video as it was offered; anything later asks.
+            session.video_sink.allowed = (
+                with_video and call.peer_camera
+            ) or not self.settings.ask_before_video
             answer = await session.create_answer(call.offer_sdp)
-            await self._send_to_call(call, "answer", sdp=answer, video=with_video)
+            camera = session.video_track is not None and session.video_track.enabled
+            await self._send_to_call(call, "answer", sdp=answer, video=camera)
 
         call.task = asyncio.create_task(self._run(call, connect))
 
@@ -434,6 +452,38 @@ class Phone:
             await self.decline(call_id)
         else:
             call.ended.set()
+
+    # --- in a call ---------------------------------------------------------------------------
+
+    def _peer_video(self, call: Call, on: bool) -> None:
+        sink = call.session.video_sink if call.session else None
+        if on and sink is not None and not sink.allowed:
+            # ask_before_video: the peer's new video stays hidden until the user allows it.
+            self._emit({"event": "video_request", "call_id": call.call_id, "from": call.peer})
+            return
+        self._emit({"event": "peer_video", "call_id": call.call_id, "on": on})
+
+    async def allow_video(self, call_id: str) -> None:
+        """Show the peer's video (the answer to a `video_request`)."""
+        call = self._call(call_id)
+        if call.session is not None:
+            call.session.video_sink.allowed = True
+        self._emit({"event": "peer_video", "call_id": call_id, "on": True})
+
+    async def set_camera(self, call_id: str, on: bool) -> None:
+        """Turn our camera on or off mid-call, and tell the peer (who may be asked first)."""
+        call = self._call(call_id)
+        track = call.session.video_track if call.session else None
+        if track is None:
+            raise UsageError("this call has no camera (audio only)")
+        track.enabled = on
+        await self._send_to_call(call, "video", video=on)
+
+    def set_muted(self, call_id: str, muted: bool) -> None:
+        call = self._call(call_id)
+        track = call.session.audio_track if call.session else None
+        if track is not None:
+            track.muted = muted
 
     def _call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)

@@ -189,7 +189,23 @@ class Session:
             "packets_lost": lost,
             "rtt_ms": None if rtt is None else round(rtt * 1000, 1),
             "latency_ms": None if latency is None else round(latency, 1),
+            "route": self.selected_route(),
         }
+
+    def selected_route(self) -> str | None:
+        """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay".
+
+        aiortc reports no candidate-pair stats, so this reads aioice's nominated pair directly.
+        """
+        for transceiver in self.pc.getTransceivers():
+            try:
+                gatherer = transceiver.sender.transport.transport.iceGatherer
+                pair = gatherer._connection._nominated.get(1)
+            except AttributeError:
+                continue
+            if pair is not None:
+                return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
+        return None
 
     async def close(self) -> None:
         await self.video_sink.stop()

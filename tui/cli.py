@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "tui.commands.call",
     "tui.commands.contacts",
     "tui.commands.devices",
+    "tui.commands.history",
     "tui.commands.identity",
     "tui.commands.listen",
     "tui.commands.serve",

@@ -33,6 +33,8 @@ class LatestFrameSink:
         self.latencies_ms: list[float] = []
         self.width = 0
         self.height = 0
+        self.allowed = True  # False: the user has not agreed to see the peer's video yet
+        self.frames_withheld = 0
         self._latest: VideoFrame | None = None
         self._task: asyncio.Task[None] | None = None
         self._new_frame = asyncio.Event()
@@ -46,6 +48,9 @@ class LatestFrameSink:
                 self.accept(await track.recv())
 
     def accept(self, frame: Any) -> None:
+        if not self.allowed:
+            self.frames_withheld += 1
+            return
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
         self.frames_received += 1

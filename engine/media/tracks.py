@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fractions
 import time
 
@@ -39,14 +40,23 @@ class VideoSourceTrack(MediaStreamTrack):
         super().__init__()
         self.source = source
         self.frames_sent = 0
-        self.enabled = True  # False sends black frames: the camera is off but the call goes on
         self.latest: np.ndarray | None = None  # the newest frame sent, for a UI's self-view
+        self._on = asyncio.Event()
+        self._on.set()
         self._start: float | None = None
 
+    @property
+    def enabled(self) -> bool:
+        """False: the camera is off and nothing is sent (not even black frames), but the call goes on."""
+        return self._on.is_set()
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        (self._on.set if on else self._on.clear)()
+
     async def recv(self) -> VideoFrame:
+        await self._on.wait()
         pixels = await self.source.next_frame()
-        if not self.enabled:
-            pixels = pixels * 0
         self.latest = pixels
         now = time.monotonic()
         if self._start is None:

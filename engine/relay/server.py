@@ -3,7 +3,8 @@
 It holds live links and, for a mailbox that is offline, a few payloads for a short while, all in
 memory. It writes nothing to disk and logs only counts and errors, never who wrote to whom.
 Every link has its own limits (frame size, token-bucket message rate, delivery backlog); a link that
-breaks one gets an ERROR frame and is closed, and nobody else notices.
+breaks one is closed, after an ERROR frame unless its backlog is what is full, and nobody else
+notices.
 """
 
 from __future__ import annotations

@@ -99,15 +99,19 @@ class User:
         return result.returncode, events(result.stdout), result.stderr
 
     def listen(self, *args: str, stdin: int | IO[Any] | None = subprocess.DEVNULL) -> Listener:
-        return Listener(self, list(args), stdin)
+        return Listener(self, ["listen", *MEDIA, "--json", *args], stdin)
+
+    def start_call(self, name: str, *args: str) -> Listener:
+        """`tcall call NAME` in the background, with stdin open for control commands."""
+        return Listener(self, ["call", name, *MEDIA, "--json", *args], subprocess.PIPE)
 
 
 class Listener:
-    """A background `tcall listen --json` process; `wait_for(event)` reads its events."""
+    """A background `tcall listen --json` (or `call`) process; `wait_for(event)` reads its events."""
 
     def __init__(self, user: User, args: list[str], stdin: int | IO[Any] | None) -> None:
         self.process = subprocess.Popen(
-            [*user.prefix, TCALL, "listen", *MEDIA, "--json", *args],
+            [*user.prefix, TCALL, *args],
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -132,6 +136,16 @@ class Listener:
             if event["event"] == kind and all(event.get(k) == v for k, v in match.items()):
                 return event
         raise AssertionError(f"no {kind} {match} event; saw {self.events}; stderr: {self.stderr()}")
+
+    def read_one(self) -> dict[str, Any] | None:
+        """Read the next event (None at the end of output)."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            return None
+        event: dict[str, Any] = json.loads(line)
+        self.events.append(event)
+        return event
 
     def send(self, line: str) -> None:
         assert self.process.stdin is not None

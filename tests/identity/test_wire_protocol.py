@@ -63,6 +63,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         "offer": {"sdp": SDP, "video": True},
         "answer": {"sdp": SDP, "video": False},
         "accept": {"video": True},
+        "video": {"video": True},
         "presence": {"presence": "online"},
     }
     extra = extras.get(kind, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from textual.app import App, ComposeResult
 from textual.containers import Center
 from textual.screen import ModalScreen
@@ -37,7 +38,7 @@ class CallApp(App[None]):
         yield VideoView(id="pip")
 
 
-def screen_text(app: CallApp):  # type: ignore[no-untyped-def]
+def screen_text(app: App[None]):  # type: ignore[no-untyped-def]
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     return screen_of(update.render_segments(app.console).encode(), W, H)
 
@@ -120,3 +121,57 @@ async def test_only_changed_rows_are_repainted() -> None:
         await pilot.pause()
         screen = screen_text(app)
         assert (rgb(screen.buffer[5][6].fg), rgb(screen.buffer[5][6].bg)) == expected(main, 5, 6)
+
+
+class ImageApp(App[None]):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        yield VideoView(self.mode, id="main")
+
+
+def capture_writes(view: VideoView) -> list[bytes]:
+    written: list[bytes] = []
+    view._write = written.append  # type: ignore[method-assign,assignment]
+    return written
+
+
+@pytest.mark.parametrize("mode", ["sixel", "kitty"])
+async def test_graphics_modes_draw_the_image_over_blank_cells(mode: str) -> None:
+    app = ImageApp(mode)
+    async with app.run_test(size=(W, H)) as pilot:
+        main = app.query_one("#main", VideoView)
+        written = capture_writes(main)
+        main.show_frame(gradient())
+        await pilot.pause()
+        # One image, and no half-blocks painted under it (that would double the output).
+        assert len(written) == 1
+        assert (b"\x1bP" if mode == "sixel" else b"\x1b_G") in written[0]
+        assert "▀" not in "".join(screen_text(app).display)
+        # A modal covers it: half-blocks come back under the dialog, and a kitty image is deleted.
+        await app.push_screen(Dialog())
+        main.show_frame(gradient())
+        await pilot.pause()
+        assert "▀" in "".join(screen_text(app).display)
+        assert len(written) == (2 if mode == "kitty" else 1)
+        if mode == "kitty":
+            assert b"a=d" in written[1]
+        app.pop_screen()
+        await pilot.pause()
+        main.show_frame(gradient())
+        await pilot.pause()
+        assert "▀" not in "".join(screen_text(app).display)
+        count = len(written)
+        # A resize drops the image (kitty deletes it) and draws the next one at the new size.
+        await pilot.resize_terminal(W - 10, H - 4)
+        await pilot.pause()
+        main.show_frame(gradient())
+        await pilot.pause()
+        new = written[count:]
+        if mode == "kitty":
+            assert b"a=d" in new[0]
+            assert b"c=%d,r=%d" % (W - 10, H - 4) in new[-1]
+        else:
+            assert b'"1;1;%d;' % ((W - 10) * 10) in new[-1]

@@ -223,7 +223,9 @@ async def test_echo_call_shows_video_and_every_call_key_works(tcall_home: Path) 
         await pilot.press("m")
         await until(pilot, lambda: session.audio_track is not None and session.audio_track.muted)
         await pilot.press("c")
-        await until(pilot, lambda: session.video_track is not None and not session.video_track.enabled)
+        await until(
+            pilot, lambda: session.video_track is not None and not session.video_track.enabled
+        )
         assert "camera off" in str(screen.query_one("#topbar").render())
         await pilot.press("s")
         stats = screen.query_one("#stats", Static)

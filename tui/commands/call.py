@@ -17,6 +17,7 @@ from engine.media.audio import AUDIO_SPECS
 from engine.media.video import VIDEO_SPECS
 from engine.phone import Phone
 from engine.session import CODECS
+from tui.commands.control import obey_stdin
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -66,6 +67,10 @@ class EventPrinter:
             click.echo(f"tcall: {kind} a call from {event['from']} ({event['reason']})", err=True)
         elif kind == "refused":
             click.echo(f"tcall: refused a message: {event['message']}", err=True)
+        elif kind == "video_request":
+            click.echo(f"tcall: {event['from']} turned video on: type 'allow-video' to see it", err=True)
+        elif kind == "peer_video":
+            click.echo(f"tcall: the peer's video is {'on' if event['on'] else 'off'}", err=True)
         elif kind == "relay":
             click.echo(f"tcall: relay {event['url']} {event['state']}", err=True)
 
@@ -115,10 +120,12 @@ async def _call_contact(
         except RelayUnreachable as exc:
             return {"event": "summary", "outcome": "relay_unreachable", "reason": str(exc)}
         call = await phone.dial(name, options)
+        obeying = asyncio.ensure_future(obey_stdin(phone, emit))
         stopping = asyncio.ensure_future(stop.wait())
         waiters: set[asyncio.Future[Any]] = {call.done, stopping}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
+        obeying.cancel()
         if not call.done.done():
             call.stop.set()
         summary = dict(await call.done)
@@ -147,6 +154,13 @@ async def _call_contact(
 )
 @click.option("--resolution", default="640x480", show_default=True, help="Camera/pattern size.")
 @click.option("--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True)
+@click.option(
+    "--camera",
+    type=click.Choice(["on", "off"]),
+    default="on",
+    show_default=True,
+    help="Start with the camera on or off (turn it on later with `camera on` on stdin).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
 def command(
     name: str,
@@ -158,6 +172,7 @@ def command(
     ring_timeout: float,
     resolution: str,
     fps: float,
+    camera: str,
     as_json: bool,
 ) -> ExitCode:
     """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
@@ -171,6 +186,7 @@ def command(
         width=width,
         height=height,
         fps=fps,
+        camera_on=camera == "on",
     )
     emit = EventPrinter(as_json)
     summary = asyncio.run(_run(name, options, emit, ring_timeout))

@@ -1,7 +1,7 @@
 """`tcall listen`: wait for calls without the TUI, for bots and scripts.
 
 Calls that policy lets ring are answered automatically with `--auto-answer` (contacts only), or by
-a line on stdin: `accept`, `accept audio`, `decline` or `hangup`, which act on the current call.
+a line on stdin (`accept`, `accept audio`, `decline`, ...: see tui/commands/control.py).
 """
 
 from __future__ import annotations
@@ -9,45 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
-import threading
 from typing import Any
 
 import click
 
 from engine.call import OUTCOME_EXIT, CallOptions
-from engine.errors import ExitCode, TcallError
+from engine.errors import ExitCode
 from engine.media.audio import AUDIO_SPECS
 from engine.media.video import VIDEO_SPECS
 from engine.phone import Phone
 from engine.session import CODECS
 from tui.commands.call import EventPrinter, parse_size
-
-
-def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
-    for line in sys.stdin:
-        with contextlib.suppress(RuntimeError):  # the loop closed: we are exiting
-            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
-
-
-async def _obey(phone: Phone, lines: asyncio.Queue[str], emit: EventPrinter) -> None:
-    while True:
-        words = (await lines.get()).split()
-        calls = list(phone.calls)
-        if not words or not calls:
-            continue
-        command, call_id = words[0], calls[-1]
-        try:
-            if command == "accept":
-                await phone.accept(call_id, video="audio" not in words[1:])
-            elif command == "decline":
-                await phone.decline(call_id)
-            elif command == "hangup":
-                await phone.hangup(call_id)
-            else:
-                emit({"event": "notice", "message": f"unknown command {command!r}"})
-        except TcallError as exc:
-            emit({"event": "notice", "message": str(exc)})
+from tui.commands.control import obey_stdin
 
 
 async def _listen(
@@ -57,9 +30,7 @@ async def _listen(
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    lines: asyncio.Queue[str] = asyncio.Queue()
-    threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
-    obeying = asyncio.ensure_future(_obey(phone, lines, emit))
+    obeying = asyncio.ensure_future(obey_stdin(phone, emit))
     try:
         await phone.start()
         while not stop.is_set() and not (once and summaries):

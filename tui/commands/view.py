@@ -22,7 +22,7 @@ from engine.errors import ExitCode, UsageError
 from engine.media.video import VIDEO_SPECS, open_video_source
 from engine.settings import Settings
 from tui.render import RENDER_MODES, TEXT_MODES, make_encoder, make_text_encoder
-from tui.render.delta import TextScreen, cup, synchronized
+from tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, synchronized
 from tui.render.fit import Frame
 from tui.render.kitty import KittyEncoder
 from tui.render.probe import choose_mode, probe
@@ -52,7 +52,7 @@ class Player:
     tmux: bool
 
     def __post_init__(self) -> None:
-        self.screen = TextScreen()
+        self.screen = TextScreen(tolerance=NOISE_TOLERANCE)
         self.text = make_text_encoder(self.mode) if self.mode in TEXT_MODES else None
         self.graphics = None if self.text else make_encoder(self.mode, self.cell_px, self.tmux)
 
@@ -89,10 +89,14 @@ async def play(
     writer = FrameWriter(out, max_fps=fps)
     blocking = os.get_blocking(out)
 
+    idle = asyncio.Event()
+    idle.set()
+
     def pump() -> None:
         writer.pump()
         if not writer.busy:
             loop.remove_writer(out)
+            idle.set()
 
     def on_resize() -> None:
         cols, rows = shutil.get_terminal_size(DEFAULT_SIZE)
@@ -107,6 +111,8 @@ async def play(
                 loop.add_signal_handler(signal.SIGWINCH, on_resize)
         shown = 0
         while frames is None or shown < frames:
+            # Take no frame while one is still being written: the next one shown is the newest.
+            await idle.wait()
             frame = await source.next_frame()
             now = time.monotonic()
             if is_tty:
@@ -114,6 +120,7 @@ async def play(
                     continue
                 writer.submit(player.frame_bytes(frame), now)
                 if writer.busy:
+                    idle.clear()
                     loop.add_writer(out, pump)
             else:
                 sys.stdout.buffer.write(player.frame_bytes(frame))

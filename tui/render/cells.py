@@ -1,14 +1,15 @@
 """Turn per-cell colours and glyphs into terminal bytes in one vectorised pass.
 
-Every cell is laid out in a fixed-width template (`ESC [ 38;2;RRR;GGG;BBB ; 48;2;... m glyph`) and a
-mask then drops what the terminal doesn't need: leading zeros, and the colour that equals the
-previous cell's. `template[mask]` compacts the whole frame at once, and the per-cell lengths give the
-offsets that let a caller cut any span of cells out of the result.
+Every cell is laid out as a row of 4-byte words (`ESC [`, `38;2`, `;R`, `;G`, `;B`, `;`, `48;2`, ...,
+`m` and the glyph), each number's word looked up in a 256-entry table, and a keep-flag per byte
+drops what the terminal doesn't need: padding, and a colour equal to the previous cell's. One
+`np.compress` then packs the whole frame, and the per-cell lengths give the offsets that let a
+caller cut any span of cells out of the result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -19,19 +20,29 @@ Offsets = npt.NDArray[np.int64]
 RESET = b"\x1b[0m"
 
 
-@dataclass(frozen=True)
 class CellGrid:
-    """One encoded text frame: `rows` x `cols` cells, each row starting from a known SGR state."""
+    """One text frame: `rows` x `cols` cells. Its bytes are encoded on first use, so a caller that
+    only needs some cells (a delta update) never pays for the rest.
 
-    data: bytes
-    glyph: Offsets  # rows x cols: where each cell's glyph starts in `data`
-    end: Offsets  # rows x cols: where each cell ends in `data`
-    row_start: Offsets  # rows: where each row starts in `data`
-    cells: U8  # rows x cols x K: everything that makes a cell look the way it does
-    fg: U8 | None
-    bg: U8 | None
-    fg_code: bytes
-    bg_code: bytes
+    In `data` every row starts from a known SGR state: its first cell sets both colours.
+    """
+
+    def __init__(
+        self,
+        glyphs: U8,
+        fg: U8 | None = None,
+        bg: U8 | None = None,
+        fg_code: bytes = b"38;2",
+        bg_code: bytes = b"48;2",
+    ) -> None:
+        self.glyphs = glyphs  # rows x cols x G: the UTF-8 bytes of each cell's glyph
+        self.fg = fg  # rows x cols x K colour parameters, or None
+        self.bg = bg
+        self.fg_code = fg_code
+        self.bg_code = bg_code
+        layers = [glyphs] + [v for v in (fg, bg) if v is not None]
+        # Everything that makes a cell look the way it does, for comparing frames.
+        self.cells: U8 = np.concatenate(layers, axis=2)
 
     @property
     def rows(self) -> int:
@@ -41,9 +52,29 @@ class CellGrid:
     def cols(self) -> int:
         return int(self.cells.shape[1])
 
+    @cached_property
+    def _encoded(self) -> tuple[bytes, Offsets]:
+        data, lengths = encode(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code)
+        return data, np.cumsum(lengths).reshape(self.rows, self.cols)
+
+    @property
+    def data(self) -> bytes:
+        return self._encoded[0]
+
+    @property
+    def end(self) -> Offsets:
+        """rows x cols: where each cell ends in `data`."""
+        return self._encoded[1]
+
+    @property
+    def glyph(self) -> Offsets:
+        """rows x cols: where each cell's glyph starts in `data`."""
+        return self.end - self.glyphs.shape[2]
+
     def row(self, r: int) -> bytes:
         """Row `r` as written from its first column; ends without a reset."""
-        return self.data[int(self.row_start[r]) : int(self.end[r, -1])]
+        start = int(self.end[r - 1, -1]) if r else 0
+        return self.data[start : int(self.end[r, -1])]
 
     def span(self, r: int, c0: int, c1: int) -> bytes:
         """Cells `c0` to `c1 - 1` of row `r`, starting with the full colour state of cell `c0`."""
@@ -78,9 +109,10 @@ DECIMAL, DECIMAL_KEEP, DECIMAL_LEN = _decimal_tables()
 
 def _changed(values: U8) -> npt.NDArray[np.bool_]:
     """True where a cell's colour differs from its left neighbour; every row's first cell is True."""
+    # One integer per cell, so a single comparison covers every channel.
     packed = values[..., 0].astype(np.uint32)
     for i in range(1, values.shape[2]):
-        packed = (packed << 8) | values[..., i]
+        packed = (packed << np.uint32(8)) | values[..., i].astype(np.uint32)
     out = np.ones(values.shape[:2], dtype=bool)
     np.not_equal(packed[:, 1:], packed[:, :-1], out=out[:, 1:])
     return out
@@ -126,11 +158,24 @@ def build(
     fg_code: bytes = b"38;2",
     bg_code: bytes = b"48;2",
 ) -> CellGrid:
-    """Encode a grid of cells.
+    """A grid of cells (see `encode` for the arguments); its bytes are made when first needed."""
+    return CellGrid(glyphs, fg, bg, fg_code, bg_code)
+
+
+def encode(
+    glyphs: U8,
+    fg: U8 | None = None,
+    bg: U8 | None = None,
+    fg_code: bytes = b"38;2",
+    bg_code: bytes = b"48;2",
+    fresh: npt.NDArray[np.bool_] | None = None,
+) -> tuple[bytes, Offsets]:
+    """The bytes of a grid of cells, and the length of each cell in them (rows x cols).
 
     `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and `bg`
     are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to leave
-    that colour alone.
+    that colour alone. A colour equal to the previous cell's is left out, except in the first cell
+    of each row and in the cells where `fresh` (rows x cols) is True.
     """
     rows, cols_n, g = glyphs.shape
     n = rows * cols_n
@@ -139,8 +184,9 @@ def build(
     if fg is None and bg is None:
         data = np.ascontiguousarray(flat_glyphs).tobytes()
     else:
-        fgc = _changed(fg).reshape(n) if fg is not None else np.zeros(n, dtype=bool)
-        bgc = _changed(bg).reshape(n) if bg is not None else np.zeros(n, dtype=bool)
+        forced = fresh.reshape(n) if fresh is not None else np.zeros(n, dtype=bool)
+        fgc = _changed(fg).reshape(n) | forced if fg is not None else np.zeros(n, dtype=bool)
+        bgc = _changed(bg).reshape(n) | forced if bg is not None else np.zeros(n, dtype=bool)
         anyc = fgc | bgc
         # Each cell is a row of 4-byte words; a keep-flag per byte drops what this cell doesn't need.
         parts = [_constant(b"\x1b[", anyc)]
@@ -164,21 +210,4 @@ def build(
         keep = np.concatenate([k for _, k in parts], axis=1)
         # np.compress on flat arrays is several times faster than 2-D boolean indexing.
         data = np.compress(keep.view(bool).ravel(), text.view(np.uint8).ravel()).tobytes()
-    lengths = lengths.reshape(rows, cols_n)
-    end = np.cumsum(lengths).reshape(rows, cols_n)
-    layers = [glyphs]
-    if fg is not None:
-        layers.append(fg)
-    if bg is not None:
-        layers.append(bg)
-    return CellGrid(
-        data=data,
-        glyph=end - g,
-        end=end,
-        row_start=end[:, 0] - lengths[:, 0],
-        cells=np.concatenate(layers, axis=2),
-        fg=fg,
-        bg=bg,
-        fg_code=fg_code,
-        bg_code=bg_code,
-    )
+    return data, lengths.reshape(rows, cols_n)

@@ -47,9 +47,10 @@ LEVEL_TABLES = _level_tables()
 def quantise(canvas: Frame) -> npt.NDArray[np.uint8]:
     """Palette index of every pixel, with a 4x4 ordered dither: three table look-ups."""
     h, w = canvas.shape[:2]
-    cell = np.arange(16, dtype=np.intp).reshape(4, 4)
+    cell = np.arange(16, dtype=np.intp).reshape(4, 4) * 256
     threshold = np.tile(cell, (h // 4 + 1, w // 4 + 1))[:h, :w]
-    r, g, b = (LEVEL_TABLES[i][threshold, canvas[..., i]] for i in range(3))
+    # Flat look-ups (threshold * 256 + value) are much faster than 2-D fancy indexing.
+    r, g, b = (LEVEL_TABLES[i].ravel().take(threshold + canvas[..., i]) for i in range(3))
     return r + g + b
 
 
@@ -125,22 +126,36 @@ def sixel_body(index: npt.NDArray[np.uint8]) -> bytes:
     for first in range(0, bands.shape[0], BANDS_PER_CHUNK):
         chunk = bands[first : first + BANDS_PER_CHUNK]
         nb = chunk.shape[0]
-        table = np.zeros((nb, PALETTE_SIZE, padded), dtype=np.uint8)
         band_ix = np.arange(nb)[:, None]
+        # Only the colours present in a band get a row of the table: number them per band, in
+        # palette order, so the output is the same as with a row for every palette colour.
+        present = np.zeros((nb, PALETTE_SIZE), dtype=bool)
+        for r in range(6):
+            present[band_ix, chunk[:, r, :]] = True
+        rank = np.cumsum(present, axis=1, dtype=np.int64) - 1
+        depth = int(rank[:, -1].max()) + 1
+        table = np.zeros((nb, depth, padded), dtype=np.uint8)
         # Within one pixel row each (band, column) holds one colour, so no index repeats here.
         for r in range(6):
-            table[band_ix, chunk[:, r, :], cols] |= np.uint8(1 << r)
+            table[band_ix, rank[band_ix, chunk[:, r, :]], cols] |= np.uint8(1 << r)
         # The table is mostly zeros: find the non-zero 8-byte words first, then bytes in them.
         words = np.flatnonzero(table.view(np.uint64))
         octets = table.reshape(-1, 8)[words]
         word_of, byte_of = np.nonzero(octets)
         flat = words[word_of] * 8 + byte_of
         pair, x = np.divmod(flat, padded)
-        pairs, row = np.unique(pair, return_inverse=True)
-        band_of = pairs // PALETTE_SIZE
+        # `pair` is already sorted (the table was scanned in order), so no np.unique sort.
+        opens = np.ones(pair.size, dtype=bool)
+        opens[1:] = pair[1:] != pair[:-1]
+        row = np.cumsum(opens) - 1
+        pairs = pair[opens]
+        band_of = pairs // depth
+        colour_of = np.flatnonzero(present.ravel()) % PALETTE_SIZE
+        band_start = np.concatenate([[0], np.cumsum(present.sum(axis=1))[:-1]])
+        colour = colour_of[band_start[band_of] + pairs % depth]
         band_end = np.ones(pairs.size, dtype=bool)
         band_end[:-1] = band_of[1:] != band_of[:-1]
-        out.append(_encode_rows(pairs % PALETTE_SIZE, row, x, octets[word_of, byte_of], band_end))
+        out.append(_encode_rows(colour, row, x, octets[word_of, byte_of], band_end))
     # The last band needs no "-": that would only move the cursor a band further down.
     return b"".join(out)[:-1] + b"$"
 

@@ -102,7 +102,11 @@ class SettingsScreen(Screen[None]):
         else:
             options = options if current in options else [current, *options]
             widget = Select(
-                [(o, o) for o in options], value=current, allow_blank=False, id=f"set-{key}", compact=True
+                [(o, o) for o in options],
+                value=current,
+                allow_blank=False,
+                id=f"set-{key}",
+                compact=True,
             )
         return Vertical(
             Horizontal(Label(label(key), classes="key"), widget),

@@ -9,8 +9,10 @@ Textual asks of a strip (tinting under a modal, screenshots) gets ordinary style
 only when asked.
 
 In sixel and kitty modes the picture is drawn as an image over the widget's region, but only while
-nothing covers the widget; otherwise (a modal, an overlay, a scrolled-out part) it falls back to
-half-blocks, and a kitty image is deleted, so an image never hides a dialog.
+nothing covers the widget, and Textual then draws only blank cells under it. Otherwise (a modal, an
+overlay, a scrolled-out part) it falls back to half-blocks, which overwrite a sixel image, and a
+kitty image is deleted, so an image never hides a dialog. A resize drops the image the same way
+and draws the next frame at the new size.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 from rich.color import Color
 from rich.console import Console
 from rich.segment import Segment
@@ -28,7 +31,7 @@ from textual.widget import Widget
 
 from tui.render import TEXT_MODES, make_encoder, make_text_encoder
 from tui.render.cells import RESET, CellGrid
-from tui.render.delta import cup, synchronized
+from tui.render.delta import NOISE_TOLERANCE, changed_cells, cup, mark_shown, spans, synchronized
 from tui.render.fit import Frame
 from tui.render.kitty import KittyEncoder
 
@@ -138,17 +141,21 @@ class VideoView(Widget):
         mode: str = "halfblock",
         *,
         cell_px: tuple[int, int] = (10, 20),
+        tolerance: int = NOISE_TOLERANCE,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.mode = mode
+        self.tolerance = tolerance
         self._text = make_text_encoder(mode)
         self._graphics = None if mode in TEXT_MODES else make_encoder(mode, cell_px)
         self._grid: CellGrid | None = None
+        self._shown: npt.NDArray[np.uint8] | None = None  # the cells as last sent to the screen
         self._frame: Frame | None = None
         self._image_shown = False
+        self._image_mode = False  # an image covers the widget, so its cells are left blank
 
     @property
     def grid(self) -> CellGrid | None:
@@ -156,24 +163,41 @@ class VideoView(Widget):
         return self._grid
 
     def show_frame(self, frame: Frame) -> None:
-        """Encode `frame` for the current size and repaint only the rows that changed."""
+        """Encode `frame` for the current size and repaint only the cells that changed.
+
+        In each row the span from the first to the last changed cell is repainted; a cell whose
+        colours moved no more than `tolerance` (camera noise, codec ripples) is not a change.
+        """
         width, height = self.size
         if not width or not height:
             return
         self._frame = frame
-        grid = self._text.grid(frame, width, height)
-        old, self._grid = self._grid, grid
-        if old is None or old.cells.shape != grid.cells.shape:
+        if self._graphics is not None and self.unobstructed():
+            # The image covers the whole widget: under it Textual needs blank cells, drawn once.
+            if not self._image_mode:
+                self._image_mode = True
+                self._shown = None
+                self.refresh()
+            self.app.call_after_refresh(self._draw_image)
+            return
+        if self._image_mode:
+            self._image_mode = False
+            self._hide_image()
+        grid = self._grid = self._text.grid(frame, width, height)
+        shown = self._shown
+        if shown is None or shown.shape != grid.cells.shape:
+            self._shown = grid.cells.copy()
             self.refresh()
         else:
-            changed = np.any(grid.cells != old.cells, axis=(1, 2))
-            for row in np.flatnonzero(changed).tolist():
-                self.refresh(Region(0, row, width, 1))
-        if self._graphics is not None:
-            self.app.call_after_refresh(self._draw_image)
+            row, first, end = spans(changed_cells(grid, shown, self.tolerance), merge_gap=width)
+            mark_shown(shown, grid, row, first, end)
+            for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
+                self.refresh(Region(c0, r, c1 - c0, 1))
 
     def on_resize(self) -> None:
         self._grid = None
+        self._shown = None
+        self._image_mode = False
         self._hide_image()
         if self._frame is not None:
             self.show_frame(self._frame)
@@ -184,7 +208,7 @@ class VideoView(Widget):
     def render_lines(self, crop: Region) -> list[Strip]:
         grid = self._grid
         x1, x2 = crop.column_span
-        if grid is None or (grid.cols, grid.rows) != tuple(self.size):
+        if self._image_mode or grid is None or (grid.cols, grid.rows) != tuple(self.size):
             blank = Strip.blank(crop.width, self.rich_style)
             return [blank] * crop.height
         return [RowStrip(grid, y, x1, x2) for y in crop.line_range]

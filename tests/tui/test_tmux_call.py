@@ -1,0 +1,158 @@
+"""End to end in real terminals: a relay and two TUIs in tmux; A calls B by keys, B answers by key.
+
+Each step is checked on screen with `capture-pane`: the incoming dialog, moving video in both
+panes (half-block cells whose colours change between captures), the hang-up, and both histories.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine.helpers import TCALL, loopback_env
+
+COLS, ROWS = 100, 30
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Pane:
+    def __init__(self, socket: str, name: str) -> None:
+        self.socket, self.name = socket, name
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.name, *keys)
+
+    def raw(self) -> str:
+        return self.tmux("capture-pane", "-p", "-e", "-t", self.name)
+
+    def text(self) -> str:
+        return SGR.sub("", self.raw())
+
+    def wait_for(self, what: str | Callable[[str], bool], timeout: float = 20.0) -> str:
+        check = (lambda text: what in text) if isinstance(what, str) else what
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.text()
+            if check(text):
+                return text
+            assert time.monotonic() < deadline, f"{self.name}: waited for {what!r}; screen:\n{text}"
+            time.sleep(0.2)
+
+
+def video_rows(pane: Pane) -> list[str]:
+    """The raw rows that hold half-block video cells (with their colour escapes)."""
+    return [row for row in pane.raw().splitlines() if row.count("▀") > COLS // 2]
+
+
+def tcall(home: Path, *args: str) -> str:
+    result = subprocess.run(
+        [TCALL, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=loopback_env(TCALL_HOME=str(home)),
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def relay() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [TCALL, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=loopback_env()
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
+        assert match, line
+        yield match.group(0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def tmux_server() -> Iterator[str]:
+    socket = f"tcall-test-{uuid.uuid4().hex[:8]}"
+    yield socket
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+
+
+def setup_home(home: Path, relay: str) -> str:
+    home.mkdir()
+    for key, value in (
+        ("relay_url", relay),
+        ("answer_with_camera", "on"),
+        ("camera", "pattern"),
+        ("microphone", "sine"),
+        ("render", "halfblock"),
+    ):
+        tcall(home, "settings", "set", key, value)
+    return str(json.loads(tcall(home, "id", "--json"))["address"])
+
+
+def start_tui(socket: str, name: str, home: Path) -> Pane:
+    env = {"TCALL_HOME": str(home), "TCALL_ICE_ADDRESSES": "127.0.0.1", "COLORTERM": "truecolor"}
+    flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    subprocess.run(
+        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", name]
+        + ["-x", str(COLS), "-y", str(ROWS), *flags, TCALL],
+        check=True,
+        timeout=10,
+    )
+    return Pane(socket, name)
+
+
+def test_a_calls_b_by_keys_in_two_terminals(tmp_path: Path, relay: str, tmux_server: str) -> None:
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    address_a, address_b = setup_home(home_a, relay), setup_home(home_b, relay)
+    tcall(home_a, "contacts", "add", "bob", address_b)
+    tcall(home_b, "contacts", "add", "alice", address_a)
+    a = start_tui(tmux_server, "a", home_a)
+    b = start_tui(tmux_server, "b", home_b)
+    for pane in (a, b):
+        pane.wait_for("relay: online")
+    a.wait_for("● bob")  # B is online: presence reached A
+
+    # 1. A calls B from the contacts list, by keys.
+    a.keys("Down", "Enter")
+    a.wait_for(lambda text: "bob" in text and ("Calling" in text or "Ringing" in text))
+    # 2. B's incoming dialog appears, and B accepts by key.
+    b.wait_for("Incoming video call")
+    assert "alice" in b.text()
+    b.keys("Enter")
+    # 3. Both panes show video: half-block cells whose colours change between captures.
+    for pane in (a, b):
+        pane.wait_for("⏱")
+        deadline = time.monotonic() + 20
+        while len(first := video_rows(pane)) <= ROWS // 2:
+            assert time.monotonic() < deadline, f"{pane.name}: no video:\n{pane.text()}"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        assert video_rows(pane) != first, f"{pane.name}: the video did not move"
+    # 4. A hangs up.
+    a.keys("h")
+    for pane in (a, b):
+        pane.wait_for("Echo test")
+    # 5. Both history screens show the call.
+    a.keys("h")
+    b.keys("h")
+    a.wait_for(lambda text: re.search(r"bob\s+→\s+answered", text) is not None)
+    b.wait_for(lambda text: re.search(r"alice\s+←\s+answered", text) is not None)
+    for pane in (a, b):
+        pane.keys("Escape", "q")
