@@ -15,6 +15,7 @@ def test_call_and_answer_with_media_both_ways(people: tuple[User, User]) -> None
     summary = out[-1]
     assert summary["outcome"] == "answered"
     assert summary["frames_received"] > 50  # bob's video reached alice
+    assert {e["route"] for e in out if e["event"] == "stats"} == {"host/host"}
     assert listener.finish() == 0
     incoming = [e for e in listener.events if e["event"] == "incoming"]
     assert incoming and incoming[0]["from"] == "alice" and incoming[0]["verified"] is False
