@@ -55,6 +55,10 @@ async def run_echo_call(options: CallOptions, emit: Emit, stop: asyncio.Event) -
         summary = await run_call(options, connect, emit, stop)
     finally:
         await echo.close()
-    if summary["outcome"] == "answered" and summary["frames_sent"] and not summary["frames_received"]:
+    if (
+        summary["outcome"] == "answered"
+        and summary["frames_sent"]
+        and not summary["frames_received"]
+    ):
         summary.update(outcome="failed", reason="no video came back from the echo peer")
     return summary

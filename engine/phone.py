@@ -544,7 +544,7 @@ class Phone:
             CallRecord(
                 contact=peer,
                 direction=direction,
-                started_at=self.clock(),
+                started_at=self.clock() - duration,  # logged at the end; stamped at the start
                 duration_s=round(duration, 1),
                 outcome=outcome,
                 video=video,

@@ -40,6 +40,7 @@ from tui.screens.contacts import (
     RemoveContact,
     Verify,
 )
+from tui.screens.dialogs import ConfirmDialog
 from tui.screens.history import ClearHistory, HistoryScreen
 from tui.screens.incoming import IncomingCallScreen
 from tui.screens.settings import ChangeSetting
@@ -204,6 +205,8 @@ class TcallApp(App[None]):
             self._contacts_changed()
         elif kind == "incoming":
             self._ring(event)
+        elif kind == "video_request":
+            self._ask_video(event)
         elif kind in ("silenced", "missed", "refused", "notice"):
             self._history_changed()
             if kind != "silenced":
@@ -322,7 +325,35 @@ class TcallApp(App[None]):
         if message.what == "microphone" and session.audio_track is not None:
             self._engine().soon(setattr, session.audio_track, "muted", not message.on)
         elif message.what == "camera" and session.video_track is not None:
-            self._engine().soon(setattr, session.video_track, "enabled", message.on)
+            if message.call_id is not None and message.call_id in self.phone.calls:
+                # A contact's call: the engine also tells the peer, who may be asked first.
+                self.set_camera(message.call_id, message.on)
+            else:
+                self._engine().soon(setattr, session.video_track, "enabled", message.on)
+
+    @work(group="control", exit_on_error=False)
+    async def set_camera(self, call_id: str, on: bool) -> None:
+        try:
+            await self._engine().run(self.phone.set_camera(call_id, on))
+        except TcallError as exc:
+            self.notify(str(exc), severity="warning")
+
+    def _ask_video(self, event: dict[str, Any]) -> None:
+        """ask_before_video: the peer turned video on; show it only if the user says so."""
+        call_id = event["call_id"]
+
+        def answered(show: bool | None) -> None:
+            if show:
+                self.allow_video(call_id)
+
+        self.push_screen(ConfirmDialog(f"{event['from']} turned on video. Show it?"), answered)
+
+    @work(group="control", exit_on_error=False)
+    async def allow_video(self, call_id: str) -> None:
+        try:
+            await self._engine().run(self.phone.allow_video(call_id))
+        except TcallError as exc:
+            self.notify(str(exc), severity="warning")
 
     # --- incoming calls --------------------------------------------------------------------
 

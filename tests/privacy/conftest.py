@@ -79,6 +79,11 @@ def carol(tmp_path: Path, relay: Relay, people: tuple[User, User]) -> User:
     return user
 
 
+def sent_by(name: str) -> dict[str, Any]:
+    """`wait_for` match keywords for an event from `name` ("from" is a Python keyword)."""
+    return {"from": name}
+
+
 def history(user: User) -> list[dict[str, Any]]:
     """`tcall history --json` of `user`, newest first."""
     records: list[dict[str, Any]] = user.json("history", "--json")["history"]

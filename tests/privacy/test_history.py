@@ -23,6 +23,7 @@ def test_history_shows_real_calls_and_clear_empties_it(people: tuple[User, User]
     listener = bob.listen("--auto-answer", "--once")
     code, _, err = alice.call("bob", "--duration", "2", *RING)
     assert code == 0, err
+    hung_up = time.time()
     assert listener.finish() == 0
     code, _, _ = alice.call("bob", *RING)  # bob is gone now
     assert code == 10
@@ -34,6 +35,7 @@ def test_history_shows_real_calls_and_clear_empties_it(people: tuple[User, User]
     ]
     assert mine[0]["duration_s"] == 0 and mine[1]["duration_s"] >= 2
     assert all(before <= r["started_at"] <= time.time() for r in mine)
+    assert mine[1]["started_at"] + mine[1]["duration_s"] <= hung_up + 1  # when it began
     [theirs] = history(bob)
     assert (theirs["contact"], theirs["direction"], theirs["outcome"]) == (
         "alice",
@@ -67,7 +69,7 @@ def test_retention_zero_writes_no_history_at_all(people: tuple[User, User], caro
         assert history(user) == []
 
 
-def test_old_entries_are_purged_at_start(tcall_home: Path, people: tuple[User, User]) -> None:
+def test_old_entries_are_purged_at_start(people: tuple[User, User]) -> None:
     alice, _ = people
     alice.set("history_retention_days", "30")
     now = time.time()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tests.calls.people import User
-from tests.privacy.conftest import RING, Couple, caller_view, history
+from tests.privacy.conftest import RING, Couple, caller_view, history, sent_by
 
 
 def _window(start: timedelta, end: timedelta) -> str:
@@ -23,7 +23,7 @@ def _call_refused(alice: User, bob: User, kind: str, reason: str, *listen: str) 
     listener = bob.listen(*RING, *listen)
     try:
         code, out, err = alice.call("bob", "--duration", "1", *RING)
-        listener.wait_for(kind, **{"from": "alice", "reason": reason})
+        listener.wait_for(kind, reason=reason, **sent_by("alice"))
     finally:
         listener.stop()
     assert not [e for e in listener.events if e["event"] in ("incoming", "summary")]

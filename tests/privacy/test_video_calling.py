@@ -4,7 +4,7 @@ choice, rather than declining it); no video flows either way, audio flows both w
 from __future__ import annotations
 
 from tests.calls.people import User
-from tests.privacy.conftest import RING, history
+from tests.privacy.conftest import RING, history, sent_by
 
 
 def test_video_off_answers_audio_only_both_ways(people: tuple[User, User]) -> None:
@@ -15,7 +15,7 @@ def test_video_off_answers_audio_only_both_ways(people: tuple[User, User]) -> No
     code, out, err = alice.call("bob", "--duration", "3", *RING)
     assert code == 0, err
     assert listener.finish() == 0
-    assert listener.wait_for("incoming", **{"from": "alice"})["video"] is False
+    assert listener.wait_for("incoming", **sent_by("alice"))["video"] is False
 
     mine = out[-1]
     theirs = [e for e in listener.events if e["event"] == "summary"][-1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.calls.people import Relay, User
-from tests.privacy.conftest import RING, QuickUser, history
+from tests.privacy.conftest import RING, QuickUser, history, sent_by
 
 
 def _states(out: list[dict[str, object]]) -> list[object]:
@@ -76,7 +76,7 @@ def test_declined_call(people: tuple[User, User]) -> None:
     listener = bob.listen("--once", stdin=subprocess.PIPE)
 
     def decline() -> None:
-        listener.wait_for("incoming", **{"from": "alice"})
+        listener.wait_for("incoming", **sent_by("alice"))
         listener.send("decline")
 
     thread = threading.Thread(target=decline)

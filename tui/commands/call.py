@@ -68,7 +68,9 @@ class EventPrinter:
         elif kind == "refused":
             click.echo(f"tcall: refused a message: {event['message']}", err=True)
         elif kind == "video_request":
-            click.echo(f"tcall: {event['from']} turned video on: type 'allow-video' to see it", err=True)
+            click.echo(
+                f"tcall: {event['from']} turned video on: type 'allow-video' to see it", err=True
+            )
         elif kind == "peer_video":
             click.echo(f"tcall: the peer's video is {'on' if event['on'] else 'off'}", err=True)
         elif kind == "relay":

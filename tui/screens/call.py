@@ -52,11 +52,12 @@ class HangUp(Message):
 class Control(Message):
     """Mute the microphone or turn the camera off (`on` False), on the engine's side."""
 
-    def __init__(self, session: Session, what: str, on: bool) -> None:
+    def __init__(self, session: Session, what: str, on: bool, call_id: str | None = None) -> None:
         super().__init__()
         self.session = session
         self.what = what
         self.on = on
+        self.call_id = call_id
 
 
 def stats_text(stats: dict[str, Any]) -> str:
@@ -225,7 +226,7 @@ class CallScreen(Screen[None]):
             self.notify("No camera in this call")
             return
         self.camera_on = not self.camera_on
-        self.post_message(Control(session, "camera", self.camera_on))
+        self.post_message(Control(session, "camera", self.camera_on, self.call_id))
 
     def action_stats(self) -> None:
         stats = self.query_one("#stats")
