@@ -30,11 +30,13 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import nacl.signing
+import uvloop
 
 from engine.relay import protocol
+from engine.relay.websocket import Opcode, client_frame
 
 PAYLOAD_SIZE = 2048  # a sealed offer with its signature and SDP is about this size
 CLK = time.CLOCK_MONOTONIC
@@ -53,8 +55,9 @@ class LeanLink(asyncio.Protocol):
 
     aiohttp's client spends more CPU per message than the relay does, and the clients share the
     relay's two cores: with it the bench would mostly measure its own clients. This one parses
-    frames in `data_received`, with no task per link. Its frames carry an all-zero mask, which the
-    RFC allows on the wire; real clients use `engine.relay.client`.
+    frames in `data_received`, with no task per link, and sends frames masked ahead of time: only
+    the 8-byte send time is masked per message. The relay unmasks every byte whatever the mask, so
+    its work is what a browser's frames would cost it.
     """
 
     def __init__(self, worker: Worker, host: str, key: nacl.signing.SigningKey) -> None:
@@ -63,14 +66,13 @@ class LeanLink(asyncio.Protocol):
         self.conn = protocol.ClientConnection(key)
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
+        self.buffer = b""
         self.upgraded = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
+        self.transport.write(
             f"GET {protocol.WS_PATH} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode()
@@ -81,60 +83,53 @@ class LeanLink(asyncio.Protocol):
         if not self.ready.done():
             self.ready.set_exception(ConnectionError("link lost during sign-in"))
 
-    def send(self, frame: bytes) -> None:
-        size = len(frame)
-        if size < 126:
-            header = bytes((0x82, 0x80 | size))
-        elif size < 1 << 16:
-            header = bytes((0x82, 0x80 | 126)) + size.to_bytes(2, "big")
-        else:
-            header = bytes((0x82, 0x80 | 127)) + size.to_bytes(8, "big")
-        assert self.transport is not None
-        self.transport.write(header + b"\0\0\0\0" + frame)
-
     def data_received(self, data: bytes) -> None:
-        buf = self.buffer
-        buf += data
+        if self.buffer:
+            data = self.buffer + data
+            self.buffer = b""
+        pos = 0
         if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n")
             if end < 0:
+                self.buffer = data
                 return
-            if not buf.startswith(b"HTTP/1.1 101"):
-                raise ConnectionError(bytes(buf[:40]))
-            del buf[: end + 4]
+            if not data.startswith(b"HTTP/1.1 101"):
+                raise ConnectionError(data[:40])
+            pos = end + 4
             self.upgraded = True
-        while len(buf) >= 2:
-            opcode, size, start = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        worker = self.worker
+        end = len(data)
+        while end - pos >= 2:
+            opcode, size, start = data[pos] & 0x0F, data[pos + 1] & 0x7F, pos + 2
             if size == 126:
-                if len(buf) < 4:
-                    return
-                size, start = int.from_bytes(buf[2:4], "big"), 4
+                size, start = int.from_bytes(data[pos + 2 : pos + 4], "big"), pos + 4
             elif size == 127:
-                if len(buf) < 10:
-                    return
-                size, start = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < start + size:
-                return
-            payload = bytes(buf[start : start + size])
-            del buf[: start + size]
-            if opcode == 0x2:
-                self.frame(payload)
-            elif opcode == 0x9:  # ping: answer with a pong carrying the same data
-                assert self.transport is not None
-                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
+                size, start = int.from_bytes(data[pos + 2 : pos + 10], "big"), pos + 10
+            if end < start + size:
+                break
+            pos = start + size
+            if opcode == Opcode.BINARY and self.conn.ready:
+                if data[start] != protocol.Kind.DELIVER:
+                    worker.errors += 1
+                    continue
+                sent = int.from_bytes(data[start + 1 : start + 9], "big")
+                worker.latencies.append((time.clock_gettime_ns(CLK) - sent) / 1e6)
+                worker.received += 1
+            elif opcode == Opcode.BINARY:
+                self.sign_in(data[start:pos])
+            elif opcode == Opcode.PING:
+                self.send(Opcode.PONG, data[start:pos])
+        if pos < end:
+            self.buffer = data[pos:]
 
-    def frame(self, data: bytes) -> None:
-        if self.conn.ready:
-            if data[0] != protocol.Kind.DELIVER:
-                self.worker.errors += 1
-                return
-            now = time.clock_gettime_ns(CLK)
-            self.worker.latencies.append((now - int.from_bytes(data[1:9], "big")) / 1e6)
-            self.worker.received += 1
-            return
-        self.conn.receive(data)
+    def send(self, opcode: int, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(client_frame(opcode, payload, self.worker.mask))
+
+    def sign_in(self, message: bytes) -> None:
+        self.conn.receive(message)
         for out in self.conn.data_to_send():
-            self.send(out)
+            self.send(Opcode.BINARY, out)
         if self.conn.ready:
             self.ready.set_result(None)
 
@@ -152,6 +147,7 @@ class Worker:
         self.received = 0
         self.errors = 0
         self.links_lost = 0
+        self.mask = os.urandom(4)
 
     async def sign_in(self, index: int, gate: asyncio.Semaphore) -> None:
         key = nacl.signing.SigningKey(self.seed.to_bytes(8, "big") + index.to_bytes(24, "big"))
@@ -166,19 +162,30 @@ class Worker:
 
     async def send(self, targets: list[str], start: float, seconds: float, rate: float) -> int:
         rng = random.Random(self.seed)
-        padding = os.urandom(PAYLOAD_SIZE - 8)
-        heads = [protocol.encode_send(to, b"\0")[:-1] for to in targets]
+        mask = self.mask
+        # A SEND frame is a header, the mask, then the masked message: kind and mailbox (17
+        # bytes), the send time (8 bytes) and padding. All but the time is masked here, once.
+        zeros = client_frame(
+            Opcode.BINARY, protocol.encode_send(targets[0], bytes(PAYLOAD_SIZE)), mask
+        )
+        zeros = zeros[-PAYLOAD_SIZE:]
+        stamp_mask, padding = int.from_bytes(zeros[:8], "big"), zeros[8:]
+        prefixes = [
+            client_frame(Opcode.BINARY, protocol.encode_send(to, zeros), mask)[:-PAYLOAD_SIZE]
+            for to in targets
+        ]
+        transports = [cast(asyncio.Transport, link.transport) for link in self.links]
         sent = 0
         while (now := time.clock_gettime(CLK)) < start:
             await asyncio.sleep(min(0.01, start - now))
         end = start + seconds
         while (now := time.clock_gettime(CLK)) < end:
             for _ in range(int((now - start) * rate) - sent):
-                link = self.links[rng.randrange(len(self.links))]
-                stamp = time.clock_gettime_ns(CLK).to_bytes(8, "big")
-                link.send(heads[rng.randrange(len(heads))] + stamp + padding)
+                stamp = (time.clock_gettime_ns(CLK) ^ stamp_mask).to_bytes(8, "big")
+                frame = prefixes[rng.randrange(len(prefixes))] + stamp + padding
+                transports[rng.randrange(len(transports))].write(frame)
                 sent += 1
-            await asyncio.sleep(0.0005)
+            await asyncio.sleep(0.001)  # uvloop has 1 ms timers: less would spin
         return sent
 
     async def main(self) -> None:
@@ -209,7 +216,7 @@ def worker_main(
     url: str, count: int, seed: int, pipe: multiprocessing.connection.Connection
 ) -> None:
     raise_fd_limit()
-    asyncio.run(Worker(url, count, seed, pipe).main())
+    uvloop.run(Worker(url, count, seed, pipe).main())
 
 
 # --- the relay process ------------------------------------------------------------------------------
@@ -246,10 +253,12 @@ class Relay:
                     return int(line.split()[1]) / 1024
         return 0.0
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> tuple[float, float]:
+        """The relay's CPU time so far: user and kernel, in seconds."""
         with open(f"/proc/{self.proc.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -280,7 +289,9 @@ def measure(
         _, s, r, e, c, raw = pipe.recv()
         sent, received, errors, client_cpu = sent + s, received + r, errors + e, client_cpu + c
         latencies.frombytes(raw)
-    relay_cpu = relay.cpu_seconds() - cpu_before
+    cpu_after = relay.cpu_seconds()
+    user, kernel = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+    relay_cpu = user + kernel
     ordered = sorted(latencies)
     return {
         "offered": sent / seconds,
@@ -292,6 +303,8 @@ def measure(
         "rss": relay.rss_mib(),
         "cpu": 100 * relay_cpu / (seconds + 1.0),
         "relay_us": 1e6 * relay_cpu / max(received, 1),
+        "user_us": 1e6 * user / max(received, 1),
+        "kernel_us": 1e6 * kernel / max(received, 1),
         "client_cpu": 100 * client_cpu / (seconds + 1.0),
         "load": os.getloadavg()[0],
     }
@@ -327,6 +340,7 @@ def run_clients(clients: int, rates: list[float], seconds: float, workers: int) 
                 f"{clients:>8} {sign_in:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
                 f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['lost']:>6} {r['errors']:>5} "
                 f"{rss_idle:>6.0f} -> {r['rss']:>5.0f} {r['cpu']:>8.0f}% {r['relay_us']:>6.0f} "
+                f"{r['user_us']:>4.0f}+{r['kernel_us']:<4.0f}"
                 f"{r['client_cpu']:>9.0f}% {r['load']:>5.1f}",
                 flush=True,
             )
@@ -358,6 +372,7 @@ def main() -> None:
     header = (
         f"{'clients':>8} {'sign-in s':>9} {'offered/s':>10} {'deliv/s':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'lost':>6} {'errs':>5} {'RSS MiB':>15} {'relay CPU':>9} {'us/msg':>6} "
+        f"{'usr+sys':>9}"
         f"{'client CPU':>10} {'load':>5}"
     )
     print(header, flush=True)

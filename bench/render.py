@@ -1,7 +1,9 @@
 """Render benchmark: encode speed per mode, against chafa and rich-pixels, delta bytes, quality, CPU.
 
 Run: `python bench/render.py` (needs the `bench` extra, chafa and tmux). Prints one table per part,
-then the ratios the issue asks for.
+then the ratios the issue asks for. `python bench/render.py --tmux [RUNS]` runs only the VideoView
+in tmux part (direct frames, direct frames under a stats box and a self-view, and Textual's
+compositor path), RUNS times each, with the load average.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rich_pixels import Pixels
 from skimage.data import astronaut
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from textual.app import App, ComposeResult
+from textual.widgets import Static
 
 from engine.media.video import open_video_source
 from tui.render import make_encoder
@@ -170,56 +173,86 @@ def view_in_tmux(source: str, cols: int, rows: int, frames: int) -> dict[str, fl
 
 
 class ViewBench(App[None]):
-    """A Textual app that is nothing but a VideoView fed from a source at 30 fps."""
+    """A Textual app that is nothing but a VideoView fed from a source at 30 fps; with `overlays`,
+    the call screen's furniture over it too: a stats box and a self-view fed the same frames."""
 
-    def __init__(self, source: str, seconds: float, result: Path) -> None:
+    CSS = """
+    Screen { layers: base overlay; }
+    #pip { layer: overlay; dock: right; width: 26; height: 8; margin: 1 1 0 0; }
+    #stats { layer: overlay; dock: left; width: 44; height: 8; margin: 1 0 0 1;
+             border: round $accent; }
+    """
+
+    def __init__(self, source: str, seconds: float, result: Path, direct: bool, overlays: bool):
         super().__init__()
         self.source, self.seconds, self.result = source, seconds, result
+        self.direct, self.overlays = direct, overlays
+        self.displays = 0  # screen updates Textual wrote
 
     def compose(self) -> ComposeResult:
-        yield VideoView("halfblock")
+        yield VideoView("halfblock", direct=self.direct, id="main")
+        if self.overlays:
+            yield Static("fps 30 in / 30 out", id="stats")
+            yield VideoView("halfblock", direct=self.direct, id="pip")
+
+    def post_display_hook(self) -> None:
+        self.displays += 1
 
     async def on_mount(self) -> None:
         self.run_worker(self.feed(), exit_on_error=True)
 
     async def feed(self) -> None:
-        view = self.query_one(VideoView)
+        views = list(self.query(VideoView))
         source = open_video_source(self.source, width=640, height=480, fps=30)
         driver = self._driver
         assert driver is not None
-        writes = [0, 0]  # screen updates written, bytes
+        written = [0]
         original = driver.write
 
         def counting(data: str) -> None:
-            writes[0] += 1
-            writes[1] += len(data)
+            written[0] += len(data)
             original(data)
 
         driver.write = counting  # type: ignore[method-assign]
+
+        def direct_frames() -> int:
+            return sum(v.writer.written for v in views if v.writer is not None)
+
         try:
             for _ in range(30):  # warm up
-                view.show_frame(await source.next_frame())
-            writes[:] = [0, 0]
+                frame = await source.next_frame()
+                for view in views:
+                    view.show_frame(frame)
+            written[0], self.displays, before = 0, 0, direct_frames()
             cpu, wall = time.process_time(), time.monotonic()
             shown = 0
             while time.monotonic() - wall < self.seconds:
-                view.show_frame(await source.next_frame())
+                frame = await source.next_frame()
+                for view in views:
+                    view.show_frame(frame)
                 shown += 1
+                if self.overlays and shown % 30 == 0:
+                    self.query_one("#stats", Static).update(f"fps 30 in / 30 out\nframe {shown}")
                 # A source that is behind returns at once; let Textual paint in between.
                 await asyncio.sleep(0)
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            updates = self.displays + direct_frames() - before
         finally:
             source.stop()
         self.result.write_text(
-            f"{shown / wall} {writes[0] / wall} {cpu / wall * 100} {writes[1] / wall}"
+            f"{shown / wall} {updates / wall} {cpu / wall * 100} {written[0] / wall}"
         )
         self.exit()
 
 
-def videoview_in_tmux(source: str, cols: int, rows: int, seconds: float) -> dict[str, float]:
-    """The VideoView app in tmux: frames fed and screen updates per second, CPU %, bytes/s."""
+def videoview_in_tmux(
+    source: str, cols: int, rows: int, seconds: float, direct: bool = True, overlays: bool = False
+) -> dict[str, float]:
+    """The VideoView app in tmux: frames fed and screen updates (Textual's and direct frames) per
+    second, the app's CPU %, bytes/s written, and tmux's CPU %."""
     result = Path(tempfile.mkdtemp()) / "result"
     argv = [sys.executable, __file__, "--videoview", source, str(seconds), str(result)]
+    argv += ["direct" if direct else "compositor", "overlays" if overlays else "plain"]
     _, _, tmux_cpu = in_tmux(argv, cols, rows, seconds + 60)
     fed, updates, cpu, rate = map(float, result.read_text().split())
     return {
@@ -229,6 +262,27 @@ def videoview_in_tmux(source: str, cols: int, rows: int, seconds: float) -> dict
         "bytes": rate,
         "tmux": tmux_cpu / seconds * 100,
     }
+
+
+def tmux_videoview(runs: int) -> None:
+    """Only the VideoView-in-tmux figures, `runs` times each, with the load average."""
+    clip_path = Path(tempfile.mkdtemp()) / "clip.webm"
+    make_clip(clip_path, photo())
+    print("## VideoView in a detached 240x80 tmux (2-core machine; CPU % of one core)")
+    for direct, overlays in ((True, False), (True, True), (False, False)):
+        path = "direct" if direct else "compositor"
+        for source in ("pattern", f"file:{clip_path}"):
+            name = source.split(":")[0]
+            for _ in range(runs):
+                load = os.getloadavg()[0]
+                t = videoview_in_tmux(source, 240, 80, 10, direct, overlays)
+                print(
+                    f"{path:10} {'+overlays' if overlays else '':9} {name:8}: {t['fed']:5.1f}"
+                    f" fed/s, {t['updates']:5.1f} updates/s, app {t['cpu']:3.0f}% CPU,"
+                    f" tmux {t['tmux']:3.0f}%, {t['bytes'] / 1e6:.1f} MB/s  (load {load:.1f})",
+                    flush=True,
+                )
+    shutil.rmtree(clip_path.parent, ignore_errors=True)
 
 
 def main() -> None:
@@ -372,6 +426,11 @@ def main() -> None:
 if __name__ == "__main__":
     os.environ.setdefault("COLORTERM", "truecolor")
     if sys.argv[1:2] == ["--videoview"]:
-        ViewBench(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])).run()
+        source, seconds, result, path, extras = sys.argv[2:7]
+        ViewBench(
+            source, float(seconds), Path(result), path == "direct", extras == "overlays"
+        ).run()
+    elif sys.argv[1:2] == ["--tmux"]:
+        tmux_videoview(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
     else:
         main()

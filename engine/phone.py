@@ -168,7 +168,7 @@ class Phone:
     async def _read(self, link: RelayClient) -> None:
         try:
             while True:
-                self._dispatch(await link.receive())
+                await self._dispatch(await link.receive())
         except TcallError as exc:
             self._links.pop(link.url, None)
             if link.url == self.relay_url:
@@ -195,7 +195,9 @@ class Phone:
 
     # --- incoming messages -----------------------------------------------------------------
 
-    def _dispatch(self, payload: bytes) -> None:
+    async def _dispatch(self, payload: bytes) -> None:
+        """Handle one message. Awaited in arrival order, so an offer's call exists before the
+        hangup the relay may have held right behind it."""
         try:
             received = open_message(
                 self.identity,
@@ -213,9 +215,11 @@ class Phone:
         if message.kind == "presence":
             self._presence(received.contact, message)
         elif message.kind == "offer" and call is None:
-            asyncio.ensure_future(self._incoming(message))
+            await self._incoming(message)
         elif call is None:
-            self._refused(ProtocolError(f"a {message.kind} for no call of ours"), waiting=True)
+            # Late mail for a call that is over (the relay holds messages for a while): report it,
+            # but it must not end the call we are making now.
+            self._refused(ProtocolError(f"a {message.kind} for no call of ours"), waiting=False)
         elif message.sender != call.peer_key:
             self._refused(
                 IdentityError(

@@ -18,10 +18,14 @@ class TokenBucket:
 
     def take(self, now: float) -> bool:
         """Spend one token if there is one; False means the caller is over its limit."""
-        elapsed = max(0.0, now - self._last)
-        self._last = now
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        if self._tokens < 1:
+        tokens = self._tokens
+        if now > self._last:
+            tokens += (now - self._last) * self.rate
+            if tokens > self.burst:
+                tokens = self.burst
+            self._last = now
+        if tokens < 1:
+            self._tokens = tokens
             return False
-        self._tokens -= 1
+        self._tokens = tokens - 1
         return True

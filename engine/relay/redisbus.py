@@ -1,8 +1,10 @@
 """Scale-out: several relay nodes share routing through Redis pub/sub (redis-py's asyncio client).
 
 Each node subscribes to one channel per mailbox connected to it, `tcall:mb:<mailbox>`. A node
-that has a payload for a mailbox it does not hold publishes it on that channel; Redis answers how
-many nodes received it, and zero means the mailbox is offline, so the sending node holds it itself.
+that has a payload for a mailbox it does not hold offers it to the bus, which publishes it on that
+channel; Redis answers how many nodes received it, and zero means the mailbox is offline, so the
+sending node holds it itself. Offers go out in order through one pipeline, many per round trip, so
+routing never waits for Redis and payloads to one mailbox keep their order.
 
 Held payloads stay on the node that accepted them. When a mailbox signs in, its node takes a claim
 number (INCR `tcall:claims`) and announces mailbox and number on `tcall:online` once it is
@@ -31,24 +33,35 @@ _MAILBOX_PREFIX = b"tcall:mb:"
 _ONLINE = b"tcall:online"
 _CLAIMS = b"tcall:claims"  # a counter, the only key tcall writes: it orders sign-ins across nodes
 _NODE_ID_SIZE = 16
+_MAX_OUTBOX = 65536  # offers waiting for Redis; past this the relay drops, as with a full hold
+_BATCH = 512
 
 log = logging.getLogger("tcall.relay")
 
-OnPayload = Callable[[str, bytes], Awaitable[None]]
+OnPayload = Callable[[str, bytes], None]
 OnOnline = Callable[[str, int], Awaitable[None]]
 
 
 class RedisBus:
     """One node's link to the shared Redis; the callbacks are how it reaches its node."""
 
-    def __init__(self, url: str, on_payload: OnPayload, on_online_elsewhere: OnOnline) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_payload: OnPayload,
+        on_online_elsewhere: OnOnline,
+        on_unclaimed: OnPayload,
+    ) -> None:
         self.url = url
         self.node_id = os.urandom(_NODE_ID_SIZE)
         self._on_payload = on_payload
         self._on_online_elsewhere = on_online_elsewhere
+        self._on_unclaimed = on_unclaimed
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
-        self._reader: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._wake = asyncio.Event()
         # Redis confirms each SUBSCRIBE once and in order, so waiters are served first come first.
         self._confirm: dict[bytes, collections.deque[asyncio.Future[None]]] = {}
 
@@ -64,13 +77,16 @@ class RedisBus:
             raise ConfigError(
                 f"cannot use Redis at {self.url}: {exc or type(exc).__name__}"
             ) from exc
-        self._reader = asyncio.create_task(self._read(), name="tcall-relay-redis")
+        self._tasks = [
+            asyncio.create_task(self._read(), name="tcall-relay-redis"),
+            asyncio.create_task(self._publish(), name="tcall-relay-redis-publish"),
+        ]
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-            self._reader = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
@@ -78,15 +94,15 @@ class RedisBus:
             await self._redis.aclose()
             self._redis = None
 
-    async def publish(self, mailbox: str, payload: bytes) -> int:
-        """Offer a payload to whichever node holds `mailbox`; returns how many nodes took it."""
-        if self._redis is None:
-            return 0
-        try:
-            return int(await self._redis.publish(_MAILBOX_PREFIX + mailbox.encode(), payload))
-        except Exception as exc:  # a Redis outage must cost this payload, never the link
-            log.error("redis publish failed: %s", exc)
-            return 0
+    def offer(self, mailbox: str, payload: bytes) -> bool:
+        """Queue a payload for whichever node holds `mailbox`; False if the queue is full.
+
+        A payload no node takes comes back through `on_unclaimed`."""
+        if len(self._outbox) >= _MAX_OUTBOX:
+            return False
+        self._outbox.append((mailbox, payload))
+        self._wake.set()
+        return True
 
     async def claim(self, mailbox: str) -> int:
         """Subscribe to `mailbox`, wait until Redis confirms, then announce that we hold it.
@@ -121,6 +137,26 @@ class RedisBus:
         except Exception as exc:
             log.error("redis unsubscribe failed: %s", exc)
 
+    async def _publish(self) -> None:
+        assert self._redis is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._outbox:
+                count = min(len(self._outbox), _BATCH)
+                batch = [self._outbox.popleft() for _ in range(count)]
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for mailbox, payload in batch:
+                            pipe.publish(_MAILBOX_PREFIX + mailbox.encode(), payload)
+                        taken = await pipe.execute()
+                except Exception as exc:  # a Redis outage must cost these payloads, never a link
+                    log.error("redis publish failed: %s", exc or type(exc).__name__)
+                    taken = [0] * count
+                for (mailbox, payload), receivers in zip(batch, taken, strict=True):
+                    if not receivers:
+                        self._on_unclaimed(mailbox, payload)
+
     async def _read(self) -> None:
         while True:
             try:
@@ -153,4 +189,4 @@ class RedisBus:
                 mailbox = data[_NODE_ID_SIZE + 8 :].decode("ascii", "replace")
                 await self._on_online_elsewhere(mailbox, claim)
         elif kind == "message" and channel.startswith(_MAILBOX_PREFIX):
-            await self._on_payload(channel[len(_MAILBOX_PREFIX) :].decode("ascii"), data)
+            self._on_payload(channel[len(_MAILBOX_PREFIX) :].decode("ascii"), data)

@@ -1,9 +1,17 @@
-"""The relay server behind `tcall serve`: an aiohttp WebSocket endpoint at `/ws` routing payloads.
+"""The relay server behind `tcall serve`: WebSocket links at `/ws`, routing payloads between them.
+
+Each TCP connection is one `Link`, an `asyncio.Protocol`. It reads the HTTP request and answers the
+WebSocket opening handshake for `/ws`, a static page from `pages` for a plain GET, or an HTTP error;
+then it parses frames with `websocket.FrameParser` and relay messages with
+`protocol.ServerConnection`. A payload is routed inside `data_received` and written to the
+recipient's socket as one frame with one `transport.write`: no task, queue or message object per
+frame. (aiohttp's server spent about as much CPU per message on its own request, reader and message
+machinery as the kernel spent moving the bytes; a web page for browsers is a `pages` entry.)
 
 It holds live links and, for a mailbox that is offline, a few payloads for a short while, all in
 memory. It writes nothing to disk and logs only counts and errors, never who wrote to whom.
-Every link has its own limits (frame size, token-bucket message rate, delivery backlog); a link that
-breaks one is closed, after an ERROR frame unless its backlog is what is full, and nobody else
+Every link has its own limits (message size, token-bucket message rate, delivery backlog); a link
+that breaks one is closed, after an ERROR frame unless its backlog is what is full, and nobody else
 notices.
 """
 
@@ -11,19 +19,33 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
-
-from aiohttp import WSMsgType, web
+import struct
+from collections.abc import Callable, Coroutine, Mapping
+from http import HTTPStatus
+from typing import Any, cast
 
 from engine.errors import UsageError
 from engine.relay import protocol
 from engine.relay.hold import MailboxHold
 from engine.relay.limits import TokenBucket
-from engine.relay.protocol import ErrorCode, RelayProtocolError
+from engine.relay.protocol import ErrorCode, RelayProtocolError, Route
 from engine.relay.redisbus import RedisBus
+from engine.relay.websocket import (
+    MAX_HEAD,
+    CloseCode,
+    FrameParser,
+    HttpError,
+    Opcode,
+    Request,
+    WebSocketError,
+    encode_close,
+    frame_header,
+    http_response,
+    parse_request,
+    upgrade_response,
+)
 
 log = logging.getLogger("tcall.relay")
 
@@ -40,129 +62,322 @@ class RelayConfig:
     burst: float = 100.0
     auth_timeout: float = 10.0
     max_backlog: int = 1 << 20  # unsent bytes to a link that does not read, before it is dropped
-    heartbeat: float = 30.0
+    heartbeat: float = 30.0  # a link silent this long is pinged; silent twice as long, dropped
     close_timeout: float = 2.0
     stats_interval: float = 60.0
 
 
-def _frame_header(size: int) -> bytes:
-    """The header of one unmasked, final, binary WebSocket frame (RFC 6455, section 5.2)."""
-    if size < 126:
-        return bytes((0x82, size))
-    if size < 1 << 16:
-        return bytes((0x82, 126)) + size.to_bytes(2, "big")
-    return bytes((0x82, 127)) + size.to_bytes(8, "big")
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A static answer to `GET <path>`."""
+
+    content_type: str
+    body: bytes
 
 
-class Peer:
-    """One authenticated link.
+DEFAULT_PAGES: Mapping[str, Page] = {
+    "/": Page("text/plain; charset=utf-8", b"tcall relay: point tcall at ws://this-host:port\n"),
+}
 
-    Deliveries are written straight to the socket as whole WebSocket frames, from whichever task
-    routes them: no queue and no task hop, which is most of a relay's cost per message. A sender
-    never waits for a slow reader; when a reader's unsent backlog passes `max_backlog` bytes, its
-    link is dropped instead.
-    """
+_CLOSE_CODES = {
+    ErrorCode.SHUTTING_DOWN: CloseCode.GOING_AWAY,
+    ErrorCode.TOO_LARGE: CloseCode.TOO_BIG,
+    ErrorCode.MALFORMED: CloseCode.PROTOCOL_ERROR,
+}
+_PING_FRAME = frame_header(Opcode.PING, 0)
+_BINARY, _TEXT, _PING, _CLOSE = (
+    int(Opcode.BINARY),
+    int(Opcode.TEXT),
+    int(Opcode.PING),
+    int(Opcode.CLOSE),
+)
+_DELIVER_HEAD = struct.Struct(">BBHB")  # FIN+binary, 16-bit length, length, DELIVER kind
 
-    __slots__ = ("mailbox", "ws", "claim", "closing", "goodbye", "_transport", "_max_backlog")
 
-    def __init__(
-        self, mailbox: str, ws: web.WebSocketResponse, request: web.Request, max_backlog: int
-    ) -> None:
-        self.mailbox = mailbox
-        self.ws = ws
+class Link(asyncio.Protocol):
+    """One client connection: HTTP request, then WebSocket, then the relay protocol."""
+
+    def __init__(self, server: RelayServer) -> None:
+        self.server = server
+        self.mailbox = ""  # set once signed in and registered
         self.claim = 0  # its sign-in's place in the order Redis gives them
-        self.closing = False
-        self.goodbye: asyncio.Task[None] | None = None
-        self._transport = request.transport
-        self._max_backlog = max_backlog
+        self.closing = False  # a close frame went out, or the connection is going away
+        self.last_heard = 0.0
+        self.transport: asyncio.Transport | None = None
+        self._head = bytearray()
+        self._frames: FrameParser | None = None  # None until the WebSocket is open
+        self._conn = protocol.ServerConnection(max_frame=server.config.max_frame)
+        self._bucket: TokenBucket | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: list[tuple[int, bytes]] | None = None  # messages during a Redis sign-in
 
-    def deliver(self, frame: bytes) -> bool:
-        """Write one relay frame; False if the link is closing or its backlog is full."""
-        transport = self._transport
-        if self.closing or self.ws.closed or transport is None or transport.is_closing():
+    # --- asyncio.Protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        server = self.server
+        server.links.add(self)
+        self.last_heard = server.loop.time()
+        self._timer = server.loop.call_later(server.config.auth_timeout, self._auth_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.server.forget(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = self.server.loop.time()
+        self.last_heard = now
+        frames = self._frames
+        if frames is None:
+            if not self.closing:
+                self._http(data)
+            return
+        try:
+            messages = frames.feed(data)
+        except WebSocketError as exc:
+            if not self.closing:
+                self.server.stats["refused"] += 1
+                code = ErrorCode.TOO_LARGE if exc.code == CloseCode.TOO_BIG else ErrorCode.MALFORMED
+                self.kick(code, exc.reason)
+            # What follows a broken frame cannot be framed: wait for the client to hang up.
+            self._frames = FrameParser(0)
+            self.closing = True
+            return
+        if self._waiting is not None:
+            self._waiting += messages
+        else:
+            self._handle(messages, now)
+
+    # --- what the server calls ------------------------------------------------------------------
+
+    def deliver(self, payload: bytes) -> bool:
+        """Write one DELIVER frame; False if the link is closing or its backlog is full."""
+        transport = self.transport
+        if self.closing or transport is None:
             return False
-        if transport.get_write_buffer_size() > self._max_backlog:
+        if transport.get_write_buffer_size() > self.server.config.max_backlog:
             return False
-        # One write per frame keeps frames whole beside aiohttp's own pings and close frames.
-        transport.write(_frame_header(len(frame)) + frame)
+        size = len(payload) + 1
+        if 126 <= size < 1 << 16:  # a sealed signaling message: skip frame_header's call
+            transport.write(_DELIVER_HEAD.pack(0x82, 126, size, protocol.Kind.DELIVER) + payload)
+        else:
+            transport.write(frame_header(Opcode.BINARY, size) + protocol.DELIVER_PREFIX + payload)
         return True
 
+    def send(self, message: bytes) -> None:
+        """Write one relay message as a binary frame."""
+        if self.transport is not None and not self.closing:
+            self.transport.write(frame_header(Opcode.BINARY, len(message)) + message)
+
     def kick(self, code: ErrorCode, reason: str) -> None:
-        """Send an ERROR, then close the link; `goodbye` is the task doing it."""
-        if self.closing:
+        """Send an ERROR and a close frame; the link closes on the client's answer, or soon."""
+        if self.closing or self.transport is None:
             return
+        self.transport.write(_error_frames(code, reason))
         self.closing = True
-        self.goodbye = asyncio.create_task(self._say_goodbye(protocol.encode_error(code, reason)))
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.server.loop.call_later(self.server.config.close_timeout, self.abort)
 
     def abort(self) -> None:
-        """Drop the link at once: for a client that stopped reading, a polite close would wait."""
+        """Drop the connection at once: for a client that stopped reading, a close would wait."""
         self.closing = True
-        if self._transport is not None:
-            self._transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
+        self.server.forget(self)
 
-    async def _say_goodbye(self, frame: bytes) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_bytes(frame)
-        await _close(self.ws)
+    def resume(self) -> None:
+        """Carry on after a Redis sign-in, with the messages that came meanwhile."""
+        messages, self._waiting = self._waiting or [], None
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+            self._handle(messages, self.server.loop.time())
+
+    def ping(self, now: float) -> None:
+        """Ping a link that has been silent a while; drop one that stayed silent after that."""
+        if self._frames is None or self.closing or self.transport is None:
+            return
+        silent = now - self.last_heard
+        if silent > 2 * self.server.config.heartbeat:
+            self.abort()
+        elif silent >= self.server.config.heartbeat:
+            self.transport.write(_PING_FRAME)
+
+    # --- inside -----------------------------------------------------------------------------------
+
+    def _http(self, data: bytes) -> None:
+        head = self._head
+        head += data
+        end = head.find(b"\r\n\r\n")
+        transport = self.transport
+        assert transport is not None
+        try:
+            if end < 0 and len(head) <= MAX_HEAD:
+                return
+            if end < 0 or end > MAX_HEAD:
+                raise HttpError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+            request = parse_request(bytes(head[:end]))
+            if request.path != protocol.WS_PATH:
+                self._answer(self.server.page(request))
+                return
+            answer = upgrade_response(request)
+        except HttpError as exc:
+            self._answer(http_response(exc.status, headers=exc.headers))
+            return
+        rest = bytes(head[end + 4 :])
+        self._head = bytearray()
+        self._frames = FrameParser(self.server.config.max_frame)
+        self.server.stats["links"] += 1
+        hello = self._conn.hello()
+        transport.write(answer + frame_header(Opcode.BINARY, len(hello)) + hello)
+        if rest:
+            self.data_received(rest)
+
+    def _answer(self, response: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(response)
+        self.closing = True
+        self.transport.close()
+
+    def _handle(self, messages: list[tuple[int, bytes]], now: float) -> None:
+        transport = self.transport
+        assert transport is not None
+        bucket, receive, route = self._bucket, self._conn.receive, self.server.route
+        # Opcodes as plain ints: this loop runs once per message, and enum lookups add up.
+        for index, (opcode, payload) in enumerate(messages):
+            if self.closing:
+                if opcode == _CLOSE:
+                    transport.close()  # the client answered our close frame
+                    return
+                continue
+            try:
+                if bucket is not None and not bucket.take(now):
+                    raise RelayProtocolError(ErrorCode.RATE_LIMITED, "too many messages")
+                if opcode == _BINARY:
+                    event = receive(payload)
+                    if type(event) is Route:
+                        route(self.mailbox, event.to_mailbox, event.payload)
+                    elif not self._sign_in(event.mailbox, now):
+                        self._waiting = messages[index + 1 :]
+                        transport.pause_reading()
+                        return
+                    else:
+                        bucket = self._bucket
+                elif opcode == _PING:
+                    transport.write(frame_header(Opcode.PONG, len(payload)) + payload)
+                elif opcode == _CLOSE:
+                    transport.write(encode_close(CloseCode.NORMAL))
+                    self.closing = True
+                    transport.close()
+                    return
+                elif opcode == _TEXT:
+                    raise RelayProtocolError(
+                        ErrorCode.UNSUPPORTED, "the relay speaks binary frames only"
+                    )
+            except RelayProtocolError as exc:
+                self.server.stats["refused"] += 1
+                self.kick(exc.code, exc.reason)
+
+    def _sign_in(self, mailbox: str, now: float) -> bool:
+        """True once registered; False while Redis confirms the claim (then `resume` follows)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        config = self.server.config
+        self._bucket = TokenBucket(config.rate, config.burst, now)
+        return self.server.sign_in(self, mailbox)
+
+    def _auth_timeout(self) -> None:
+        self._timer = None
+        if self._frames is None:
+            self.abort()  # not even an HTTP request in time
+        else:
+            self.server.stats["refused"] += 1
+            self.kick(ErrorCode.AUTH_TIMEOUT, "no AUTH in time")
 
 
-async def _close(ws: web.WebSocketResponse, timeout: float = 2.0) -> None:
-    # ws.close() drains and waits for the client's close frame; a hostile client may never send it.
-    with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
-        await asyncio.wait_for(ws.close(), timeout)
+def _error_frames(code: ErrorCode, reason: str) -> bytes:
+    """An ERROR message and the close frame after it: always a link's last words."""
+    message = protocol.encode_error(code, reason)
+    close = encode_close(_CLOSE_CODES.get(code, CloseCode.POLICY))
+    return frame_header(Opcode.BINARY, len(message)) + message + close
 
 
 class RelayServer:
-    """Routes payloads between mailboxes; `app()` gives the aiohttp application to serve."""
+    """Routes payloads between mailboxes; serve it with `run`."""
 
-    def __init__(self, config: RelayConfig | None = None, redis_url: str | None = None) -> None:
+    loop: asyncio.AbstractEventLoop  # set by `start`, before any link exists
+
+    def __init__(
+        self,
+        config: RelayConfig | None = None,
+        redis_url: str | None = None,
+        pages: Mapping[str, Page] = DEFAULT_PAGES,
+    ) -> None:
         self.config = config or RelayConfig()
         self.redis_url = redis_url
-        self.peers: dict[str, Peer] = {}
+        self.pages = pages
+        self.links: set[Link] = set()
+        self.peers: dict[str, Link] = {}
         self.hold = MailboxHold(
             self.config.hold_seconds, self.config.hold_per_mailbox, self.config.hold_max_bytes
         )
         self.stats: collections.Counter[str] = collections.Counter()
         self.bus: RedisBus | None = None
-        self._background: list[asyncio.Task[None]] = []
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get(protocol.WS_PATH, self._handle)
-        app.on_startup.append(self._startup)
-        app.on_shutdown.append(self._shutdown)
-        app.on_cleanup.append(self._cleanup)
-        return app
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def _startup(self, _app: web.Application) -> None:
+    async def start(self) -> None:
+        """Connect to Redis if asked (ConfigError if it cannot be used) and start the timers."""
+        self.loop = asyncio.get_running_loop()
         if self.redis_url:
-            self.bus = RedisBus(self.redis_url, self._from_bus, self._online_elsewhere)
+            self.bus = RedisBus(self.redis_url, self._from_bus, self._online_elsewhere, self._hold)
             await self.bus.start()
-        self._background.append(asyncio.create_task(self._sweep()))
-        self._background.append(asyncio.create_task(self._report()))
+        self._spawn(self._sweep())
+        self._spawn(self._heartbeat())
+        self._spawn(self._report())
 
-    async def _shutdown(self, _app: web.Application) -> None:
-        for peer in list(self.peers.values()):
-            peer.kick(ErrorCode.SHUTTING_DOWN, "relay is stopping")
-        tasks = [peer.goodbye for peer in self.peers.values() if peer.goodbye is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.config.close_timeout)
+    async def close_links(self) -> None:
+        """Tell every link the relay is stopping, and wait a little for them to hang up."""
+        for link in list(self.links):
+            if link.mailbox:
+                link.kick(ErrorCode.SHUTTING_DOWN, "relay is stopping")
+            else:
+                link.abort()
+        deadline = self.loop.time() + self.config.close_timeout
+        while self.links and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for link in list(self.links):
+            link.abort()
 
-    async def _cleanup(self, _app: web.Application) -> None:
-        for task in self._background:
+    async def stop(self) -> None:
+        for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.bus is not None:
             await self.bus.close()
 
+    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _sweep(self) -> None:
-        loop = asyncio.get_running_loop()
         interval = min(1.0, max(0.05, self.config.hold_seconds / 4))
         while True:
             await asyncio.sleep(interval)
-            self.stats["expired"] += self.hold.expire(loop.time())
+            self.stats["expired"] += self.hold.expire(self.loop.time())
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat / 2)
+            now = self.loop.time()
+            for link in list(self.links):
+                link.ping(now)
 
     async def _report(self) -> None:
         while True:
@@ -178,150 +393,98 @@ class RelayServer:
                 s["refused"],
             )
 
-    # --- one link -------------------------------------------------------------------------------
+    # --- links ----------------------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        cfg = self.config
-        ws = web.WebSocketResponse(
-            # aiohttp's own cap is a backstop; frames between the two caps get a TOO_LARGE ERROR.
-            max_msg_size=2 * cfg.max_frame,
-            heartbeat=cfg.heartbeat,
-            compress=False,
-            timeout=cfg.close_timeout,
-        )
-        await ws.prepare(request)
-        self.stats["links"] += 1
-        conn = protocol.ServerConnection(max_frame=cfg.max_frame)
-        peer: Peer | None = None
-        try:
-            await ws.send_bytes(conn.hello())
-            mailbox = await self._authenticate(ws, conn)
-            if mailbox is not None:
-                peer = await self._register(mailbox, ws, request)
-                await self._serve(ws, conn, peer)
-        except RelayProtocolError as exc:
-            self.stats["refused"] += 1
-            if peer is None:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_bytes(exc.frame())
-                await _close(ws, cfg.close_timeout)
-            else:
-                peer.kick(exc.code, exc.reason)
-                if peer.goodbye is not None:
-                    await asyncio.wait([peer.goodbye], timeout=cfg.close_timeout + 1)
-        except (ConnectionError, RuntimeError):
-            pass  # the client went away mid-write
-        finally:
-            if peer is not None:
-                await self._unregister(peer)
-        return ws
+    def page(self, request: Request) -> bytes:
+        """The whole HTTP answer to a request that is not a WebSocket opening."""
+        if request.method != "GET":
+            return http_response(HTTPStatus.METHOD_NOT_ALLOWED, headers=(("Allow", "GET"),))
+        page = self.pages.get(request.path)
+        if page is None:
+            return http_response(HTTPStatus.NOT_FOUND)
+        return http_response(HTTPStatus.OK, page.body, page.content_type)
 
-    async def _receive(self, ws: web.WebSocketResponse) -> bytes | None:
-        """The next binary frame, or None once the link is closing or closed."""
-        msg = await ws.receive()
-        if msg.type == WSMsgType.BINARY:
-            data: bytes = msg.data
-            return data
-        if msg.type == WSMsgType.TEXT:
-            raise RelayProtocolError(ErrorCode.UNSUPPORTED, "the relay speaks binary frames only")
-        if msg.type == WSMsgType.ERROR:
-            # aiohttp already closed the link: over its size backstop, or broken WebSocket framing.
-            self.stats["refused"] += 1
-        return None
+    def sign_in(self, link: Link, mailbox: str) -> bool:
+        """Register a link that proved its key; False while Redis confirms (then `link.resume`)."""
+        if self.bus is None:
+            self._register(link, mailbox, 0)
+            return True
+        self._spawn(self._claim(link, mailbox))
+        return False
 
-    async def _authenticate(
-        self, ws: web.WebSocketResponse, conn: protocol.ServerConnection
-    ) -> str | None:
-        try:
-            data = await asyncio.wait_for(self._receive(ws), self.config.auth_timeout)
-        except TimeoutError as exc:
-            raise RelayProtocolError(ErrorCode.AUTH_TIMEOUT, "no AUTH in time") from exc
-        if data is None:
-            return None
-        event = conn.receive(data)
-        assert isinstance(event, protocol.Authenticated)
-        return event.mailbox
+    async def _claim(self, link: Link, mailbox: str) -> None:
+        assert self.bus is not None
+        # READY only once the other nodes have been told, so a client that signs in again
+        # elsewhere right after is always the newer claim.
+        claim = await self.bus.claim(mailbox)
+        if link.closing:
+            if mailbox not in self.peers:
+                await self.bus.release(mailbox)
+            return
+        self._register(link, mailbox, claim)
+        link.resume()
 
-    async def _serve(
-        self, ws: web.WebSocketResponse, conn: protocol.ServerConnection, peer: Peer
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        bucket = TokenBucket(self.config.rate, self.config.burst, loop.time())
-        while not peer.closing:
-            data = await self._receive(ws)
-            if data is None or peer.closing:
-                return
-            if not bucket.take(loop.time()):
-                raise RelayProtocolError(ErrorCode.RATE_LIMITED, "too many messages")
-            event = conn.receive(data)
-            assert isinstance(event, protocol.Route)
-            await self.route(peer.mailbox, event.to_mailbox, event.payload)
-
-    async def _register(
-        self, mailbox: str, ws: web.WebSocketResponse, request: web.Request
-    ) -> Peer:
+    def _register(self, link: Link, mailbox: str, claim: int) -> None:
         old = self.peers.get(mailbox)
-        if old is not None:
+        if old is not None and old is not link:
             old.kick(ErrorCode.REPLACED, "this mailbox signed in again")
-        peer = Peer(mailbox, ws, request, self.config.max_backlog)
-        self.peers[mailbox] = peer
-        if self.bus is not None:
-            # READY only once the other nodes have been told, so a client that signs in again
-            # elsewhere right after is always the newer claim.
-            peer.claim = await self.bus.claim(mailbox)
-        peer.deliver(protocol.encode_ready(mailbox))
-        for payload in self.hold.take(mailbox, asyncio.get_running_loop().time()):
-            self._deliver_local(peer, payload)
-        return peer
+        link.mailbox, link.claim = mailbox, claim
+        self.peers[mailbox] = link
+        link.send(protocol.encode_ready(mailbox))
+        for payload in self.hold.take(mailbox, self.loop.time()):
+            self._deliver_local(link, payload)
 
-    async def _unregister(self, peer: Peer) -> None:
-        peer.closing = True
-        if self.peers.get(peer.mailbox) is peer:
-            del self.peers[peer.mailbox]
+    def forget(self, link: Link) -> None:
+        """A link is gone: it no longer receives anything (safe to call more than once)."""
+        self.links.discard(link)
+        if link.mailbox and self.peers.get(link.mailbox) is link:
+            del self.peers[link.mailbox]
             if self.bus is not None:
-                await self.bus.release(peer.mailbox)
+                self._spawn(self.bus.release(link.mailbox))
 
     # --- routing --------------------------------------------------------------------------------
 
-    async def route(self, sender: str, to_mailbox: str, payload: bytes) -> None:
+    def route(self, sender: str, to_mailbox: str, payload: bytes) -> None:
         """Pass `payload` from the link of `sender` to `to_mailbox`: here, through Redis, or into
         the hold. `sender` is unused by the honest relay; a test relay that misbehaves uses it."""
         self.stats["routed"] += 1
         peer = self.peers.get(to_mailbox)
         if peer is not None:
             self._deliver_local(peer, payload)
-        elif self.bus is None or await self.bus.publish(to_mailbox, payload) == 0:
+        elif self.bus is None:
             self._hold(to_mailbox, payload)
+        elif not self.bus.offer(to_mailbox, payload):
+            self.stats["dropped"] += 1
 
-    def _deliver_local(self, peer: Peer, payload: bytes) -> None:
-        if not peer.deliver(protocol.encode_deliver(payload)):
+    def _deliver_local(self, peer: Link, payload: bytes) -> None:
+        if not peer.deliver(payload):
             self.stats["dropped"] += 1
             if not peer.closing:
                 peer.abort()  # its backlog is full: an ERROR frame would only queue behind it
 
     def _hold(self, mailbox: str, payload: bytes) -> None:
-        if self.hold.put(mailbox, payload, asyncio.get_running_loop().time()):
+        if self.hold.put(mailbox, payload, self.loop.time()):
             self.stats["held"] += 1
         else:
             self.stats["dropped"] += 1
 
-    async def _from_bus(self, mailbox: str, payload: bytes) -> None:
+    def _from_bus(self, mailbox: str, payload: bytes) -> None:
         peer = self.peers.get(mailbox)
         if peer is not None:
             self._deliver_local(peer, payload)
+        else:
+            self._hold(mailbox, payload)  # it signed out, or is still signing in, here
 
     async def _online_elsewhere(self, mailbox: str, claim: int) -> None:
+        assert self.bus is not None
         peer = self.peers.get(mailbox)
         if peer is not None and peer.claim < claim:
             del self.peers[mailbox]
             peer.kick(ErrorCode.REPLACED, "this mailbox signed in again")
-            assert self.bus is not None
             await self.bus.release(mailbox)
-        held = self.hold.take(mailbox, asyncio.get_running_loop().time())
-        for payload in held:
-            assert self.bus is not None
-            if await self.bus.publish(mailbox, payload) == 0:
-                self._hold(mailbox, payload)
+        for payload in self.hold.take(mailbox, self.loop.time()):
+            if not self.bus.offer(mailbox, payload):
+                self.stats["dropped"] += 1
 
 
 async def run(
@@ -332,17 +495,21 @@ async def run(
     stop: asyncio.Event,
 ) -> None:
     """Serve until `stop` is set; `listening` gets the relay's ws:// URL once it accepts links."""
-    runner = web.AppRunner(server.app(), handle_signals=False, access_log=None)
-    await runner.setup()
+    await server.start()
     try:
-        site = web.TCPSite(runner, host, port)
+        loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            # A deep accept queue: thousands of clients may connect at once after a restart.
+            listener = await loop.create_server(lambda: Link(server), host, port, backlog=4096)
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        bound = runner.addresses[0]
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        listening(f"ws://{shown}:{bound[1]}")
-        await stop.wait()
+        try:
+            bound = listener.sockets[0].getsockname()
+            shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+            listening(f"ws://{shown}:{bound[1]}")
+            await stop.wait()
+        finally:
+            listener.close()
+            await server.close_links()
     finally:
-        await runner.cleanup()
+        await server.stop()

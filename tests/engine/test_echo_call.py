@@ -82,6 +82,17 @@ def test_ctrl_c_ends_the_call_cleanly_with_a_summary() -> None:
     assert "Traceback" not in err
 
 
+def test_missing_microphone_is_one_line_with_its_exit_code() -> None:
+    # No PulseAudio in this environment: PortAudio finds no input device.
+    result = run_tcall(
+        "call", "echo", "--video", "none", "--audio", "mic", XDG_RUNTIME_DIR="/nonexistent"
+    )
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        "tcall: error: no microphone: no audio input device found"
+    ]
+
+
 def test_missing_camera_is_one_line_with_its_exit_code() -> None:
     result = run_tcall("call", "echo", "--video", "camera:7", "--audio", "none")
     assert result.returncode == 3

@@ -37,13 +37,13 @@ class _Server(RelayServer):
         super().__init__(config)
         self._owner = owner
 
-    async def route(self, sender: str, to_mailbox: str, payload: bytes) -> None:
+    def route(self, sender: str, to_mailbox: str, payload: bytes) -> None:
         owner = self._owner
         owner.received.append(Routed(sender, to_mailbox, payload))
         hook = owner.on_route
         for target, data in hook(to_mailbox, payload) if hook else [(to_mailbox, payload)]:
             owner.routed.append(Routed(sender, target, data))
-            await super().route(sender, target, data)
+            super().route(sender, target, data)
 
 
 class HostileRelay:
@@ -91,10 +91,12 @@ class HostileRelay:
     def inject(self, to_mailbox: str, payload: bytes) -> None:
         """Deliver a payload no client sent, as a relay that forges traffic would."""
         assert self._loop is not None and self._server is not None
-        future = asyncio.run_coroutine_threadsafe(
-            self._server.route("", to_mailbox, payload), self._loop
-        )
-        future.result(5)
+        server = self._server
+
+        async def forge() -> None:
+            server.route("", to_mailbox, payload)
+
+        asyncio.run_coroutine_threadsafe(forge(), self._loop).result(5)
 
     def wait_received(self, count: int, timeout: float = 5.0) -> list[Routed]:
         """Block until clients have sent at least `count` payloads; returns them."""

@@ -169,19 +169,21 @@ def encode(
     fg_code: bytes = b"38;2",
     bg_code: bytes = b"48;2",
     fresh: npt.NDArray[np.bool_] | None = None,
+    lead: tuple[U8, U8] | None = None,
 ) -> tuple[bytes, Offsets]:
     """The bytes of a grid of cells, and the length of each cell in them (rows x cols).
 
     `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and `bg`
     are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to leave
     that colour alone. A colour equal to the previous cell's is left out, except in the first cell
-    of each row and in the cells where `fresh` (rows x cols) is True.
+    of each row and in the cells where `fresh` (rows x cols) is True. `lead` (bytes and 0/1
+    keep-flags, each rows*cols x L) goes before each cell, where kept: cursor moves, say.
     """
     rows, cols_n, g = glyphs.shape
     n = rows * cols_n
     flat_glyphs = glyphs.reshape(n, g)
     lengths = np.full(n, g, dtype=np.int64)
-    if fg is None and bg is None:
+    if fg is None and bg is None and lead is None:
         data = np.ascontiguousarray(flat_glyphs).tobytes()
     else:
         forced = fresh.reshape(n) if fresh is not None else np.zeros(n, dtype=bool)
@@ -189,7 +191,11 @@ def encode(
         bgc = _changed(bg).reshape(n) | forced if bg is not None else np.zeros(n, dtype=bool)
         anyc = fgc | bgc
         # Each cell is a row of 4-byte words; a keep-flag per byte drops what this cell doesn't need.
-        parts = [_constant(b"\x1b[", anyc)]
+        parts = []
+        if lead is not None:
+            parts.append(_words(*lead))
+            lengths += lead[1].sum(axis=1, dtype=np.int64)
+        parts.append(_constant(b"\x1b[", anyc))
         lengths += 3 * anyc  # ESC [ ... m
         if fg is not None:
             flat_fg = fg.reshape(n, -1)

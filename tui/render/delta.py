@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -30,9 +31,11 @@ def synchronized(body: bytes) -> bytes:
     return SYNC_BEGIN + body + SYNC_END
 
 
-def spans(changed: Bools, merge_gap: int = MERGE_GAP) -> tuple[Ints, Ints, Ints]:
+def spans(
+    changed: Bools, merge_gap: int = MERGE_GAP, barrier: Bools | None = None
+) -> tuple[Ints, Ints, Ints]:
     """Rows, first columns and end columns (exclusive) of the runs of changed cells, with runs
-    closer than `merge_gap` cells in the same row joined."""
+    closer than `merge_gap` cells in the same row joined, unless a `barrier` cell lies between."""
     rows, cols = changed.shape
     edges = np.zeros((rows, cols + 2), dtype=np.int8)
     edges[:, 1:-1] = changed
@@ -43,6 +46,11 @@ def spans(changed: Bools, merge_gap: int = MERGE_GAP) -> tuple[Ints, Ints, Ints]
         return row, first, end
     opens = np.ones(row.size, dtype=bool)
     opens[1:] = (row[1:] != row[:-1]) | (first[1:] - end[:-1] >= merge_gap)
+    if barrier is not None:
+        # Barrier cells before each column of a row; across rows the run opens anyway.
+        before = np.zeros((rows, cols + 1), dtype=np.int32)
+        np.cumsum(barrier, axis=1, out=before[:, 1:])
+        opens[1:] |= before[row[1:], first[1:]] > before[row[:-1], end[:-1]]
     closes = np.append(opens[1:], True)
     return row[opens], first[opens], end[closes]
 
@@ -51,11 +59,23 @@ def changed_cells(grid: CellGrid, shown: npt.NDArray[np.uint8], tolerance: int =
     """Which cells of `grid` differ from `shown` (a former grid's `cells`): by glyph, or (in
     truecolor) by more than `tolerance` in any colour channel."""
     new = grid.cells
+    rows, cols, depth = new.shape
+    # One column of bytes at a time: numpy's reductions over a short last axis are slow.
+    diff = np.asarray(cv2.absdiff(new, shown), dtype=np.uint8).reshape(rows * cols, depth)
+    glyph = grid.glyphs.shape[2]
     if not tolerance or grid.fg is None or grid.fg.shape[2] != 3:
-        return np.any(new != shown, axis=2)
-    glyph = new.shape[2] - 6  # glyph bytes, then fg RGB, then bg RGB
-    moved = np.abs(new[..., glyph:].astype(np.int16) - shown[..., glyph:]).max(axis=2)
-    return (moved > tolerance) | np.any(new[..., :glyph] != shown[..., :glyph], axis=2)
+        glyph = depth
+    moved = _column_max(diff, 0, glyph) > 0
+    if glyph < depth:
+        moved |= _column_max(diff, glyph, depth) > tolerance
+    return moved.reshape(rows, cols)
+
+
+def _column_max(values: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
+    top = values[:, start].copy()
+    for i in range(start + 1, stop):
+        np.maximum(top, values[:, i], out=top)
+    return top
 
 
 def mark_shown(
@@ -63,10 +83,10 @@ def mark_shown(
 ) -> None:
     """Every cell of the spans was rewritten: the screen shows the new grid there."""
     edges = np.zeros((grid.rows, grid.cols + 1), dtype=np.int8)
-    np.add.at(edges, (row, first), 1)
-    np.add.at(edges, (row, end), -1)
-    inside = np.cumsum(edges, axis=1)[:, :-1].astype(bool)
-    shown[inside] = grid.cells[inside]
+    edges[row, first] = 1  # spans in a row never share a first column, nor an end column
+    edges[row, end] -= 1
+    inside = np.cumsum(edges, axis=1, dtype=np.int8)[:, :-1].view(bool)
+    np.copyto(shown, grid.cells, where=inside[..., None])
 
 
 class TextScreen:
@@ -90,26 +110,66 @@ class TextScreen:
         """Forget what the screen shows (after a resize or a clear): the next frame is whole."""
         self._shown = None
 
-    def update(self, grid: CellGrid) -> bytes:
-        """Bytes that bring the screen to `grid`, inside synchronized output."""
+    def painted(self, grid: CellGrid, row: int, c0: int, c1: int) -> None:
+        """Someone else drew cells `c0` to `c1 - 1` of `row` of `grid` on the screen."""
+        shown = self._shown
+        if shown is not None and shown.shape == grid.cells.shape:
+            shown[row, c0:c1] = grid.cells[row, c0:c1]
+
+    def changes(
+        self, grid: CellGrid, visible: Bools | None = None, merge_gap: int | None = None
+    ) -> tuple[Ints, Ints, Ints]:
+        """The spans to rewrite to bring the screen to `grid`, counted as shown from now on.
+
+        Only `visible` cells (rows x cols, default all) are rewritten, and no span crosses a hidden
+        one: what is hidden is drawn by whoever uncovers it (see `painted`).
+        """
         shown = self._shown
         if shown is None or shown.shape != grid.cells.shape:
             shown = self._shown = grid.cells.copy()
             changed = np.ones(grid.cells.shape[:2], dtype=bool)
         else:
             changed = changed_cells(grid, shown, self.tolerance)
-        row, first, end = spans(changed, self.merge_gap)
+        barrier = None
+        if visible is not None:
+            changed &= visible
+            barrier = ~visible
+        row, first, end = spans(
+            changed, self.merge_gap if merge_gap is None else merge_gap, barrier
+        )
+        if row.size:
+            mark_shown(shown, grid, row, first, end)
+        return row, first, end
+
+    def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:
+        """Bytes that bring the screen to `grid`, inside synchronized output."""
+        row, first, end = self.changes(grid, visible)
         if row.size == 0:
             return b""
-        mark_shown(shown, grid, row, first, end)
-        return synchronized(_span_bytes(grid, row, first, end, self.top, self.left) + RESET)
+        return synchronized(span_bytes(grid, row, first, end, self.top, self.left) + RESET)
 
 
-def _span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left: int) -> bytes:
+def cursor_moves(row: Ints, col: Ints) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+    """`cup(row, col)` for each pair (zero-based, below 9999), as n x 12 bytes and keep-flags."""
+    n = row.size
+    text = np.empty((n, 12), dtype=np.uint8)
+    keep = np.ones((n, 12), dtype=np.uint8)
+    text[:, 0:2] = np.frombuffer(b"\x1b[", dtype=np.uint8)
+    text[:, 6] = ord(";")
+    text[:, 11] = ord("H")
+    for at, values in ((2, row + 1), (7, col + 1)):
+        for i, power in enumerate((1000, 100, 10, 1)):
+            text[:, at + i] = 48 + values // power % 10
+            keep[:, at + i] = values >= power  # no leading zeros
+    return text, keep
+
+
+def span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left: int) -> bytes:
     """Each span: a cursor move, then its cells, the first of them with its full colour state.
 
     Only the cells inside spans are encoded: they are gathered into one strip, with each span's
-    first cell marked fresh so it sets both colours whatever came before it.
+    first cell marked fresh so it sets both colours whatever came before it, and led by its
+    cursor move, so the whole update comes out of one vectorised pass.
     """
     length = end - first
     total = int(length.sum())
@@ -119,20 +179,24 @@ def _span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, lef
     cell_col = np.repeat(first - starts, length) + np.arange(total)
     fresh = np.zeros((1, total), dtype=bool)
     fresh[0, starts] = True
+    moves, move_keep = cursor_moves(row + top, first + left)
+    lead = np.zeros((total, 12), dtype=np.uint8)
+    lead_keep = np.zeros((total, 12), dtype=np.uint8)
+    lead[starts] = moves
+    lead_keep[starts] = move_keep
 
     def pick(values: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.uint8] | None:
         return None if values is None else values[cell_row, cell_col][None]
 
     glyphs = pick(grid.glyphs)
     assert glyphs is not None
-    data, lengths = encode(
-        glyphs, pick(grid.fg), pick(grid.bg), grid.fg_code, grid.bg_code, fresh=fresh
+    data, _ = encode(
+        glyphs,
+        pick(grid.fg),
+        pick(grid.bg),
+        grid.fg_code,
+        grid.bg_code,
+        fresh=fresh,
+        lead=(lead, lead_keep),
     )
-    cuts = np.cumsum(lengths[0])[np.cumsum(length) - 1]
-    moves = [cup(r + top, c + left) for r, c in zip(row.tolist(), first.tolist(), strict=True)]
-    out: list[bytes] = []
-    begin = 0
-    for move, stop in zip(moves, cuts.tolist(), strict=True):
-        out += (move, data[begin:stop])
-        begin = stop
-    return b"".join(out)
+    return data

@@ -4,6 +4,8 @@ A frame is written to a non-blocking descriptor; whatever the terminal (or the S
 doesn't take at once is written as it drains. Frames that arrive meanwhile are dropped, never
 queued, so the picture on screen is at most one frame behind, and the frame rate settles by itself
 at what the link takes. `fps` tracks that rate, measured from how long each frame took to drain.
+`FrameWriter` owns a descriptor; `QueueWriter` applies the same rule to a writer thread's queue
+that other output shares (Textual's driver).
 """
 
 from __future__ import annotations
@@ -90,3 +92,35 @@ class FrameWriter:
             self.pump()
         finally:
             os.set_blocking(self.fd, blocking)
+
+
+class QueueWriter:
+    """Frames handed to a writer thread's queue (Textual's driver), at most one in flight.
+
+    Writing through the thread that writes everything else keeps each frame whole between other
+    output. A frame is followed by an empty marker: while the thread has not taken the marker,
+    the frame (or other output) is still on its way to the terminal, and new frames are dropped.
+    """
+
+    def __init__(self, write: Callable[[str], None], backlog: Callable[[], int]) -> None:
+        self._write = write
+        self._backlog = backlog  # items in the queue that the thread has not taken yet
+        self.written = 0
+        self.dropped = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._backlog() > 0
+
+    def offer(self) -> bool:
+        """May a new frame be sent now? Counts a dropped frame when not."""
+        if self.busy:
+            self.dropped += 1
+            return False
+        return True
+
+    def submit(self, data: bytes) -> None:
+        """Queue one whole frame (call only after `offer` said yes)."""
+        self._write(data.decode())
+        self._write("")
+        self.written += 1

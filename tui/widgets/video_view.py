@@ -1,12 +1,20 @@
 """`VideoView`: a Textual widget that shows video frames at 30 fps and still clips correctly.
 
-Per-cell Segments are too slow at 240x80, so each row is handed to Textual as a `RowStrip`: a Strip
-that renders to the row's pre-encoded ANSI bytes in one go. Textual cuts strips when another widget
-(a dialog, a stats overlay, a self-view) covers part of a row; `RowStrip` answers those cuts by
-re-slicing the encoded row at cell boundaries, starting each piece with its own full colour state,
-so whatever is drawn over the video, and the video on either side of it, stays right. Anything else
-Textual asks of a strip (tinting under a modal, screenshots) gets ordinary styled Segments, built
-only when asked.
+Pushing 30 frames a second of 240x80 cells through Textual's compositor costs more than a core,
+so while the widget's screen is showing, each frame goes straight to the terminal: only the cells
+that changed, cursor-addressed, inside synchronized output, written through the app's driver (the
+thread that writes all of Textual's output, so a frame never splits one of Textual's updates or is
+split by one). Cells under another widget (a self-view, a stats overlay, a toast) are skipped, and
+a frame is dropped, never queued, while the previous one is still on its way to the terminal.
+
+Textual still renders the widget whenever it repaints its region (a resize, an overlay that goes
+away, a modal that covers it): each row is a `RowStrip`, a Strip that renders to the row's
+pre-encoded ANSI bytes in one go and tells the widget which cells it drew, so the next direct
+frame starts from what the terminal really shows. Textual cuts strips where another widget covers
+part of a row; `RowStrip` answers those cuts by re-slicing the encoded row at cell boundaries,
+starting each piece with its own full colour state. Anything else Textual asks of a strip
+(tinting under a modal, screenshots) gets ordinary styled Segments, built only when asked. Under a
+modal, or with no real terminal (tests), frames go through Textual's compositor instead.
 
 In sixel and kitty modes the picture is drawn as an image over the widget's region, but only while
 nothing covers the widget, and Textual then draws only blank cells under it. Otherwise (a modal, an
@@ -17,7 +25,7 @@ and draws the next frame at the new size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +39,16 @@ from textual.widget import Widget
 
 from tui.render import TEXT_MODES, make_encoder, make_text_encoder
 from tui.render.cells import RESET, CellGrid
-from tui.render.delta import NOISE_TOLERANCE, changed_cells, cup, mark_shown, spans, synchronized
+from tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, span_bytes, synchronized
 from tui.render.fit import Frame
 from tui.render.kitty import KittyEncoder
+from tui.render.writer import QueueWriter
+
+# DECSC / DECRC: Textual leaves the cursor where an input wants it; a direct frame puts it back.
+SAVE_CURSOR = b"\x1b7"
+RESTORE_CURSOR = b"\x1b8"
+
+Painted = Callable[[CellGrid, int, int, int], None]
 
 
 def _run_segments(grid: CellGrid, r: int, c0: int, c1: int) -> list[Segment]:
@@ -69,14 +84,17 @@ def _style(grid: CellGrid, r: int, c: int) -> Style | None:
 class RowStrip(Strip):
     """Cells c0..c1-1 of one row of an encoded frame."""
 
-    __slots__ = ("_grid", "_row", "_c0", "_c1", "_styled")
+    __slots__ = ("_grid", "_row", "_c0", "_c1", "_styled", "_painted")
 
-    def __init__(self, grid: CellGrid, row: int, c0: int, c1: int) -> None:
+    def __init__(
+        self, grid: CellGrid, row: int, c0: int, c1: int, painted: Painted | None = None
+    ) -> None:
         self._grid = grid
         self._row = row
         self._c0 = c0
         self._c1 = c1
         self._styled: list[Segment] | None = None
+        self._painted = painted  # told when the strip is rendered for the terminal
         super().__init__((), c1 - c0)
 
     @property
@@ -95,6 +113,8 @@ class RowStrip(Strip):
         return self._c1 - self._c0
 
     def render(self, console: Console) -> str:
+        if self._painted is not None:
+            self._painted(self._grid, self._row, self._c0, self._c1)
         if self._render_cache is None:
             encoded = self._grid.span(self._row, self._c0, self._c1) + RESET
             self._render_cache = encoded.decode()
@@ -108,7 +128,7 @@ class RowStrip(Strip):
             return self
         if end <= start:
             return Strip([], 0)
-        return RowStrip(self._grid, self._row, self._c0 + start, self._c0 + end)
+        return RowStrip(self._grid, self._row, self._c0 + start, self._c0 + end, self._painted)
 
     def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
         pieces: list[Strip] = []
@@ -142,6 +162,7 @@ class VideoView(Widget):
         *,
         cell_px: tuple[int, int] = (10, 20),
         tolerance: int = NOISE_TOLERANCE,
+        direct: bool = True,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -149,10 +170,12 @@ class VideoView(Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.mode = mode
         self.tolerance = tolerance
+        self.direct = direct
         self._text = make_text_encoder(mode)
         self._graphics = None if mode in TEXT_MODES else make_encoder(mode, cell_px)
         self._grid: CellGrid | None = None
-        self._shown: npt.NDArray[np.uint8] | None = None  # the cells as last sent to the screen
+        self._screen = TextScreen(tolerance=tolerance)  # what the terminal shows of the widget
+        self._writer: QueueWriter | None = None
         self._frame: Frame | None = None
         self._image_shown = False
         self._image_mode = False  # an image covers the widget, so its cells are left blank
@@ -162,41 +185,52 @@ class VideoView(Widget):
         """The last frame as encoded cells (None before the first frame)."""
         return self._grid
 
-    def show_frame(self, frame: Frame) -> None:
-        """Encode `frame` for the current size and repaint only the cells that changed.
+    @property
+    def writer(self) -> QueueWriter | None:
+        """Counts the frames written straight to the terminal and those dropped meanwhile."""
+        return self._writer
 
-        In each row the span from the first to the last changed cell is repainted; a cell whose
-        colours moved no more than `tolerance` (camera noise, codec ripples) is not a change.
+    def show_frame(self, frame: Frame) -> None:
+        """Encode `frame` for the current size and redraw only the cells that changed.
+
+        A cell whose colours moved no more than `tolerance` (camera noise, codec ripples) is not a
+        change. The changed cells go straight to the terminal when they can (see the module's
+        docstring); otherwise each row is repainted by Textual from its first to its last change.
         """
         width, height = self.size
         if not width or not height:
             return
         self._frame = frame
-        if self._graphics is not None and self.unobstructed():
+        visible = self.visible_cells()
+        if self._graphics is not None and visible is not None and visible.all():
             # The image covers the whole widget: under it Textual needs blank cells, drawn once.
             if not self._image_mode:
                 self._image_mode = True
-                self._shown = None
+                self._screen.invalidate()
                 self.refresh()
             self.app.call_after_refresh(self._draw_image)
             return
         if self._image_mode:
             self._image_mode = False
             self._hide_image()
+        writer = self._direct_writer() if visible is not None else None
+        if writer is not None and not writer.offer():
+            return
         grid = self._grid = self._text.grid(frame, width, height)
-        shown = self._shown
-        if shown is None or shown.shape != grid.cells.shape:
-            self._shown = grid.cells.copy()
-            self.refresh()
-        else:
-            row, first, end = spans(changed_cells(grid, shown, self.tolerance), merge_gap=width)
-            mark_shown(shown, grid, row, first, end)
-            for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
-                self.refresh(Region(c0, r, c1 - c0, 1))
+        if writer is not None and visible is not None:
+            row, first, end = self._screen.changes(grid, visible)
+            if row.size:
+                y, x = self.content_region.y, self.content_region.x
+                body = span_bytes(grid, row, first, end, y, x)
+                writer.submit(synchronized(SAVE_CURSOR + body + RESET + RESTORE_CURSOR))
+            return
+        row, first, end = self._screen.changes(grid, merge_gap=width)
+        for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
+            self.refresh(Region(c0, r, c1 - c0, 1))
 
     def on_resize(self) -> None:
         self._grid = None
-        self._shown = None
+        self._screen.invalidate()
         self._image_mode = False
         self._hide_image()
         if self._frame is not None:
@@ -211,27 +245,57 @@ class VideoView(Widget):
         if self._image_mode or grid is None or (grid.cols, grid.rows) != tuple(self.size):
             blank = Strip.blank(crop.width, self.rich_style)
             return [blank] * crop.height
-        return [RowStrip(grid, y, x1, x2) for y in crop.line_range]
+        painted = self._screen.painted
+        return [RowStrip(grid, y, x1, x2, painted) for y in crop.line_range]
 
-    def unobstructed(self) -> bool:
-        """True when the whole widget is on screen and no other widget is drawn over any of it."""
+    def visible_cells(self) -> npt.NDArray[np.bool_] | None:
+        """rows x cols: which of the widget's cells are on screen with no other widget over them.
+
+        None when its screen is not the one showing (a modal or another screen is on top), or
+        while Textual's layout and the widget's size disagree (a resize on its way).
+        """
         screen = self.screen
         if self.app.screen is not screen:
-            return False
+            return None
         # Textual has no public "what covers me"; its compositor lists widgets topmost first.
         visible = screen._compositor.visible_widgets
         if self not in visible:
-            return False
+            return None
         region, clip = visible[self]
-        if clip.intersection(region) != region:
-            return False
+        content = region.shrink(self.styles.gutter)
+        if content.size != self.size:
+            return None
+        mask = np.zeros((content.height, content.width), dtype=bool)
+
+        def paint(area: Region, value: bool) -> None:
+            x, y, w, h = area.intersection(content).translate((-content.x, -content.y))
+            mask[y : y + h, x : x + w] = value
+
+        paint(clip, True)
         ancestors = set(self.ancestors)
         for widget, (other, other_clip) in visible.items():
             if widget is self:
-                return True
-            if widget not in ancestors and other.intersection(other_clip).overlaps(region):
-                return False
-        return True
+                break
+            if widget not in ancestors:
+                paint(other.intersection(other_clip), False)
+        return mask
+
+    def unobstructed(self) -> bool:
+        """True when the whole widget is on screen and no other widget is drawn over any of it."""
+        visible = self.visible_cells()
+        return visible is not None and bool(visible.all())
+
+    def _direct_writer(self) -> QueueWriter | None:
+        """The writer for direct frames, or None when there is no terminal to write to."""
+        driver = self.app._driver
+        if not self.direct or driver is None or self.app.is_headless:
+            return None
+        if self._writer is None:
+            # The queue of the thread that writes the driver's output (Textual's WriterThread).
+            queue = getattr(getattr(driver, "_writer_thread", None), "_queue", None)
+            backlog: Callable[[], int] = queue.qsize if queue is not None else (lambda: 0)
+            self._writer = QueueWriter(driver.write, backlog)
+        return self._writer
 
     def _write(self, data: bytes) -> None:
         driver = self.app._driver  # images must bypass the compositor, which only knows cells
