@@ -97,6 +97,22 @@ _DELIVER_HEAD = struct.Struct(">BBHB")  # FIN+binary, 16-bit length, length, DEL
 class Link(asyncio.Protocol):
     """One client connection: HTTP request, then WebSocket, then the relay protocol."""
 
+    # Slots: attribute reads on the per-message path skip a dict, and 10k links take less memory.
+    __slots__ = (
+        "server",
+        "mailbox",
+        "claim",
+        "closing",
+        "last_heard",
+        "transport",
+        "_head",
+        "_frames",
+        "_conn",
+        "_bucket",
+        "_timer",
+        "_waiting",
+    )
+
     def __init__(self, server: RelayServer) -> None:
         self.server = server
         self.mailbox = ""  # set once signed in and registered
@@ -156,7 +172,9 @@ class Link(asyncio.Protocol):
     def deliver(self, payload: bytes) -> bool:
         """Write one DELIVER frame; False if the link is closing or its backlog is full."""
         transport = self.transport
-        if self.closing or transport is None:
+        # uvloop closes a transport at once but reports it a tick later, and a write in between
+        # raises: into the *sender's* data_received, which would then lose its own link.
+        if self.closing or transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > self.server.config.max_backlog:
             return False
@@ -169,12 +187,15 @@ class Link(asyncio.Protocol):
 
     def send(self, message: bytes) -> None:
         """Write one relay message as a binary frame."""
-        if self.transport is not None and not self.closing:
+        if self.transport is not None and not self.closing and not self.transport.is_closing():
             self.transport.write(frame_header(Opcode.BINARY, len(message)) + message)
 
     def kick(self, code: ErrorCode, reason: str) -> None:
         """Send an ERROR and a close frame; the link closes on the client's answer, or soon."""
         if self.closing or self.transport is None:
+            return
+        if self.transport.is_closing():
+            self.abort()
             return
         self.transport.write(_error_frames(code, reason))
         self.closing = True
@@ -258,7 +279,7 @@ class Link(asyncio.Protocol):
                     raise RelayProtocolError(ErrorCode.RATE_LIMITED, "too many messages")
                 if opcode == _BINARY:
                     event = receive(payload)
-                    if type(event) is Route:
+                    if isinstance(event, Route):
                         route(self.mailbox, event.to_mailbox, event.payload)
                     elif not self._sign_in(event.mailbox, now):
                         self._waiting = messages[index + 1 :]
@@ -457,10 +478,13 @@ class RelayServer:
             self.stats["dropped"] += 1
 
     def _deliver_local(self, peer: Link, payload: bytes) -> None:
-        if not peer.deliver(payload):
+        if peer.deliver(payload):
+            return
+        if peer.closing or peer.transport is None or peer.transport.is_closing():
+            self._hold(peer.mailbox, payload)  # it is going away: keep it for its next sign-in
+        else:
             self.stats["dropped"] += 1
-            if not peer.closing:
-                peer.abort()  # its backlog is full: an ERROR frame would only queue behind it
+            peer.abort()  # its backlog is full: an ERROR frame would only queue behind it
 
     def _hold(self, mailbox: str, payload: bytes) -> None:
         if self.hold.put(mailbox, payload, self.loop.time()):

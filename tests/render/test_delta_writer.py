@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
 from tests.render.decoders import screen_of
 from tui.render.cells import RESET
-from tui.render.delta import SYNC_BEGIN, SYNC_END, TextScreen
+from tui.render.delta import SYNC_BEGIN, SYNC_END, TextScreen, cup, cursor_moves, spans
 from tui.render.halfblock import HalfBlockEncoder
 from tui.render.palette256 import Palette256Encoder
-from tui.render.writer import FrameWriter
+from tui.render.writer import FrameWriter, QueueWriter
 
 
 def moving_square(n: int, size: int = 48) -> list[np.ndarray]:
@@ -91,3 +92,58 @@ def test_writer_drops_frames_while_one_is_in_flight_and_follows_the_link_rate() 
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_hidden_cells_are_never_written_nor_bridged() -> None:
+    changed = np.array([[1, 1, 0, 1, 1, 0, 0, 0, 1]], dtype=bool)
+    row, first, end = spans(changed, merge_gap=3)
+    assert (first.tolist(), end.tolist()) == ([0, 8], [5, 9])
+    barrier = np.zeros_like(changed)
+    barrier[0, 2] = True  # an overlay's cell between two changed runs
+    row, first, end = spans(changed, merge_gap=3, barrier=barrier)
+    assert (first.tolist(), end.tolist()) == ([0, 3, 8], [2, 5, 9])
+    frames = moving_square(2)
+    visible = np.ones((12, 24), dtype=bool)
+    visible[3:6, 4:10] = False
+    screen = TextScreen(top=2, left=3)
+    stream = screen.update(HalfBlockEncoder().grid(frames[0], 24, 12), visible)
+    stream += screen.update(HalfBlockEncoder().grid(frames[1], 24, 12), visible)
+    shown = screen_of(stream, 30, 16)
+    assert all(shown.buffer[y][x].data == " " for y in range(5, 8) for x in range(7, 13))
+    assert shown.buffer[4][7].data == shown.buffer[8][12].data == "▀"
+
+
+def test_cursor_moves_match_cup() -> None:
+    rows = np.array([0, 9, 10, 99, 100, 998])
+    cols = np.array([0, 1, 999, 1000, 5, 9998])
+    text, keep = cursor_moves(rows, cols)
+    moves = np.compress(keep.ravel().astype(bool), text.ravel()).tobytes()
+    assert moves == b"".join(cup(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def test_queue_writer_keeps_one_waiting_frame_and_never_queues() -> None:
+    untaken: list[str] = []  # what the writer thread has not taken yet
+    sent: list[str] = []
+    polls: list[Callable[[], None]] = []
+
+    def write(text: str) -> None:
+        sent.append(text)
+        untaken.append(text)
+
+    writer = QueueWriter(
+        write,
+        lambda: len(untaken),
+        lambda delay, poll: polls.append(poll),
+    )
+    retried: list[str] = []
+    assert writer.offer(lambda: retried.append("first"))
+    writer.submit("▀ frame".encode())
+    assert sent == ["▀ frame", ""] and writer.busy and writer.written == 1
+    assert not writer.offer(lambda: retried.append("second"))
+    assert not writer.offer(lambda: retried.append("third"))  # replaces the second: dropped
+    assert writer.dropped == 1 and len(polls) == 1
+    polls.pop()()  # the frame is still on its way: look again later
+    assert len(polls) == 1 and retried == []
+    untaken.clear()  # the thread took the frame and the marker after it
+    polls.pop()()
+    assert retried == ["third"] and polls == [] and len(sent) == 2

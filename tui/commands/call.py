@@ -80,7 +80,7 @@ class EventPrinter:
         if event.get("reason") and event["outcome"] not in ("answered", "interrupted"):
             click.echo(f"tcall: error: {event['reason']}", err=True)
         peer = f" with {event['peer']}" if event.get("peer") else ""
-        if "frames_sent" not in event:  # a call that never got to media
+        if event.get("setup_ms") is None:  # a call that never got to media
             click.echo(f"call{peer} {event['outcome']}")
             return
         lines = [

@@ -21,6 +21,8 @@ from engine.session import Emit
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
+    if sys.stdin is None:  # started with no standard input at all
+        return
     for line in sys.stdin:
         with contextlib.suppress(RuntimeError):  # the loop closed: we are exiting
             loop.call_soon_threadsafe(lines.put_nowait, line.strip())

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 # How much one new measurement moves the rate estimate.
 SMOOTHING = 0.25
+# How often a waiting frame checks whether the writer thread has taken the one in flight.
+POLL_SECONDS = 0.003
 
 
 class FrameWriter:
@@ -99,12 +101,24 @@ class QueueWriter:
 
     Writing through the thread that writes everything else keeps each frame whole between other
     output. A frame is followed by an empty marker: while the thread has not taken the marker,
-    the frame (or other output) is still on its way to the terminal, and new frames are dropped.
+    the frame (or other output) is still on its way to the terminal. A frame offered meanwhile
+    waits, in a single slot, for the terminal to take the one in flight, and a newer frame
+    replaces it (the older one is dropped): nothing queues, and the rate follows the terminal.
     """
 
-    def __init__(self, write: Callable[[str], None], backlog: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        backlog: Callable[[], int],
+        schedule: Callable[[float, Callable[[], None]], object],
+        poll: float = POLL_SECONDS,
+    ) -> None:
         self._write = write
         self._backlog = backlog  # items in the queue that the thread has not taken yet
+        self._schedule = schedule  # call a function after a delay (the event loop's call_later)
+        self._poll_seconds = poll
+        self._retry: Callable[[], None] | None = None  # set while a frame waits
+        self._polling = False
         self.written = 0
         self.dropped = 0
 
@@ -112,15 +126,31 @@ class QueueWriter:
     def busy(self) -> bool:
         return self._backlog() > 0
 
-    def offer(self) -> bool:
-        """May a new frame be sent now? Counts a dropped frame when not."""
-        if self.busy:
+    def offer(self, retry: Callable[[], None]) -> bool:
+        """May a frame be written now? If not, `retry` is called once the terminal has taken the
+        frame in flight, so that the caller can offer its newest frame then."""
+        if not self.busy:
+            self._retry = None
+            return True
+        if self._retry is not None:
             self.dropped += 1
-            return False
-        return True
+        self._retry = retry
+        if not self._polling:
+            self._polling = True
+            self._schedule(self._poll_seconds, self._poll)
+        return False
 
     def submit(self, data: bytes) -> None:
         """Queue one whole frame (call only after `offer` said yes)."""
         self._write(data.decode())
         self._write("")
         self.written += 1
+
+    def _poll(self) -> None:
+        if self.busy:
+            self._schedule(self._poll_seconds, self._poll)
+            return
+        self._polling = False
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry()

@@ -25,6 +25,7 @@ and draws the next frame at the new size.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -214,7 +215,7 @@ class VideoView(Widget):
             self._image_mode = False
             self._hide_image()
         writer = self._direct_writer() if visible is not None else None
-        if writer is not None and not writer.offer():
+        if writer is not None and not writer.offer(self._offer_again):
             return
         grid = self._grid = self._text.grid(frame, width, height)
         if writer is not None and visible is not None:
@@ -285,6 +286,10 @@ class VideoView(Widget):
         visible = self.visible_cells()
         return visible is not None and bool(visible.all())
 
+    def _offer_again(self) -> None:
+        if self.is_mounted and self._frame is not None:
+            self.show_frame(self._frame)
+
     def _direct_writer(self) -> QueueWriter | None:
         """The writer for direct frames, or None when there is no terminal to write to."""
         driver = self.app._driver
@@ -294,7 +299,7 @@ class VideoView(Widget):
             # The queue of the thread that writes the driver's output (Textual's WriterThread).
             queue = getattr(getattr(driver, "_writer_thread", None), "_queue", None)
             backlog: Callable[[], int] = queue.qsize if queue is not None else (lambda: 0)
-            self._writer = QueueWriter(driver.write, backlog)
+            self._writer = QueueWriter(driver.write, backlog, asyncio.get_running_loop().call_later)
         return self._writer
 
     def _write(self, data: bytes) -> None:
