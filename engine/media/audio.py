@@ -17,10 +17,8 @@ import av
 import numpy as np
 
 from engine.errors import DeviceError, UsageError
-from engine.media.sound import list_devices, sounddevice
+from engine.media.sound import BLOCK, SAMPLE_RATE, list_devices, start_stream
 
-SAMPLE_RATE = 48000
-BLOCK = 960  # 20 ms at 48 kHz: Opus's natural frame size
 AUDIO_SPECS = "mic|mic:NAME|sine|file:PATH|none"
 
 
@@ -93,26 +91,12 @@ class MicSource(AudioSource):
     """A sounddevice InputStream whose callback hands blocks to the event loop, dropping the oldest."""
 
     def __init__(self, device: str | None) -> None:
-        sd = sounddevice()
         if not list_devices("input"):
             raise DeviceError("no microphone: no audio input device found")
         self.name = f"mic {device or 'default'}"
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=10)
-        try:
-            self._stream = sd.InputStream(
-                samplerate=SAMPLE_RATE,
-                blocksize=BLOCK,
-                channels=1,
-                dtype="int16",
-                device=device,
-                callback=self._callback,
-            )
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise DeviceError(
-                f"microphone {device or 'default'} could not be opened: {exc}"
-            ) from exc
+        self._stream = start_stream("microphone", device, self._callback)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         block = indata[:, 0].copy()

@@ -17,7 +17,7 @@ from av import AudioFrame, VideoFrame
 from engine.errors import DeviceError
 from engine.media import timecode
 from engine.media.audio import BLOCK, SAMPLE_RATE
-from engine.media.sound import list_devices, sounddevice
+from engine.media.sound import list_devices, start_stream
 
 
 class LatestFrameSink:
@@ -136,23 +136,11 @@ class SpeakerSink(AudioSink):
     MAX_BUFFERED = 6 * BLOCK  # 120 ms
 
     def __init__(self, device: str | None = None) -> None:
-        sd = sounddevice()
         self._lock = threading.Lock()
         self._buffer = np.zeros(0, dtype=np.int16)
         self._playing = False
         self.underruns = 0
-        try:
-            self._stream = sd.OutputStream(
-                samplerate=SAMPLE_RATE,
-                blocksize=BLOCK,
-                channels=1,
-                dtype="int16",
-                device=device,
-                callback=self._callback,
-            )
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise DeviceError(f"speaker {device or 'default'} could not be opened: {exc}") from exc
+        self._stream = start_stream("speaker", device, self._callback)
 
     def play(self, frame: AudioFrame) -> None:
         samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))

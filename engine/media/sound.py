@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from engine.errors import DeviceError
+
+SAMPLE_RATE = 48000
+BLOCK = 960  # 20 ms at 48 kHz: Opus's natural frame size
 
 
 def sounddevice() -> ModuleType:
@@ -28,3 +32,25 @@ def list_devices(kind: str) -> list[dict[str, Any]]:
         return []
     key = "max_input_channels" if kind == "input" else "max_output_channels"
     return [dict(d) for d in devices if d[key] > 0]
+
+
+def start_stream(kind: str, device: str | None, callback: Callable[..., None]) -> Any:
+    """A started 48 kHz mono int16 stream of 20 ms blocks: `kind` is "microphone" or "speaker".
+
+    DeviceError names the device when PortAudio cannot open it.
+    """
+    sd = sounddevice()
+    stream_class = sd.InputStream if kind == "microphone" else sd.OutputStream
+    try:
+        stream = stream_class(
+            samplerate=SAMPLE_RATE,
+            blocksize=BLOCK,
+            channels=1,
+            dtype="int16",
+            device=device,
+            callback=callback,
+        )
+        stream.start()
+    except (sd.PortAudioError, ValueError) as exc:
+        raise DeviceError(f"{kind} {device or 'default'} could not be opened: {exc}") from exc
+    return stream

@@ -158,8 +158,8 @@ class Link(asyncio.Protocol):
                 self.server.stats["refused"] += 1
                 code = ErrorCode.TOO_LARGE if exc.code == CloseCode.TOO_BIG else ErrorCode.MALFORMED
                 self.kick(code, exc.reason)
-            # What follows a broken frame cannot be framed: wait for the client to hang up.
-            self._frames = FrameParser(0)
+            # What follows a broken frame cannot be framed: ignore it until the client hangs up.
+            self._frames = None
             self.closing = True
             return
         if self._waiting is not None:
