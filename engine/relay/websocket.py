@@ -162,7 +162,7 @@ def encode_close(code: CloseCode, reason: str = "") -> bytes:
 
 def unmask(data: bytes, mask: bytes) -> bytes:
     """XOR `data` with the 4-byte `mask`, repeated (section 5.3); masking is the same operation."""
-    # numpy does the XOR in C: a pure-Python loop or big-int XOR costs ~10 times as much per frame.
+    # numpy does the XOR in C: a big-int XOR costs ~8 times as much per 2 KiB frame, a loop more.
     key = np.frombuffer((mask * ((len(data) >> 2) + 1))[: len(data)], np.uint8)
     return (np.frombuffer(data, np.uint8) ^ key).tobytes()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +14,7 @@ import nacl.signing
 
 from engine.relay import protocol
 from engine.relay.client import relay_ws_url
+from engine.relay.websocket import Opcode, accept_key, client_frame
 
 
 def free_port() -> int:
@@ -65,3 +68,61 @@ async def raw_link(url: str) -> AsyncIterator[RawLink]:
             yield RawLink(session, ws)
         finally:
             await ws.close()
+
+
+class Wire:
+    """A hand-driven client socket: write exactly these bytes, read server frames."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.mask = os.urandom(4)
+
+    @classmethod
+    async def open(cls, url: str) -> Wire:
+        host, port = url.removeprefix("ws://").rsplit(":", 1)
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def http(self, request: bytes) -> tuple[bytes, bytes]:
+        """Send a request; the response head and everything after it until the server closes."""
+        self.writer.write(request)
+        data = await asyncio.wait_for(self.reader.read(), 5)
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head, body
+
+    async def upgrade(self) -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.writer.write(
+            f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert f"Sec-WebSocket-Accept: {accept_key(key)}\r\n".encode() in head
+        opcode, challenge = await self.frame()
+        assert opcode == Opcode.BINARY and challenge[0] == protocol.Kind.CHALLENGE
+        return challenge
+
+    def auth(self, key: nacl.signing.SigningKey, challenge: bytes) -> bytes:
+        """The AUTH frame answering `challenge` (the relay's whole CHALLENGE message)."""
+        signature = key.sign(protocol.auth_message(challenge[2:])).signature
+        return self.frame_bytes(
+            Opcode.BINARY, protocol.encode_auth(bytes(key.verify_key), signature)
+        )
+
+    def frame_bytes(self, opcode: int, payload: bytes, fin: bool = True) -> bytes:
+        return client_frame(opcode, payload, self.mask, fin)
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next server frame (never masked); (-1, b"") once the server has closed."""
+        try:
+            first, second = await asyncio.wait_for(self.reader.readexactly(2), 5)
+            assert not second & 0x80, "server frames are never masked"
+            size = second & 0x7F
+            if size >= 126:
+                size = int.from_bytes(await self.reader.readexactly(2 if size == 126 else 8), "big")
+            return first & 0x0F, await self.reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return -1, b""
+
+    def close(self) -> None:
+        self.writer.close()

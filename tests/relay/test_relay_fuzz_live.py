@@ -1,5 +1,5 @@
-"""Random frames against a live relay: only clean refusals, never a crash or a hang, and the relay
-keeps serving everyone else afterwards."""
+"""Random frames and random bytes against a live relay: only clean refusals, never a crash or a
+hang, and the relay keeps serving everyone else afterwards."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from engine.relay import protocol
 from engine.relay.client import RelayClient
 from engine.relay.server import RelayConfig
-from tests.relay.helpers import raw_link
+from tests.relay.helpers import Wire, raw_link
 from tests.relay.hostile import HostileRelay
 
 KEY = nacl.signing.SigningKey(bytes(32))
@@ -96,6 +96,50 @@ def test_fuzz_live_relay(
     live: HostileRelay, failures: _Failures, signed_in: bool, frames: list[bytes | str]
 ) -> None:
     asyncio.run(asyncio.wait_for(_exercise(live.url, signed_in, frames), 10))
+    assert [r.getMessage() for r in failures.records] == []
+
+
+async def _garbage(url: str, signed_in: bool, chunks: list[bytes]) -> None:
+    wire = await Wire.open(url)
+    try:
+        challenge = await wire.upgrade()
+        if signed_in:
+            wire.writer.write(wire.auth(KEY, challenge))
+            assert (await wire.frame())[1][:1] == bytes((protocol.Kind.READY,))
+        for chunk in chunks:
+            wire.writer.write(chunk)
+            await wire.writer.drain()
+        # Whatever the bytes left the parser waiting for, our end of the stream must make the
+        # relay hang up within a bound, after frames it may send (ERROR, close, pong): no hang.
+        wire.writer.write_eof()
+        while (await wire.frame())[0] != -1:
+            pass
+    finally:
+        wire.close()
+
+
+_frame_like = st.builds(
+    lambda first, size, mask, body: bytes((first, 0x80 | size)) + mask + body,
+    st.integers(0, 255),
+    st.integers(0, 127),
+    st.binary(min_size=4, max_size=4),
+    st.binary(max_size=140),
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    signed_in=st.booleans(),
+    chunks=st.lists(st.one_of(st.binary(max_size=200), _frame_like), max_size=5),
+)
+def test_fuzz_raw_bytes_after_the_handshake(
+    live: HostileRelay, failures: _Failures, signed_in: bool, chunks: list[bytes]
+) -> None:
+    asyncio.run(asyncio.wait_for(_garbage(live.url, signed_in, chunks), 10))
     assert [r.getMessage() for r in failures.records] == []
 
 

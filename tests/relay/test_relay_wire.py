@@ -4,8 +4,6 @@ WebSocket framing a browser may use (fragments, pings, pipelining, close) or bre
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 
 import nacl.signing
 import pytest
@@ -13,67 +11,11 @@ import pytest
 from engine.relay import protocol
 from engine.relay.client import RelayClient
 from engine.relay.server import RelayConfig, RelayServer
-from engine.relay.websocket import Opcode, accept_key, client_frame
+from engine.relay.websocket import Opcode
 from tests.relay.conftest import StartRelay
+from tests.relay.helpers import Wire
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
-
-
-class Wire:
-    """A hand-driven client socket: write exactly these bytes, read server frames."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.mask = os.urandom(4)
-
-    @classmethod
-    async def open(cls, url: str) -> Wire:
-        host, port = url.removeprefix("ws://").rsplit(":", 1)
-        return cls(*await asyncio.open_connection(host, int(port)))
-
-    async def http(self, request: bytes) -> tuple[bytes, bytes]:
-        """Send a request; the response head and everything after it until the server closes."""
-        self.writer.write(request)
-        data = await asyncio.wait_for(self.reader.read(), 5)
-        head, _, body = data.partition(b"\r\n\r\n")
-        return head, body
-
-    async def upgrade(self) -> bytes:
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.writer.write(
-            f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101 ")
-        assert f"Sec-WebSocket-Accept: {accept_key(key)}\r\n".encode() in head
-        opcode, challenge = await self.frame()
-        assert opcode == Opcode.BINARY and challenge[0] == protocol.Kind.CHALLENGE
-        return challenge
-
-    def auth(self, challenge: bytes) -> bytes:
-        signature = KEY.sign(protocol.auth_message(challenge[2:])).signature
-        return self.frame_bytes(
-            Opcode.BINARY, protocol.encode_auth(bytes(KEY.verify_key), signature)
-        )
-
-    def frame_bytes(self, opcode: int, payload: bytes, fin: bool = True) -> bytes:
-        return client_frame(opcode, payload, self.mask, fin)
-
-    async def frame(self) -> tuple[int, bytes]:
-        """The next server frame (never masked); (-1, b"") once the server has closed."""
-        try:
-            first, second = await asyncio.wait_for(self.reader.readexactly(2), 5)
-            assert not second & 0x80, "server frames are never masked"
-            size = second & 0x7F
-            if size >= 126:
-                size = int.from_bytes(await self.reader.readexactly(2 if size == 126 else 8), "big")
-            return first & 0x0F, await self.reader.readexactly(size)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return -1, b""
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 @pytest.mark.parametrize(
@@ -107,7 +49,7 @@ async def test_pipelined_and_fragmented_messages_and_pings(relay: tuple[str, Rel
     # AUTH and what follows in one write, without waiting for READY: a SEND in three fragments
     # with a ping between them, then an empty ping.
     wire.writer.write(
-        wire.auth(challenge)
+        wire.auth(KEY, challenge)
         + wire.frame_bytes(Opcode.BINARY, send[:5], fin=False)
         + wire.frame_bytes(Opcode.PING, b"are you there")
         + wire.frame_bytes(Opcode.CONTINUATION, send[5:20], fin=False)
@@ -157,7 +99,7 @@ async def test_a_silent_link_is_pinged_then_dropped(start_relay: StartRelay) -> 
     url, server = await start_relay(RelayConfig(heartbeat=0.2))
     lively = await RelayClient.connect(url, nacl.signing.SigningKey.generate())  # answers pings
     wire = await Wire.open(url)
-    wire.writer.write(wire.auth(await wire.upgrade()))
+    wire.writer.write(wire.auth(KEY, await wire.upgrade()))
     assert (await wire.frame())[0] == Opcode.BINARY  # READY; from now on, it never says a word
     pings = 0
     async with asyncio.timeout(3):
@@ -182,7 +124,7 @@ async def test_sign_in_through_redis_keeps_messages_sent_before_ready(
     challenge = await wire.upgrade()
     sends = [protocol.encode_send(receiver.mailbox, b"%d" % i) for i in range(5)]
     wire.writer.write(
-        wire.auth(challenge) + b"".join(wire.frame_bytes(Opcode.BINARY, s) for s in sends)
+        wire.auth(KEY, challenge) + b"".join(wire.frame_bytes(Opcode.BINARY, s) for s in sends)
     )
     assert (await wire.frame())[1][0] == protocol.Kind.READY
     assert [await receiver.receive() for _ in sends] == [b"%d" % i for i in range(5)]

@@ -140,10 +140,11 @@ def test_queue_writer_keeps_one_waiting_frame_and_never_queues() -> None:
     writer.submit("▀ frame".encode())
     assert sent == ["▀ frame", ""] and writer.busy and writer.written == 1
     assert not writer.offer(lambda: retried.append("second"))
+    assert writer.waiting
     assert not writer.offer(lambda: retried.append("third"))  # replaces the second: dropped
     assert writer.dropped == 1 and len(polls) == 1
     polls.pop()()  # the frame is still on its way: look again later
     assert len(polls) == 1 and retried == []
     untaken.clear()  # the thread took the frame and the marker after it
     polls.pop()()
-    assert retried == ["third"] and polls == [] and len(sent) == 2
+    assert retried == ["third"] and polls == [] and len(sent) == 2 and not writer.waiting

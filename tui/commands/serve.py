@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import resource
 import signal
@@ -70,11 +69,6 @@ def command(
     """Run a relay: it sees mailbox ids, sizes, times and IP addresses, and nothing else."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="tcall relay: %(message)s")
     _raise_fd_limit()
-    # Each message makes a few short-lived tuples; at the default threshold (700) that starts a
-    # young-generation collection every ~150 messages, and every tenth of those walks the older
-    # objects, ten thousand links' worth. Rarer, larger collections cost the same in all and
-    # take the relay's CPU share of it from 7 % to under 1 %.
-    gc.set_threshold(50_000, 50, 50)
     config = RelayConfig(hold_seconds=hold_seconds, rate=rate, burst=burst)
     # uvloop roughly halves the relay's CPU per message; asyncio's own loop also works.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

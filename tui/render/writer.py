@@ -126,6 +126,11 @@ class QueueWriter:
     def busy(self) -> bool:
         return self._backlog() > 0
 
+    @property
+    def waiting(self) -> bool:
+        """A frame waits for the one in flight to reach the terminal."""
+        return self._retry is not None
+
     def offer(self, retry: Callable[[], None]) -> bool:
         """May a frame be written now? If not, `retry` is called once the terminal has taken the
         frame in flight, so that the caller can offer its newest frame then."""

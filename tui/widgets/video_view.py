@@ -278,7 +278,7 @@ class VideoView(Widget):
             if widget is self:
                 break
             if widget not in ancestors:
-                paint(other.intersection(other_clip), False)
+                pass
         return mask
 
     def unobstructed(self) -> bool:
@@ -293,7 +293,8 @@ class VideoView(Widget):
     def _direct_writer(self) -> QueueWriter | None:
         """The writer for direct frames, or None when there is no terminal to write to."""
         driver = self.app._driver
-        if not self.direct or driver is None or self.app.is_headless:
+        # An inline app does not own the whole screen, so its cells have no fixed address.
+        if not self.direct or driver is None or self.app.is_headless or driver.is_inline:
             return None
         if self._writer is None:
             # The queue of the thread that writes the driver's output (Textual's WriterThread).
