@@ -168,14 +168,18 @@ class Phone:
     async def _read(self, link: RelayClient) -> None:
         try:
             while True:
-                await self._dispatch(await link.receive())
+                payload = await link.receive()
+                try:
+                    await self._dispatch(payload)
+                except TcallError as exc:  # e.g. the caller's relay is down: not our link's fault
+                    self._emit({"event": "notice", "message": str(exc)})
         except TcallError as exc:
             self._links.pop(link.url, None)
             if link.url == self.relay_url:
                 self._set_relay_state("offline")
                 self._emit({"event": "notice", "message": str(exc)})
             for call in self.calls.values():
-                if call.machine.state in (State.CALLING, State.RINGING):
+                if call.machine.state in WAITING:
                     call.inbox.put_nowait(exc)
 
     async def _send(
@@ -327,7 +331,8 @@ class Phone:
                     item = await asyncio.wait_for(call.inbox.get(), deadline - time.monotonic())
                 except TimeoutError:
                     call.machine.handle(Event.TIMEOUT)
-                    await self._send_to_call(call, "hangup")
+                    with contextlib.suppress(TcallError):  # cancelling is a courtesy
+                        await self._send_to_call(call, "hangup")
                     raise TcallError(
                         f"{call.peer} is unavailable (no answer)", ExitCode.NO_ANSWER
                     ) from None
@@ -377,7 +382,11 @@ class Phone:
                 await self._send_quietly(contact, "busy", message.call_id)
             return
         call = self._incoming_call(message, contact, peer, decision)
-        await self._send_to_call(call, "ring")
+        try:
+            await self._send_to_call(call, "ring")
+        except TcallError:
+            self.calls.pop(call.call_id, None)  # we cannot reach the caller: nothing to ring for
+            raise
         self._emit(
             {
                 "event": "incoming",
