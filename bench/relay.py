@@ -16,10 +16,7 @@ and the others share the machine's cores: when their sum nears 100 % per core, l
 queue for a CPU, not the relay.
 
     python bench/relay.py [--clients 1000,5000,10000] [--rates 5000,10000,20000] [--seconds 5]
-                          [--workers 2] [--nice 10]
-
-`--nice N` (root) puts the bench's session N steps ahead of the machine's other sessions, for a
-figure closer to a quiet machine's; say so when quoting one.
+                          [--workers 2]
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ import argparse
 import array
 import asyncio
 import base64
-import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -388,24 +384,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=2, help="client processes")
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="run relay and clients this much ahead of other sessions (root; 0 = as they are)",
-    )
     args = parser.parse_args()
     raise_fd_limit()
-    if args.nice:
-        # With autogroup scheduling (Linux's default for desktops and many servers), CPU is shared
-        # between sessions first and a process's nice only counts inside its session; so raise
-        # this session's weight too. The relay and the client processes inherit both.
-        os.nice(-args.nice)
-        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as autogroup:
-            autogroup.write(str(-args.nice))
     print(
         f"relay bench: {PAYLOAD_SIZE} B payloads, {args.seconds:g} s per run, "
-        f"{args.workers} client processes, {os.cpu_count()} cores, nice -{args.nice}",
+        f"{args.workers} client processes, {os.cpu_count()} cores",
         flush=True,
     )
     header = (

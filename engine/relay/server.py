@@ -213,19 +213,20 @@ class Link(asyncio.Protocol):
     def resume(self) -> None:
         """Carry on after a Redis sign-in, with the messages that came meanwhile."""
         messages, self._waiting = self._waiting or [], None
-        if self.transport is not None and not self.closing:
+        if self.transport is not None and not self.closing and not self.transport.is_closing():
             self.transport.resume_reading()
             self._handle(messages, self.server.loop.time())
 
     def ping(self, now: float) -> None:
         """Ping a link that has been silent a while; drop one that stayed silent after that."""
-        if self._frames is None or self.closing or self.transport is None:
+        transport = self.transport
+        if self._frames is None or self.closing or transport is None or transport.is_closing():
             return
         silent = now - self.last_heard
         if silent > 2 * self.server.config.heartbeat:
             self.abort()
         elif silent >= self.server.config.heartbeat:
-            self.transport.write(_PING_FRAME)
+            transport.write(_PING_FRAME)
 
     # --- inside -----------------------------------------------------------------------------------
 

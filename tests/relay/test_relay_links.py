@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import nacl.signing
@@ -71,5 +72,20 @@ async def test_a_payload_for_a_link_closing_unreported_is_held_and_the_sender_un
         _, transport = _signed_in(server, receiver_key)
         deliver = protocol.encode_deliver(b"for later")
         assert transport.written[-1].endswith(deliver) and len(server.hold) == 0
+    finally:
+        await server.stop()
+
+
+async def test_heartbeat_passes_over_a_link_closing_unreported() -> None:
+    server = RelayServer(RelayConfig(heartbeat=0.05))
+    await server.start()
+    try:
+        _, closing = _signed_in(server, nacl.signing.SigningKey.generate())
+        closing.closing = True  # a ping written to it would raise inside the heartbeat task
+        await asyncio.sleep(0.2)
+        silent, transport = _signed_in(server, nacl.signing.SigningKey.generate())
+        await asyncio.sleep(0.3)
+        assert b"\x89\x00" in transport.written  # still pinging: the heartbeat task lives on
+        assert transport.aborted and silent.mailbox not in server.peers  # and then dropped
     finally:
         await server.stop()

@@ -9,7 +9,14 @@ import numpy as np
 
 from tests.render.decoders import screen_of
 from tui.render.cells import RESET
-from tui.render.delta import SYNC_BEGIN, SYNC_END, TextScreen, cup, cursor_moves, spans
+from tui.render.delta import (
+    SYNC_BEGIN,
+    SYNC_END,
+    TextScreen,
+    cup,
+    cursor_moves,
+    spans,
+)
 from tui.render.halfblock import HalfBlockEncoder
 from tui.render.palette256 import Palette256Encoder
 from tui.render.writer import FrameWriter, QueueWriter

@@ -9,7 +9,7 @@ caller cut any span of cells out of the result.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -130,11 +130,16 @@ def _words(chunk: npt.NDArray[np.uint8], keep: npt.NDArray[np.uint8]) -> tuple[W
     return np.ascontiguousarray(chunk).view(np.uint32), np.ascontiguousarray(keep).view(np.uint32)
 
 
-def _constant(chunk: bytes, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
-    """`chunk` in every cell, kept in the cells where `keep` is True."""
-    text, flags = _words(
+@cache
+def _constant_words(chunk: bytes) -> tuple[Words, Words]:
+    return _words(
         np.frombuffer(chunk, dtype=np.uint8)[None, :], np.ones((1, len(chunk)), dtype=np.uint8)
     )
+
+
+def _constant(chunk: bytes, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
+    """`chunk` in every cell, kept in the cells where `keep` is True."""
+    text, flags = _constant_words(chunk)
     return np.broadcast_to(text, (keep.size, text.shape[1])), flags * keep[:, None]
 
 

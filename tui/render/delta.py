@@ -10,6 +10,9 @@ from tui.render.cells import RESET, CellGrid, encode
 
 SYNC_BEGIN = b"\x1b[?2026h"
 SYNC_END = b"\x1b[?2026l"
+# DECSC / DECRC: what is drawn around another program's output (Textual's) puts its cursor back.
+SAVE_CURSOR = b"\x1b7"
+RESTORE_CURSOR = b"\x1b8"
 # Two changed runs in a row are sent as one span when fewer cells than this lie between them: a new
 # span costs a cursor move and a full colour state (about 45 bytes), an unchanged cell about 25.
 MERGE_GAP = 2
@@ -142,11 +145,13 @@ class TextScreen:
         return row, first, end
 
     def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:
-        """Bytes that bring the screen to `grid`, inside synchronized output."""
+        """Bytes that bring the screen to `grid`, inside synchronized output; the cursor is left
+        where it was."""
         row, first, end = self.changes(grid, visible)
         if row.size == 0:
             return b""
-        return synchronized(span_bytes(grid, row, first, end, self.top, self.left) + RESET)
+        body = span_bytes(grid, row, first, end, self.top, self.left)
+        return synchronized(SAVE_CURSOR + body + RESET + RESTORE_CURSOR)
 
 
 def cursor_moves(row: Ints, col: Ints) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:

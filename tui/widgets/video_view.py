@@ -40,14 +40,17 @@ from textual.widget import Widget
 
 from tui.render import TEXT_MODES, make_encoder, make_text_encoder
 from tui.render.cells import RESET, CellGrid
-from tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, span_bytes, synchronized
+from tui.render.delta import (
+    NOISE_TOLERANCE,
+    RESTORE_CURSOR,
+    SAVE_CURSOR,
+    TextScreen,
+    cup,
+    synchronized,
+)
 from tui.render.fit import Frame
 from tui.render.kitty import KittyEncoder
 from tui.render.writer import QueueWriter
-
-# DECSC / DECRC: Textual leaves the cursor where an input wants it; a direct frame puts it back.
-SAVE_CURSOR = b"\x1b7"
-RESTORE_CURSOR = b"\x1b8"
 
 Painted = Callable[[CellGrid, int, int, int], None]
 
@@ -219,11 +222,10 @@ class VideoView(Widget):
             return
         grid = self._grid = self._text.grid(frame, width, height)
         if writer is not None and visible is not None:
-            row, first, end = self._screen.changes(grid, visible)
-            if row.size:
-                y, x = self.content_region.y, self.content_region.x
-                body = span_bytes(grid, row, first, end, y, x)
-                writer.submit(synchronized(SAVE_CURSOR + body + RESET + RESTORE_CURSOR))
+            self._screen.top, self._screen.left = self.content_region.y, self.content_region.x
+            data = self._screen.update(grid, visible)
+            if data:
+                writer.submit(data)
             return
         row, first, end = self._screen.changes(grid, merge_gap=width)
         for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
@@ -278,7 +280,7 @@ class VideoView(Widget):
             if widget is self:
                 break
             if widget not in ancestors:
-                pass
+                paint(other.intersection(other_clip), False)
         return mask
 
     def unobstructed(self) -> bool:
@@ -317,7 +319,7 @@ class VideoView(Widget):
             return
         x, y, w, h = self.region
         image = self._graphics.encode(self._frame, w, h)
-        self._write(synchronized(b"\x1b7" + cup(y, x) + image + b"\x1b8"))
+        self._write(synchronized(SAVE_CURSOR + cup(y, x) + image + RESTORE_CURSOR))
         self._image_shown = True
 
     def _hide_image(self) -> None:
