@@ -406,7 +406,7 @@ class Phone:
         options = dataclasses.replace(
             self.incoming_options,
             ice=self.ice_settings(),
-            camera_on=self.settings.answer_with_camera,
+            camera_on=self.settings.answer_with_camera and self.incoming_options.camera_on,
         )
         call = Call(
             call_id=message.call_id,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -138,48 +139,63 @@ async def _call_contact(
         await phone.close()
 
 
-@click.command("call")
-@click.argument("name")
-@click.option("--video", default="auto", show_default=True, help=f"auto|{VIDEO_SPECS}")
-@click.option("--audio", default="auto", show_default=True, help=f"auto|{AUDIO_SPECS}")
-@click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True)
-@click.option(
-    "--duration", type=click.FloatRange(min=0.1), default=None, help="Hang up after S seconds."
-)
-@click.option("--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True)
-@click.option(
-    "--ring-timeout",
-    type=click.FloatRange(min=1),
-    default=30.0,
-    show_default=True,
-    help="Give up when nobody answers.",
-)
-@click.option("--resolution", default="640x480", show_default=True, help="Camera/pattern size.")
-@click.option("--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True)
-@click.option(
-    "--camera",
-    type=click.Choice(["on", "off"]),
-    default="on",
-    show_default=True,
-    help="Start with the camera on or off (turn it on later with `camera on` on stdin).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
-def command(
-    name: str,
+def call_flags(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags `call` and `listen` share. The command gets `ring_timeout`, `as_json`, and the
+    media flags as keyword arguments for `call_options`."""
+    flags = [
+        click.option("--video", default="auto", show_default=True, help=f"auto|{VIDEO_SPECS}"),
+        click.option("--audio", default="auto", show_default=True, help=f"auto|{AUDIO_SPECS}"),
+        click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True),
+        click.option(
+            "--duration",
+            type=click.FloatRange(min=0.1),
+            default=None,
+            help="Hang up (each call) after S seconds.",
+        ),
+        click.option(
+            "--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True
+        ),
+        click.option(
+            "--ring-timeout",
+            type=click.FloatRange(min=1),
+            default=30.0,
+            show_default=True,
+            help="How long a call rings before it counts as unanswered.",
+        ),
+        click.option(
+            "--resolution", default="640x480", show_default=True, help="Camera/pattern size."
+        ),
+        click.option(
+            "--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True
+        ),
+        click.option(
+            "--camera",
+            type=click.Choice(["on", "off"]),
+            default="on",
+            show_default=True,
+            help="Start with the camera on or off (`camera on` on stdin turns it on later).",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout."
+        ),
+    ]
+    for flag in reversed(flags):
+        func = flag(func)
+    return func
+
+
+def call_options(
     video: str,
     audio: str,
     codec: str,
     duration: float | None,
     connect_timeout: float,
-    ring_timeout: float,
     resolution: str,
     fps: float,
     camera: str,
-    as_json: bool,
-) -> ExitCode:
-    """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
+) -> CallOptions:
     width, height = parse_size(resolution)
-    options = CallOptions(
+    return CallOptions(
         video=video,
         audio=audio,
         codec=codec,
@@ -190,6 +206,14 @@ def command(
         fps=fps,
         camera_on=camera == "on",
     )
+
+
+@click.command("call")
+@click.argument("name")
+@call_flags
+def command(name: str, ring_timeout: float, as_json: bool, **media: Any) -> ExitCode:
+    """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
+    options = call_options(**media)
     emit = EventPrinter(as_json)
     summary = asyncio.run(_run(name, options, emit, ring_timeout))
     emit(summary)

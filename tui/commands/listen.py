@@ -13,13 +13,10 @@ from typing import Any
 
 import click
 
-from engine.call import OUTCOME_EXIT, CallOptions
+from engine.call import OUTCOME_EXIT
 from engine.errors import ExitCode
-from engine.media.audio import AUDIO_SPECS
-from engine.media.video import VIDEO_SPECS
 from engine.phone import Phone
-from engine.session import CODECS
-from tui.commands.call import EventPrinter, parse_size
+from tui.commands.call import EventPrinter, call_flags, call_options
 from tui.commands.control import obey_stdin
 
 
@@ -50,34 +47,12 @@ async def _listen(
 @click.command("listen")
 @click.option("--auto-answer", is_flag=True, help="Answer calls from contacts at once.")
 @click.option("--once", is_flag=True, help="Exit after the first call, with its exit code.")
-@click.option("--video", default="auto", show_default=True, help=f"auto|{VIDEO_SPECS}")
-@click.option("--audio", default="auto", show_default=True, help=f"auto|{AUDIO_SPECS}")
-@click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True)
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=0.1),
-    default=None,
-    help="Hang up each call after S seconds.",
-)
-@click.option("--ring-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
-@click.option("--resolution", default="640x480", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout.")
+@call_flags
 def command(
-    auto_answer: bool,
-    once: bool,
-    video: str,
-    audio: str,
-    codec: str,
-    duration: float | None,
-    ring_timeout: float,
-    resolution: str,
-    as_json: bool,
+    auto_answer: bool, once: bool, ring_timeout: float, as_json: bool, **media: Any
 ) -> ExitCode:
     """Wait for calls (relay from `tcall settings set relay_url ...`)."""
-    width, height = parse_size(resolution)
-    options = CallOptions(
-        video=video, audio=audio, codec=codec, duration=duration, width=width, height=height
-    )
+    options = call_options(**media)
     printer = EventPrinter(as_json)
     summaries: list[dict[str, Any]] = []
 
