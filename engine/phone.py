@@ -263,6 +263,9 @@ class Phone:
 
     def _for_call(self, call: Call, message: Message) -> None:
         state = call.machine.state
+        if call.machine.ended:  # late mail for a call that just ended: its first error stands
+            self._refused(ProtocolError(f"a {message.kind} after the call ended"), waiting=False)
+            return
         reply = REPLIES.get(message.kind)
         if call.outgoing and reply is not None and call.machine.can(reply):
             # The machine moves as each message arrives, so order is checked on arrival.
@@ -284,7 +287,9 @@ class Phone:
             self._fail(call, error)
 
     def _fail(self, call: Call, error: TcallError) -> None:
-        """End `call` with `error`, whatever state it is in."""
+        """End `call` with `error`, whatever state it is in; the first error is the one reported."""
+        if call.machine.ended:
+            return
         if call.machine.state in WAITING:
             call.inbox.put_nowait(error)
         elif call.machine.state is State.INCOMING:

@@ -93,7 +93,7 @@ def test_replayed_messages_are_refused(hostile: tuple[HostileRelay, User, User, 
     relay.on_route = replay(2)
     listener = bob.listen("--auto-answer")
     code, out, err = alice.call("bob", "--duration", "3")
-    assert code == 7, err
+    assert code == 7, out
     assert out[-1]["outcome"] == "identity_error"
     assert "replayed" in out[-1]["reason"]
     assert_no_media(out[-1])
