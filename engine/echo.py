@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -42,17 +43,28 @@ class EchoPeer:
             await self.pc.close()
 
 
-async def run_echo_call(options: CallOptions, emit: Emit, stop: asyncio.Event) -> dict[str, Any]:
-    """`tcall call echo`: call the built-in echo peer and return the summary."""
+async def run_echo_call(
+    options: CallOptions,
+    emit: Emit,
+    stop: asyncio.Event,
+    ended: asyncio.Event | None = None,
+    on_session: Callable[[Session], None] | None = None,
+) -> dict[str, Any]:
+    """`tcall call echo` (and the TUI's Echo test): call the built-in echo peer, return the summary.
+
+    `on_session` hands a UI the Session (for its video and controls) as soon as it exists.
+    """
     echo = EchoPeer(options.ice, options.low_latency)
 
     async def connect(session: Session) -> None:
+        if on_session is not None:
+            on_session(session)
         emit({"event": "state", "state": "dialing"})
         answer = await echo.answer(await session.create_offer())
         await session.accept_answer(answer)
 
     try:
-        summary = await run_call(options, connect, emit, stop)
+        summary = await run_call(options, connect, emit, stop, ended)
     finally:
         await echo.close()
     if (

@@ -23,8 +23,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
-from engine.call import CallOptions, run_call
-from engine.echo import EchoPeer
+from engine.call import CallOptions
+from engine.echo import run_echo_call
 from engine.errors import TcallError
 from engine.phone import Phone
 from engine.session import Session
@@ -96,16 +96,10 @@ class EchoCall:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, options: CallOptions, emit: Callable[[dict[str, Any]], None]) -> None:
-        echo = EchoPeer(options.ice, options.low_latency)
-
-        async def connect(session: Session) -> None:
+        def keep(session: Session) -> None:
             self.session = session
-            await session.accept_answer(await echo.answer(await session.create_offer()))
 
-        try:
-            summary = await run_call(options, connect, emit, asyncio.Event(), self.ended)
-        finally:
-            await echo.close()
+        summary = await run_echo_call(options, emit, asyncio.Event(), self.ended, keep)
         emit({**summary, "peer": ECHO})
 
 

@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from tests.relay.helpers import free_port
+
 TCALL = str(Path(sys.executable).with_name("tcall"))
 MEDIA = ["--video", "pattern", "--audio", "sine"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Relay:

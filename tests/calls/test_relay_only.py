@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -15,8 +14,10 @@ import pytest
 
 from engine.identity import load_identity
 from engine.relay.protocol import mailbox_id
-from tests.calls.people import User, free_port
+from tests.calls.people import User
 from tests.calls.test_hostile_relay import peek
+from tests.engine.helpers import candidates
+from tests.relay.helpers import free_port
 from tests.relay.hostile import HostileRelay
 
 USER, PASSWORD = "tcall", "s3cret"
@@ -70,10 +71,6 @@ def coturn(tmp_path: Path) -> Iterator[int]:
     process.wait(10)
 
 
-def _candidates(sdp: str) -> list[str]:
-    return re.findall(r"^a=candidate:.*$", sdp, flags=re.MULTILINE)
-
-
 def test_relay_only_call_goes_through_turn_and_hides_host_addresses(
     tmp_path: Path, coturn: int
 ) -> None:
@@ -100,6 +97,6 @@ def test_relay_only_call_goes_through_turn_and_hides_host_addresses(
         ]
         offers = [m for m in (peek(bob_identity, p) for p in to_bob) if m and m.kind == "offer"]
         assert len(offers) == 1 and offers[0].sdp is not None
-        candidates = _candidates(offers[0].sdp)
-        assert candidates and all("typ relay" in c for c in candidates)
-        assert not any("typ host" in c or "typ srflx" in c for c in candidates)
+        offered = candidates(offers[0].sdp)
+        assert offered and all("typ relay" in c for c in offered)
+        assert not any("typ host" in c or "typ srflx" in c for c in offered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,8 @@ def run_tcall(*args: str, timeout: float = 60, **env: str) -> subprocess.Complet
 
 def events(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def candidates(sdp: str) -> list[str]:
+    """The `a=candidate:` lines of an SDP."""
+    return re.findall(r"^a=candidate:.*$", sdp, flags=re.MULTILINE)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from engine.ice import IceSettings
+from tests.engine.helpers import candidates
 
 SCRIPT = Path(__file__).with_name("two_peers.py")
-
-
-def _candidates(sdp: str) -> list[str]:
-    return re.findall(r"^a=candidate:.*$", sdp, flags=re.MULTILINE)
 
 
 def test_two_peers_on_a_loopback_only_host_connect() -> None:
@@ -33,7 +29,7 @@ def test_two_peers_on_a_loopback_only_host_connect() -> None:
     assert "connected" in outcome["states"]["a"]
     assert "connected" in outcome["states"]["b"]
     assert outcome["a_received"] >= 10 and outcome["b_received"] >= 10
-    offered = _candidates(outcome["offer"])
+    offered = candidates(outcome["offer"])
     assert offered and all(" 127.0.0.1 " in c and "typ host" in c for c in offered)
 
 
@@ -49,7 +45,7 @@ def test_no_servers_means_host_candidates_only() -> None:
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     for sdp in (outcome["offer"], outcome["answer"]):
-        candidates = _candidates(sdp)
-        assert candidates
-        assert all("typ host" in c for c in candidates)
-        assert not any("typ srflx" in c or "typ relay" in c for c in candidates)
+        found = candidates(sdp)
+        assert found
+        assert all("typ host" in c for c in found)
+        assert not any("typ srflx" in c or "typ relay" in c for c in found)
