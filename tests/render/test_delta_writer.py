@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tests.render.decoders import screen_of
-from tui.render.cells import RESET
+from tui.render.cells import RESET, pack
 from tui.render.delta import (
     SYNC_BEGIN,
     SYNC_END,
@@ -123,8 +123,7 @@ def test_hidden_cells_are_never_written_nor_bridged() -> None:
 def test_cursor_moves_match_cup() -> None:
     rows = np.array([0, 9, 10, 99, 100, 998])
     cols = np.array([0, 1, 999, 1000, 5, 9998])
-    text, keep = cursor_moves(rows, cols)
-    moves = np.compress(keep.ravel().astype(bool), text.ravel()).tobytes()
+    moves = pack(cursor_moves(rows, cols))
     assert moves == b"".join(cup(r, c) for r, c in zip(rows.tolist(), cols.tolist(), strict=True))
 
 

@@ -1,23 +1,50 @@
 """Turn per-cell colours and glyphs into terminal bytes in one vectorised pass.
 
-Every cell is laid out as a row of 4-byte words (`ESC [`, `38;2`, `;R`, `;G`, `;B`, `;`, `48;2`, ...,
-`m` and the glyph), each number's word looked up in a 256-entry table, and a keep-flag per byte
-drops what the terminal doesn't need: padding, and a colour equal to the previous cell's. One
-`np.compress` then packs the whole frame, and the per-cell lengths give the offsets that let a
-caller cut any span of cells out of the result.
+Every cell is laid out as a row of 4-byte words: `ESC [`, `38;2`, `;R`, `;G`, `;B`, `;`, `48;2`,
+..., `m` and the glyph. Each number's word comes from a 256-entry table, and a part the terminal
+doesn't need (a colour equal to the previous cell's) is a zero word. Padding is zero bytes too,
+and terminal output never contains a zero byte, so one `np.compress` of the non-zero bytes packs
+the whole frame: no keep-masks, no per-part concatenation. The per-cell byte counts, when a
+caller wants to cut spans of cells out of the result, are counted from the same words.
 """
 
 from __future__ import annotations
 
-from functools import cache, cached_property
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
 U8 = npt.NDArray[np.uint8]
+Words = npt.NDArray[np.uint32]
 Offsets = npt.NDArray[np.int64]
 
 RESET = b"\x1b[0m"
+
+
+def word(chunk: bytes) -> np.uint32:
+    """Up to four bytes as one little-endian word, zero-padded."""
+    if len(chunk) > 4:
+        raise ValueError(f"{chunk!r} does not fit in one word")
+    return np.frombuffer(chunk.ljust(4, b"\0"), dtype=np.uint32)[0]
+
+
+def words_of(data: bytes) -> Words:
+    """`data` as zero-padded words, for parts that are the same in every cell or row."""
+    return np.frombuffer(data.ljust(-(-len(data) // 4) * 4, b"\0"), dtype=np.uint32)
+
+
+ESC = word(b"\x1b[")
+SEMICOLON = word(b";")
+SGR_END = word(b"m")
+
+
+def _decimal_table() -> Words:
+    """For each byte value: `;` and its decimal digits as one word."""
+    return np.array([word(b";%d" % v) for v in range(256)], dtype=np.uint32)
+
+
+DECIMAL = _decimal_table()
 
 
 class CellGrid:
@@ -40,22 +67,39 @@ class CellGrid:
         self.bg = bg
         self.fg_code = fg_code
         self.bg_code = bg_code
-        layers = [glyphs] + [v for v in (fg, bg) if v is not None]
-        # Everything that makes a cell look the way it does, for comparing frames.
-        self.cells: U8 = np.concatenate(layers, axis=2)
+
+    @cached_property
+    def cells(self) -> U8:
+        """Everything that makes a cell look the way it does, in one array per cell."""
+        layers = [self.glyphs] + [v for v in (self.fg, self.bg) if v is not None]
+        return np.concatenate(layers, axis=2)
+
+    @cached_property
+    def looks(self) -> list[tuple[U8, bool]]:
+        """The arrays (rows x cols x k) that together say how each cell looks, each with whether
+        it is a truecolor colour (which may drift a little unseen): for comparing frames without
+        first copying them into one array. A glyph that is the same in every cell is left out."""
+        looks = [] if _constant(self.glyphs) else [(self.glyphs, False)]
+        looks += [(v, v.shape[2] == 3) for v in (self.fg, self.bg) if v is not None]
+        return looks
 
     @property
     def rows(self) -> int:
-        return int(self.cells.shape[0])
+        return int(self.glyphs.shape[0])
 
     @property
     def cols(self) -> int:
-        return int(self.cells.shape[1])
+        return int(self.glyphs.shape[1])
+
+    def words(self, fresh: npt.NDArray[np.bool_] | None = None) -> Words:
+        """rows x cols x W: each cell's bytes as zero-padded words (see `cell_words`)."""
+        return cell_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code, fresh)
 
     @cached_property
     def _encoded(self) -> tuple[bytes, Offsets]:
-        data, lengths = encode(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code)
-        return data, np.cumsum(lengths).reshape(self.rows, self.cols)
+        words = self.words()
+        counts = np.count_nonzero(words.view(np.uint8).reshape(self.rows, self.cols, -1), axis=2)
+        return pack(words), np.cumsum(counts, dtype=np.int64).reshape(self.rows, self.cols)
 
     @property
     def data(self) -> bytes:
@@ -90,21 +134,15 @@ class CellGrid:
         return b"\x1b[" + b";".join(params) + b"m" if params else b""
 
 
-def _decimal_tables() -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32], Offsets]:
-    """For each byte value: `;` and its decimal digits, and the keep-mask of those bytes, each
-    packed left-aligned into one 4-byte word, and how many bytes they take."""
-    text = np.zeros((256, 4), dtype=np.uint8)
-    keep = np.zeros((256, 4), dtype=np.uint8)
-    lengths = np.zeros(256, dtype=np.int64)
-    for v in range(256):
-        b = b";%d" % v
-        text[v, : len(b)] = np.frombuffer(b, dtype=np.uint8)
-        keep[v, : len(b)] = 1
-        lengths[v] = len(b)
-    return text.view(np.uint32).ravel(), keep.view(np.uint32).ravel(), lengths
-
-
-DECIMAL, DECIMAL_KEEP, DECIMAL_LEN = _decimal_tables()
+def build(
+    glyphs: U8,
+    fg: U8 | None = None,
+    bg: U8 | None = None,
+    fg_code: bytes = b"38;2",
+    bg_code: bytes = b"48;2",
+) -> CellGrid:
+    """A grid of cells (see `cell_words` for the arguments); its bytes are made when first needed."""
+    return CellGrid(glyphs, fg, bg, fg_code, bg_code)
 
 
 def _changed(values: U8) -> npt.NDArray[np.bool_]:
@@ -118,53 +156,89 @@ def _changed(values: U8) -> npt.NDArray[np.bool_]:
     return out
 
 
-Words = npt.NDArray[np.uint32]
+def _constant(glyphs: U8) -> bool:
+    """True when every cell holds the same glyph, as a broadcast view."""
+    return glyphs.strides[:2] == (0, 0)
 
 
-def _words(chunk: npt.NDArray[np.uint8], keep: npt.NDArray[np.uint8]) -> tuple[Words, Words]:
-    """n x B bytes and their keep-flags (0/1), zero-padded to whole 4-byte words."""
-    pad = -chunk.shape[1] % 4
-    if pad:
-        chunk = np.pad(chunk, ((0, 0), (0, pad)))
-        keep = np.pad(keep, ((0, 0), (0, pad)))
-    return np.ascontiguousarray(chunk).view(np.uint32), np.ascontiguousarray(keep).view(np.uint32)
+def _glyph_words(glyphs: U8) -> Words:
+    """rows x cols x ceil(G/4): each cell's glyph bytes as words."""
+    rows, cols, g = glyphs.shape
+    if _constant(glyphs):
+        return np.broadcast_to(words_of(glyphs[0, 0].tobytes()), (rows, cols, -(-g // 4)))
+    padded = np.zeros((rows, cols, -(-g // 4) * 4), dtype=np.uint8)
+    padded[..., :g] = glyphs
+    return padded.view(np.uint32)
 
 
-@cache
-def _constant_words(chunk: bytes) -> tuple[Words, Words]:
-    return _words(
-        np.frombuffer(chunk, dtype=np.uint8)[None, :], np.ones((1, len(chunk)), dtype=np.uint8)
-    )
-
-
-def _constant(chunk: bytes, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
-    """`chunk` in every cell, kept in the cells where `keep` is True."""
-    text, flags = _constant_words(chunk)
-    return np.broadcast_to(text, (keep.size, text.shape[1])), flags * keep[:, None]
-
-
-def _digits_length(values: U8) -> Offsets:
-    """Bytes that `_numbers` keeps for each cell."""
-    total = DECIMAL_LEN[values[:, 0]]
-    for i in range(1, values.shape[1]):
-        total = total + DECIMAL_LEN[values[:, i]]
-    return total
-
-
-def _numbers(values: U8, keep: npt.NDArray[np.bool_]) -> tuple[Words, Words]:
-    """`;v1;v2;...` from an n x K array: each value is one word, looked up in a table."""
-    return DECIMAL[values], DECIMAL_KEEP[values] * keep[:, None]
-
-
-def build(
+def cell_words(
     glyphs: U8,
     fg: U8 | None = None,
     bg: U8 | None = None,
     fg_code: bytes = b"38;2",
     bg_code: bytes = b"48;2",
-) -> CellGrid:
-    """A grid of cells (see `encode` for the arguments); its bytes are made when first needed."""
-    return CellGrid(glyphs, fg, bg, fg_code, bg_code)
+    fresh: npt.NDArray[np.bool_] | None = None,
+    lead: Words | None = None,
+) -> Words:
+    """rows x cols x W words holding each cell's bytes, zero where a part is left out.
+
+    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and
+    `bg` are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to
+    leave that colour alone. A colour equal to the previous cell's is left out, except in the first
+    cell of each row and in the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L
+    words) goes before each cell: cursor moves, say.
+    """
+    rows, cols, g = glyphs.shape
+    glyph = _glyph_words(glyphs)
+    if fg is None and bg is None and lead is None:
+        return np.ascontiguousarray(glyph)
+    shape = (rows, cols)
+    forced = fresh if fresh is not None else np.zeros(shape, dtype=bool)
+    fgc = _changed(fg) | forced if fg is not None else np.zeros(shape, dtype=bool)
+    bgc = _changed(bg) | forced if bg is not None else np.zeros(shape, dtype=bool)
+    anyc = fgc | bgc
+    n_lead = lead.shape[2] if lead is not None else 0
+    n_fg = 1 + fg.shape[2] if fg is not None else 0
+    n_bg = 1 + bg.shape[2] if bg is not None else 0
+    n_semicolon = int(fg is not None and bg is not None)
+    # A glyph of up to three bytes shares its word with the `m` that ends the colours.
+    n_glyph = glyph.shape[2] + (g > 3)
+    width = n_lead + 1 + n_fg + n_semicolon + n_bg + n_glyph
+    out = np.empty((rows, cols, width), dtype=np.uint32)
+    at = 0
+    if lead is not None:
+        out[..., :n_lead] = lead
+        at = n_lead
+    np.multiply(anyc, ESC, out=out[..., at])
+    at += 1
+    if fg is not None:
+        at = _colour(out, at, fg, fg_code, fgc)
+    if n_semicolon:
+        np.multiply(fgc & bgc, SEMICOLON, out=out[..., at])
+        at += 1
+    if bg is not None:
+        at = _colour(out, at, bg, bg_code, bgc)
+    if g > 3:
+        np.multiply(anyc, SGR_END, out=out[..., at])
+        out[..., at + 1 :] = glyph
+    else:
+        np.left_shift(glyph[..., 0], np.uint32(8), out=out[..., at])
+        out[..., at] |= anyc * SGR_END
+    return out
+
+
+def _colour(out: Words, at: int, values: U8, code: bytes, keep: npt.NDArray[np.bool_]) -> int:
+    """Write `code;v1;v2;...` into words `at`... of the cells where `keep`; returns the next word."""
+    k = values.shape[2]
+    np.multiply(keep, word(code), out=out[..., at])
+    np.multiply(DECIMAL[values], keep[..., None], out=out[..., at + 1 : at + 1 + k])
+    return at + 1 + k
+
+
+def pack(words: Words) -> bytes:
+    """The non-zero bytes of `words`, in order: the bytes for the terminal."""
+    flat = words.view(np.uint8).reshape(-1)
+    return np.compress(flat != 0, flat).tobytes()
 
 
 def encode(
@@ -174,51 +248,7 @@ def encode(
     fg_code: bytes = b"38;2",
     bg_code: bytes = b"48;2",
     fresh: npt.NDArray[np.bool_] | None = None,
-    lead: tuple[U8, U8] | None = None,
-) -> tuple[bytes, Offsets]:
-    """The bytes of a grid of cells, and the length of each cell in them (rows x cols).
-
-    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and `bg`
-    are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to leave
-    that colour alone. A colour equal to the previous cell's is left out, except in the first cell
-    of each row and in the cells where `fresh` (rows x cols) is True. `lead` (bytes and 0/1
-    keep-flags, each rows*cols x L) goes before each cell, where kept: cursor moves, say.
-    """
-    rows, cols_n, g = glyphs.shape
-    n = rows * cols_n
-    flat_glyphs = glyphs.reshape(n, g)
-    lengths = np.full(n, g, dtype=np.int64)
-    if fg is None and bg is None and lead is None:
-        data = np.ascontiguousarray(flat_glyphs).tobytes()
-    else:
-        forced = fresh.reshape(n) if fresh is not None else np.zeros(n, dtype=bool)
-        fgc = _changed(fg).reshape(n) | forced if fg is not None else np.zeros(n, dtype=bool)
-        bgc = _changed(bg).reshape(n) | forced if bg is not None else np.zeros(n, dtype=bool)
-        anyc = fgc | bgc
-        # Each cell is a row of 4-byte words; a keep-flag per byte drops what this cell doesn't need.
-        parts = []
-        if lead is not None:
-            parts.append(_words(*lead))
-            lengths += lead[1].sum(axis=1, dtype=np.int64)
-        parts.append(_constant(b"\x1b[", anyc))
-        lengths += 3 * anyc  # ESC [ ... m
-        if fg is not None:
-            flat_fg = fg.reshape(n, -1)
-            parts += [_constant(fg_code, fgc), _numbers(flat_fg, fgc)]
-            lengths += fgc * (len(fg_code) + _digits_length(flat_fg))
-        if fg is not None and bg is not None:
-            parts.append(_constant(b";", fgc & bgc))
-            lengths += fgc & bgc
-        if bg is not None:
-            flat_bg = bg.reshape(n, -1)
-            parts += [_constant(bg_code, bgc), _numbers(flat_bg, bgc)]
-            lengths += bgc * (len(bg_code) + _digits_length(flat_bg))
-        tail_keep = np.ones((n, 1 + g), dtype=np.uint8)
-        tail_keep[:, 0] = anyc
-        tail = np.concatenate([np.full((n, 1), ord("m"), np.uint8), flat_glyphs], axis=1)
-        parts.append(_words(tail, tail_keep))
-        text = np.concatenate([t for t, _ in parts], axis=1)
-        keep = np.concatenate([k for _, k in parts], axis=1)
-        # np.compress on flat arrays is several times faster than 2-D boolean indexing.
-        data = np.compress(keep.view(bool).ravel(), text.view(np.uint8).ravel()).tobytes()
-    return data, lengths.reshape(rows, cols_n)
+    lead: Words | None = None,
+) -> bytes:
+    """The bytes of a grid of cells (see `cell_words` for the arguments)."""
+    return pack(cell_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead))

@@ -58,38 +58,56 @@ def spans(
     return row[opens], first[opens], end[closes]
 
 
-def changed_cells(grid: CellGrid, shown: npt.NDArray[np.uint8], tolerance: int = 0) -> Bools:
-    """Which cells of `grid` differ from `shown` (a former grid's `cells`): by glyph, or (in
+Shown = list[npt.NDArray[np.uint8]]
+
+
+def changed_cells(grid: CellGrid, shown: Shown, tolerance: int = 0) -> Bools:
+    """Which cells of `grid` differ from `shown` (a former grid's `looks`): by glyph, or (in
     truecolor) by more than `tolerance` in any colour channel."""
-    new = grid.cells
-    rows, cols, depth = new.shape
-    # One column of bytes at a time: numpy's reductions over a short last axis are slow.
-    diff = np.asarray(cv2.absdiff(new, shown), dtype=np.uint8).reshape(rows * cols, depth)
-    glyph = grid.glyphs.shape[2]
-    if not tolerance or grid.fg is None or grid.fg.shape[2] != 3:
-        glyph = depth
-    moved = _column_max(diff, 0, glyph) > 0
-    if glyph < depth:
-        moved |= _column_max(diff, glyph, depth) > tolerance
-    return moved.reshape(rows, cols)
+    changed = np.zeros((grid.rows, grid.cols), dtype=bool)
+    for (look, tolerant), was in zip(grid.looks, shown, strict=True):
+        diff = np.asarray(cv2.absdiff(look, was), dtype=np.uint8)
+        changed |= _channel_max(diff.reshape(look.shape)) > (tolerance if tolerant else 0)
+    return changed
 
 
-def _column_max(values: npt.NDArray[np.uint8], start: int, stop: int) -> npt.NDArray[np.uint8]:
-    top = values[:, start].copy()
-    for i in range(start + 1, stop):
-        np.maximum(top, values[:, i], out=top)
+def _channel_max(values: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    # One channel at a time: numpy's reductions over a short last axis are slow.
+    top = values[..., 0].copy()
+    for i in range(1, values.shape[2]):
+        np.maximum(top, values[..., i], out=top)
     return top
 
 
-def mark_shown(
-    shown: npt.NDArray[np.uint8], grid: CellGrid, row: Ints, first: Ints, end: Ints
-) -> None:
-    """Every cell of the spans was rewritten: the screen shows the new grid there."""
-    edges = np.zeros((grid.rows, grid.cols + 1), dtype=np.int8)
-    edges[row, first] = 1  # spans in a row never share a first column, nor an end column
-    edges[row, end] -= 1
-    inside = np.cumsum(edges, axis=1, dtype=np.int8)[:, :-1].view(bool)
-    np.copyto(shown, grid.cells, where=inside[..., None])
+def _shows(shown: Shown | None, grid: CellGrid) -> bool:
+    """Whether `shown` is a record of a grid like `grid` (same encoder, same size)."""
+    looks = grid.looks
+    return (
+        shown is not None
+        and len(shown) == len(looks)
+        and all(was.shape == look.shape for was, (look, _) in zip(shown, looks, strict=True))
+    )
+
+
+def span_cells(row: Ints, first: Ints, end: Ints, cols: int) -> tuple[Ints, Ints]:
+    """The cells of the spans, as flat (row-major) indices in span order, and where each span
+    starts among them."""
+    length = end - first
+    starts = np.cumsum(length) - length
+    # Each cell: its span's first cell, plus its place among all the cells less the span's start.
+    flat = np.repeat(row * cols + first - starts, length) + np.arange(int(length.sum()))
+    return flat, starts
+
+
+def take_cells(values: npt.NDArray[np.uint8], flat: Ints) -> npt.NDArray[np.uint8]:
+    """The cells at `flat` indices of a rows x cols x k array, as n x k."""
+    return np.ascontiguousarray(values).reshape(-1, values.shape[2]).take(flat, axis=0)
+
+
+def mark_shown(shown: Shown, grid: CellGrid, flat: Ints) -> None:
+    """The cells at `flat` indices were rewritten: the screen shows the new grid there."""
+    for was, (look, _) in zip(shown, grid.looks, strict=True):
+        was.reshape(-1, was.shape[2])[flat] = take_cells(look, flat)
 
 
 class TextScreen:
@@ -107,7 +125,7 @@ class TextScreen:
         self.left = left
         self.tolerance = tolerance
         self.merge_gap = merge_gap
-        self._shown: npt.NDArray[np.uint8] | None = None
+        self._shown: Shown | None = None
 
     def invalidate(self) -> None:
         """Forget what the screen shows (after a resize or a clear): the next frame is whole."""
@@ -116,8 +134,9 @@ class TextScreen:
     def painted(self, grid: CellGrid, row: int, c0: int, c1: int) -> None:
         """Someone else drew cells `c0` to `c1 - 1` of `row` of `grid` on the screen."""
         shown = self._shown
-        if shown is not None and shown.shape == grid.cells.shape:
-            shown[row, c0:c1] = grid.cells[row, c0:c1]
+        if shown is not None and _shows(shown, grid):
+            for was, (look, _) in zip(shown, grid.looks, strict=True):
+                was[row, c0:c1] = look[row, c0:c1]
 
     def changes(
         self, grid: CellGrid, visible: Bools | None = None, merge_gap: int | None = None
@@ -128,9 +147,9 @@ class TextScreen:
         one: what is hidden is drawn by whoever uncovers it (see `painted`).
         """
         shown = self._shown
-        if shown is None or shown.shape != grid.cells.shape:
-            shown = self._shown = grid.cells.copy()
-            changed = np.ones(grid.cells.shape[:2], dtype=bool)
+        if shown is None or not _shows(shown, grid):
+            shown = self._shown = [look.copy() for look, _ in grid.looks]
+            changed = np.ones((grid.rows, grid.cols), dtype=bool)
         else:
             changed = changed_cells(grid, shown, self.tolerance)
         barrier = None
@@ -141,7 +160,7 @@ class TextScreen:
             changed, self.merge_gap if merge_gap is None else merge_gap, barrier
         )
         if row.size:
-            mark_shown(shown, grid, row, first, end)
+            mark_shown(shown, grid, span_cells(row, first, end, grid.cols)[0])
         return row, first, end
 
     def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:
@@ -154,19 +173,18 @@ class TextScreen:
         return synchronized(SAVE_CURSOR + body + RESET + RESTORE_CURSOR)
 
 
-def cursor_moves(row: Ints, col: Ints) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
-    """`cup(row, col)` for each pair (zero-based, below 9999), as n x 12 bytes and keep-flags."""
+def cursor_moves(row: Ints, col: Ints) -> npt.NDArray[np.uint32]:
+    """`cup(row, col)` for each pair (zero-based, below 9999), as n x 3 zero-padded words."""
     n = row.size
-    text = np.empty((n, 12), dtype=np.uint8)
-    keep = np.ones((n, 12), dtype=np.uint8)
+    text = np.zeros((n, 12), dtype=np.uint8)
     text[:, 0:2] = np.frombuffer(b"\x1b[", dtype=np.uint8)
     text[:, 6] = ord(";")
     text[:, 11] = ord("H")
     for at, values in ((2, row + 1), (7, col + 1)):
         for i, power in enumerate((1000, 100, 10, 1)):
-            text[:, at + i] = 48 + values // power % 10
-            keep[:, at + i] = values >= power  # no leading zeros
-    return text, keep
+            # No leading zeros: a zero byte is dropped when the words are packed.
+            text[:, at + i] = (48 + values // power % 10) * (values >= power)
+    return text.view(np.uint32)
 
 
 def span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left: int) -> bytes:
@@ -176,32 +194,22 @@ def span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left
     first cell marked fresh so it sets both colours whatever came before it, and led by its
     cursor move, so the whole update comes out of one vectorised pass.
     """
-    length = end - first
-    total = int(length.sum())
-    starts = np.cumsum(length) - length
-    # For each gathered cell: its row, and its column (the span's first plus the offset within).
-    cell_row = np.repeat(row, length)
-    cell_col = np.repeat(first - starts, length) + np.arange(total)
+    flat, starts = span_cells(row, first, end, grid.cols)
+    total = flat.size
     fresh = np.zeros((1, total), dtype=bool)
     fresh[0, starts] = True
-    moves, move_keep = cursor_moves(row + top, first + left)
-    lead = np.zeros((total, 12), dtype=np.uint8)
-    lead_keep = np.zeros((total, 12), dtype=np.uint8)
-    lead[starts] = moves
-    lead_keep[starts] = move_keep
+    lead = np.zeros((1, total, 3), dtype=np.uint32)
+    lead[0, starts] = cursor_moves(row + top, first + left)
 
     def pick(values: npt.NDArray[np.uint8] | None) -> npt.NDArray[np.uint8] | None:
-        return None if values is None else values[cell_row, cell_col][None]
+        return None if values is None else take_cells(values, flat)[None]
 
-    glyphs = pick(grid.glyphs)
-    assert glyphs is not None
-    data, _ = encode(
-        glyphs,
-        pick(grid.fg),
-        pick(grid.bg),
-        grid.fg_code,
-        grid.bg_code,
-        fresh=fresh,
-        lead=(lead, lead_keep),
+    g = grid.glyphs
+    # The same glyph in every cell stays a broadcast view, which encodes as a constant.
+    glyphs = (
+        np.broadcast_to(g[0, 0], (1, total, g.shape[2])) if g.strides[:2] == (0, 0) else pick(g)
     )
-    return data
+    assert glyphs is not None
+    return encode(
+        glyphs, pick(grid.fg), pick(grid.bg), grid.fg_code, grid.bg_code, fresh=fresh, lead=lead
+    )

@@ -23,5 +23,7 @@ class HalfBlockEncoder(TextEncoder):
     mode = "halfblock"
 
     def grid(self, frame: Frame, cols: int, rows: int) -> CellGrid:
-        canvas = letterbox(frame, cols, rows * 2)
-        return build(glyph_grid(rows, cols, UPPER_HALF), fg=canvas[0::2], bg=canvas[1::2])
+        # Contiguous rows, so the cells a delta update needs are one flat take away.
+        pixels = letterbox(frame, cols, rows * 2).reshape(rows, 2, cols, 3)
+        fg, bg = np.ascontiguousarray(pixels[:, 0]), np.ascontiguousarray(pixels[:, 1])
+        return build(glyph_grid(rows, cols, UPPER_HALF), fg=fg, bg=bg)

@@ -33,11 +33,11 @@ class Palette256Encoder(TextEncoder):
     mode = "256"
 
     def grid(self, frame: Frame, cols: int, rows: int) -> CellGrid:
-        index = xterm_index(letterbox(frame, cols, rows * 2))[..., None]
+        index = xterm_index(letterbox(frame, cols, rows * 2)).reshape(rows, 2, cols, 1)
         return build(
             glyph_grid(rows, cols, UPPER_HALF),
-            fg=index[0::2],
-            bg=index[1::2],
+            fg=np.ascontiguousarray(index[:, 0]),
+            bg=np.ascontiguousarray(index[:, 1]),
             fg_code=b"38;5",
             bg_code=b"48;5",
         )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from tui.render.cells import RESET, CellGrid
+import numpy as np
+
+from tui.render.cells import RESET, CellGrid, pack, words_of
 from tui.render.fit import Frame
 
 
@@ -27,9 +29,20 @@ class TextEncoder(ABC):
 
 
 def grid_bytes(grid: CellGrid) -> bytes:
-    """A whole grid, drawn relative to the cursor (which ends where it started)."""
-    back = b"\x1b[%dD" % grid.cols
-    body = (RESET + back + b"\x1b[B").join(grid.row(r) for r in range(grid.rows))
+    """A whole grid, drawn relative to the cursor (which ends where it started).
+
+    Each row ends with a reset and a move back to the first column and one line down (the last
+    row: back up to the first line), added as words after the row's cells so the whole frame is
+    packed in one pass.
+    """
+    rows, cols = grid.rows, grid.cols
+    back = RESET + b"\x1b[%dD" % cols
     # CSI 0 A would still move one line up, so a single row needs no movement at all.
-    up = b"\x1b[%dA" % (grid.rows - 1) if grid.rows > 1 else b""
-    return body + RESET + back + up
+    up = b"\x1b[%dA" % (rows - 1) if rows > 1 else b""
+    down, last = words_of(back + b"\x1b[B"), words_of(back + up)
+    cells = grid.words().reshape(rows, -1)
+    out = np.zeros((rows, cells.shape[1] + max(down.size, last.size)), dtype=np.uint32)
+    out[:, : cells.shape[1]] = cells
+    out[:-1, cells.shape[1] : cells.shape[1] + down.size] = down
+    out[-1, cells.shape[1] : cells.shape[1] + last.size] = last
+    return pack(out)
