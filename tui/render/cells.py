@@ -91,9 +91,13 @@ class CellGrid:
     def cols(self) -> int:
         return int(self.glyphs.shape[1])
 
-    def words(self, fresh: npt.NDArray[np.bool_] | None = None) -> Words:
+    def words(self) -> Words:
         """rows x cols x W: each cell's bytes as zero-padded words (see `cell_words`)."""
-        return cell_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code, fresh)
+        return cell_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code)
+
+    def row_words(self, spare: int) -> Words:
+        """rows x (cols x W + spare): see `row_words`."""
+        return row_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code, spare=spare)
 
     @cached_property
     def _encoded(self) -> tuple[bytes, Offsets]:
@@ -188,10 +192,24 @@ def cell_words(
     cell of each row and in the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L
     words) goes before each cell: cursor moves, say.
     """
+    rows, cols = glyphs.shape[:2]
+    return row_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead).reshape(rows, cols, -1)
+
+
+def row_words(
+    glyphs: U8,
+    fg: U8 | None = None,
+    bg: U8 | None = None,
+    fg_code: bytes = b"38;2",
+    bg_code: bytes = b"48;2",
+    fresh: npt.NDArray[np.bool_] | None = None,
+    lead: Words | None = None,
+    spare: int = 0,
+) -> Words:
+    """The words of `cell_words`, a row of cells per row, with `spare` words left unset after each
+    row for the caller (so a row's ending joins the frame without another copy)."""
     rows, cols, g = glyphs.shape
     glyph = _glyph_words(glyphs)
-    if fg is None and bg is None and lead is None:
-        return np.ascontiguousarray(glyph)
     shape = (rows, cols)
     forced = fresh if fresh is not None else np.zeros(shape, dtype=bool)
     fgc = _changed(fg) | forced if fg is not None else np.zeros(shape, dtype=bool)
@@ -201,16 +219,19 @@ def cell_words(
     n_fg = 1 + fg.shape[2] if fg is not None else 0
     n_bg = 1 + bg.shape[2] if bg is not None else 0
     n_semicolon = int(fg is not None and bg is not None)
+    n_sgr = 1 + n_fg + n_semicolon + n_bg if n_fg or n_bg else 0
     # A glyph of up to three bytes shares its word with the `m` that ends the colours.
-    n_glyph = glyph.shape[2] + (g > 3)
-    width = n_lead + 1 + n_fg + n_semicolon + n_bg + n_glyph
-    out = np.empty((rows, cols, width), dtype=np.uint32)
+    n_glyph = glyph.shape[2] + (n_sgr > 0 and g > 3)
+    width = n_lead + n_sgr + n_glyph
+    buf = np.empty((rows, cols * width + spare), dtype=np.uint32)
+    out = buf[:, : cols * width].reshape(rows, cols, width)
     at = 0
     if lead is not None:
         out[..., :n_lead] = lead
         at = n_lead
-    np.multiply(anyc, ESC, out=out[..., at])
-    at += 1
+    if n_sgr:
+        np.multiply(anyc, ESC, out=out[..., at])
+        at += 1
     if fg is not None:
         at = _colour(out, at, fg, fg_code, fgc)
     if n_semicolon:
@@ -218,13 +239,15 @@ def cell_words(
         at += 1
     if bg is not None:
         at = _colour(out, at, bg, bg_code, bgc)
-    if g > 3:
+    if not n_sgr:
+        out[..., at:] = glyph
+    elif g > 3:
         np.multiply(anyc, SGR_END, out=out[..., at])
         out[..., at + 1 :] = glyph
     else:
         np.left_shift(glyph[..., 0], np.uint32(8), out=out[..., at])
         out[..., at] |= anyc * SGR_END
-    return out
+    return buf
 
 
 def _colour(out: Words, at: int, values: U8, code: bytes, keep: npt.NDArray[np.bool_]) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import numpy as np
-
 from tui.render.cells import RESET, CellGrid, pack, words_of
 from tui.render.fit import Frame
 
@@ -40,9 +38,9 @@ def grid_bytes(grid: CellGrid) -> bytes:
     # CSI 0 A would still move one line up, so a single row needs no movement at all.
     up = b"\x1b[%dA" % (rows - 1) if rows > 1 else b""
     down, last = words_of(back + b"\x1b[B"), words_of(back + up)
-    cells = grid.words().reshape(rows, -1)
-    out = np.zeros((rows, cells.shape[1] + max(down.size, last.size)), dtype=np.uint32)
-    out[:, : cells.shape[1]] = cells
-    out[:-1, cells.shape[1] : cells.shape[1] + down.size] = down
-    out[-1, cells.shape[1] : cells.shape[1] + last.size] = last
+    spare = max(down.size, last.size)
+    out = grid.row_words(spare)
+    out[:, -spare:] = 0
+    out[:-1, -spare : out.shape[1] - spare + down.size] = down
+    out[-1, -spare : out.shape[1] - spare + last.size] = last
     return pack(out)
