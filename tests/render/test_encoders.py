@@ -11,8 +11,9 @@ from PIL import Image
 
 from engine.errors import UsageError
 from tests.render.decoders import decode_kitty, decode_sixel, rgb, screen_of
-from tui.render import RENDER_MODES, make_encoder
+from tui.render import RENDER_MODES, make_encoder, make_text_encoder
 from tui.render.fit import letterbox, place
+from tui.render.halfblock import HalfBlockEncoder
 from tui.render.kitty import KittyEncoder
 from tui.render.palette256 import xterm_index
 from tui.render.sixel import SixelEncoder, quantise
@@ -45,6 +46,23 @@ def test_only_changed_colour_is_sent() -> None:
     assert make_encoder("halfblock").encode(frame, 2, 1) == (
         b"\x1b[38;2;255;0;0;48;2;0;255;0m\xe2\x96\x80\x1b[48;2;0;0;255m\xe2\x96\x80\x1b[0m\x1b[2D"
     )
+
+
+def test_live_halfblocks_round_each_channel_to_four_levels() -> None:
+    frame = np.array([[[1, 2, 130], [253, 255, 66]], [[5, 6, 7], [9, 9, 9]]], dtype=np.uint8)
+    assert make_text_encoder("halfblock").encode(frame, 2, 1) == (
+        b"\x1b[38;2;0;4;132;48;2;4;8;8m\xe2\x96\x80"
+        b"\x1b[38;2;252;252;68;48;2;8;8;8m\xe2\x96\x80\x1b[0m\x1b[2D"
+    )
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    grid = HalfBlockEncoder(4).grid(photo, 60, 20)
+    exact = HalfBlockEncoder().grid(photo, 60, 20)
+    for live, true in ((grid.fg, exact.fg), (grid.bg, exact.bg)):
+        assert live is not None and true is not None
+        assert not (live % 4).any() and np.abs(live.astype(int) - true).max() <= 3
+    with pytest.raises(ValueError, match="power of two"):
+        HalfBlockEncoder(3)
 
 
 def test_256_golden() -> None:

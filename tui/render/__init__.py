@@ -41,13 +41,17 @@ def make_encoder(mode: str, cell_px: tuple[int, int] = (10, 20), tmux: bool = Fa
     raise UsageError(f"unknown render mode {mode!r} (choose from {', '.join(RENDER_MODES)})")
 
 
+# Live views round truecolor channels to multiples of this (see HalfBlockEncoder).
+LIVE_COLOUR_STEP = 4
+
+
 def make_text_encoder(mode: str) -> TextEncoder:
-    """A text-mode encoder; graphics modes fall back to truecolor half-blocks."""
+    """The text-mode encoder for live video; graphics modes fall back to truecolor half-blocks."""
     if mode == "256":
         return Palette256Encoder()
     if mode == "ascii":
         return AsciiEncoder()
-    return HalfBlockEncoder()
+    return HalfBlockEncoder(LIVE_COLOUR_STEP)
 
 
 __all__ = ["RENDER_MODES", "TEXT_MODES", "Encoder", "Frame", "make_encoder", "make_text_encoder"]

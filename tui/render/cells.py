@@ -168,7 +168,7 @@ def _constant(glyphs: U8) -> bool:
 def _glyph_words(glyphs: U8) -> Words:
     """rows x cols x ceil(G/4): each cell's glyph bytes as words."""
     rows, cols, g = glyphs.shape
-    if _constant(glyphs):
+    if _constant(glyphs) and glyphs.size:
         return np.broadcast_to(words_of(glyphs[0, 0].tobytes()), (rows, cols, -(-g // 4)))
     padded = np.zeros((rows, cols, -(-g // 4) * 4), dtype=np.uint8)
     padded[..., :g] = glyphs
