@@ -15,6 +15,7 @@ from tui.render.delta import (
     TextScreen,
     cup,
     cursor_moves,
+    span_bytes,
     spans,
 )
 from tui.render.halfblock import HalfBlockEncoder
@@ -154,3 +155,9 @@ def test_queue_writer_keeps_one_waiting_frame_and_never_queues() -> None:
     untaken.clear()  # the thread took the frame and the marker after it
     polls.pop()()
     assert retried == ["third"] and polls == [] and len(sent) == 2 and not writer.waiting
+
+
+def test_no_spans_encode_to_nothing() -> None:
+    grid = HalfBlockEncoder().grid(np.zeros((8, 8, 3), dtype=np.uint8), 8, 4)
+    none = np.zeros(0, dtype=np.int64)
+    assert span_bytes(grid, none, none, none, 0, 0) == b""
