@@ -193,7 +193,8 @@ def cell_words(
     words) goes before each cell: cursor moves, say.
     """
     rows, cols = glyphs.shape[:2]
-    return row_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead).reshape(rows, cols, -1)
+    words = row_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead)
+    return words.reshape(rows, cols, words.shape[1] // cols if cols else 0)
 
 
 def row_words(
