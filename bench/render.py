@@ -100,15 +100,22 @@ def rich_pixels(small: np.ndarray, cols: int) -> str:
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
-def per_frame_ms(encode: Callable[[np.ndarray], object], frames: list[np.ndarray]) -> float:
-    """Median time of `encode` over the frames, each encoded once (after one warm-up frame)."""
-    encode(frames[0])
-    times = []
+def paired_ms(
+    first: Callable[[np.ndarray], object],
+    second: Callable[[np.ndarray], object],
+    frames: list[np.ndarray],
+) -> tuple[float, float]:
+    """Median times of two encoders over the frames, each frame encoded once by each, one right
+    after the other (after one warm-up frame), so that the machine's drift hits both alike."""
+    first(frames[0])
+    second(frames[0])
+    times: tuple[list[float], list[float]] = ([], [])
     for f in frames:
-        t = time.perf_counter()
-        encode(f)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
+        for encode, spent in ((first, times[0]), (second, times[1])):
+            t = time.perf_counter()
+            encode(f)
+            spent.append(time.perf_counter() - t)
+    return statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000
 
 
 def decode_cells(data: bytes, cols: int, rows: int) -> np.ndarray:
@@ -381,15 +388,16 @@ def main() -> None:
     # and again is its best case, video (every frame new colours) its usual one.
     for cols, rows in SIZES:
         sources = {
-            "photo, one still": [frame] * 5,
+            "photo, one still": [frame] * 9,
             "camera-like clip": clip_frames[:: len(clip_frames) // 10][:10],
             "pattern": patterns[:10],
         }
         for name, frames in sources.items():
             smalls = [letterbox(f, cols, rows * 2) for f in frames]
-            t_rich = per_frame_ms(lambda small, c=cols: rich_pixels(small, c), smalls)
-            ours = per_frame_ms(
-                lambda small, c=cols, r=rows: HalfBlockEncoder().encode(small, c, r), smalls
+            t_rich, ours = paired_ms(
+                lambda small, c=cols: rich_pixels(small, c),
+                lambda small, c=cols, r=rows: HalfBlockEncoder().encode(small, c, r),
+                smalls,
             )
             ratios[f"rich-pixels {cols}x{rows} {name.split(',')[0]}"] = t_rich / ours
             print(f"{cols}x{rows} {name:17}: tcall {ours:5.2f} ms, rich-pixels {t_rich:7.1f} ms")

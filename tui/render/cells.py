@@ -149,14 +149,17 @@ def build(
     return CellGrid(glyphs, fg, bg, fg_code, bg_code)
 
 
-def _changed(values: U8) -> npt.NDArray[np.bool_]:
-    """True where a cell's colour differs from its left neighbour; every row's first cell is True."""
+def _changed(values: U8, fresh: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
+    """True where a cell's colour differs from its left neighbour, and in every row's first cell
+    and every `fresh` one."""
     # One integer per cell, so a single comparison covers every channel.
     packed = values[..., 0].astype(np.uint32)
     for i in range(1, values.shape[2]):
         packed = (packed << np.uint32(8)) | values[..., i].astype(np.uint32)
     out = np.ones(values.shape[:2], dtype=bool)
     np.not_equal(packed[:, 1:], packed[:, :-1], out=out[:, 1:])
+    if fresh is not None:
+        out |= fresh
     return out
 
 
@@ -212,9 +215,8 @@ def row_words(
     rows, cols, g = glyphs.shape
     glyph = _glyph_words(glyphs)
     shape = (rows, cols)
-    forced = fresh if fresh is not None else np.zeros(shape, dtype=bool)
-    fgc = _changed(fg) | forced if fg is not None else np.zeros(shape, dtype=bool)
-    bgc = _changed(bg) | forced if bg is not None else np.zeros(shape, dtype=bool)
+    fgc = _changed(fg, fresh) if fg is not None else np.zeros(shape, dtype=bool)
+    bgc = _changed(bg, fresh) if bg is not None else np.zeros(shape, dtype=bool)
     anyc = fgc | bgc
     n_lead = lead.shape[2] if lead is not None else 0
     n_fg = 1 + fg.shape[2] if fg is not None else 0
@@ -246,8 +248,8 @@ def row_words(
         np.multiply(anyc, SGR_END, out=out[..., at])
         out[..., at + 1 :] = glyph
     else:
-        np.left_shift(glyph[..., 0], np.uint32(8), out=out[..., at])
-        out[..., at] |= anyc * SGR_END
+        # The `m` where colours were set, then the glyph in the three bytes after it.
+        out[..., at] = (glyph[..., 0] << np.uint32(8)) | anyc * SGR_END
     return buf
 
 
@@ -255,7 +257,12 @@ def _colour(out: Words, at: int, values: U8, code: bytes, keep: npt.NDArray[np.b
     """Write `code;v1;v2;...` into words `at`... of the cells where `keep`; returns the next word."""
     k = values.shape[2]
     np.multiply(keep, word(code), out=out[..., at])
-    np.multiply(DECIMAL[values], keep[..., None], out=out[..., at + 1 : at + 1 + k])
+    # Each cell's numbers are copied as one k-word item: word by word, the copy into every
+    # cell's row of words costs three times as much.
+    item = np.dtype(f"V{4 * k}")
+    numbers = out[..., at + 1 : at + 1 + k].view(item)[..., 0]
+    numbers[...] = DECIMAL.take(values).view(item)[..., 0]
+    numbers[~keep] = np.zeros((), dtype=item)
     return at + 1 + k
 
 
