@@ -3,8 +3,8 @@
 Every cell is laid out as a row of 4-byte words: `ESC [`, `38;2`, `;R`, `;G`, `;B`, `;`, `48;2`,
 ..., `m` and the glyph. Each number's word comes from a 256-entry table, and a part the terminal
 doesn't need (a colour equal to the previous cell's) is a zero word. Padding is zero bytes too,
-and terminal output never contains a zero byte, so one `np.compress` of the non-zero bytes packs
-the whole frame: no keep-masks, no per-part concatenation. The per-cell byte counts, when a
+and terminal output never contains a zero byte, so deleting the zero bytes in one pass packs the
+whole frame: no keep-masks, no per-part concatenation. The per-cell byte counts, when a
 caller wants to cut spans of cells out of the result, are counted from the same words.
 """
 
@@ -268,8 +268,9 @@ def _colour(out: Words, at: int, values: U8, code: bytes, keep: npt.NDArray[np.b
 
 def pack(words: Words) -> bytes:
     """The non-zero bytes of `words`, in order: the bytes for the terminal."""
-    flat = words.view(np.uint8).reshape(-1)
-    return np.compress(flat != 0, flat).tobytes()
+    # bytes.translate deletes the zeros in one pass over the bytes, which beats np.compress (a
+    # pass for the non-zero indices, then a gather through them) by a quarter.
+    return np.ascontiguousarray(words).tobytes().translate(None, b"\0")
 
 
 def encode(
