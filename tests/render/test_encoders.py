@@ -50,10 +50,12 @@ def test_only_changed_colour_is_sent() -> None:
 
 def test_live_halfblocks_round_each_channel_to_four_levels() -> None:
     frame = np.array([[[1, 2, 130], [253, 255, 66]], [[5, 6, 7], [9, 9, 9]]], dtype=np.uint8)
+    before = frame.copy()
     assert make_text_encoder("halfblock").encode(frame, 2, 1) == (
         b"\x1b[38;2;0;4;132;48;2;4;8;8m\xe2\x96\x80"
         b"\x1b[38;2;252;252;68;48;2;8;8;8m\xe2\x96\x80\x1b[0m\x1b[2D"
     )
+    assert (frame == before).all()  # the caller's frame is not rounded in place
     rng = np.random.default_rng(1)
     photo = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     grid = HalfBlockEncoder(4).grid(photo, 60, 20)

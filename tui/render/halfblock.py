@@ -46,6 +46,8 @@ class HalfBlockEncoder(TextEncoder):
     def grid(self, frame: Frame, cols: int, rows: int) -> CellGrid:
         # Contiguous rows, so the cells a delta update needs are one flat take away.
         pixels = letterbox(frame, cols, rows * 2).reshape(rows, 2, cols, 3)
-        fg, bg = np.ascontiguousarray(pixels[:, 0]), np.ascontiguousarray(pixels[:, 1])
+        # Copies (also of a single row, which would otherwise be a view of the caller's frame),
+        # so rounding them in place leaves the frame alone.
+        fg, bg = pixels[:, 0].copy(), pixels[:, 1].copy()
         fg, bg = round_colours(fg, self.step), round_colours(bg, self.step)
         return build(glyph_grid(rows, cols, UPPER_HALF), fg=fg, bg=bg)
