@@ -119,11 +119,6 @@ class CellGrid:
         """rows x cols: where each cell's glyph starts in `data`."""
         return self.end - self.glyphs.shape[2]
 
-    def row(self, r: int) -> bytes:
-        """Row `r` as written from its first column; ends without a reset."""
-        start = int(self.end[r - 1, -1]) if r else 0
-        return self.data[start : int(self.end[r, -1])]
-
     def span(self, r: int, c0: int, c1: int) -> bytes:
         """Cells `c0` to `c1 - 1` of row `r`, starting with the full colour state of cell `c0`."""
         return self.head(r, c0) + self.data[int(self.glyph[r, c0]) : int(self.end[r, c1 - 1])]
