@@ -79,7 +79,7 @@ class CellGrid:
         """The arrays (rows x cols x k) that together say how each cell looks, each with whether
         it is a truecolor colour (which may drift a little unseen): for comparing frames without
         first copying them into one array. A glyph that is the same in every cell is left out."""
-        looks = [] if _constant(self.glyphs) else [(self.glyphs, False)]
+        looks = [] if uniform_glyph(self.glyphs) else [(self.glyphs, False)]
         looks += [(v, v.shape[2] == 3) for v in (self.fg, self.bg) if v is not None]
         return looks
 
@@ -91,17 +91,14 @@ class CellGrid:
     def cols(self) -> int:
         return int(self.glyphs.shape[1])
 
-    def words(self) -> Words:
-        """rows x cols x W: each cell's bytes as zero-padded words (see `cell_words`)."""
-        return cell_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code)
-
     def row_words(self, spare: int) -> Words:
         """rows x (cols x W + spare): see `row_words`."""
         return row_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code, spare=spare)
 
     @cached_property
     def _encoded(self) -> tuple[bytes, Offsets]:
-        words = self.words()
+        words = self.row_words(0)
+        # Every byte a cell sends is non-zero: counting them gives where each cell ends.
         counts = np.count_nonzero(words.view(np.uint8).reshape(self.rows, self.cols, -1), axis=2)
         return pack(words), np.cumsum(counts, dtype=np.int64).reshape(self.rows, self.cols)
 
@@ -140,7 +137,7 @@ def build(
     fg_code: bytes = b"38;2",
     bg_code: bytes = b"48;2",
 ) -> CellGrid:
-    """A grid of cells (see `cell_words` for the arguments); its bytes are made when first needed."""
+    """A grid of cells (see `row_words` for the arguments); its bytes are made when first needed."""
     return CellGrid(glyphs, fg, bg, fg_code, bg_code)
 
 
@@ -158,7 +155,7 @@ def _changed(values: U8, fresh: npt.NDArray[np.bool_] | None = None) -> npt.NDAr
     return out
 
 
-def _constant(glyphs: U8) -> bool:
+def uniform_glyph(glyphs: U8) -> bool:
     """True when every cell holds the same glyph, as a broadcast view."""
     return glyphs.strides[:2] == (0, 0)
 
@@ -166,33 +163,11 @@ def _constant(glyphs: U8) -> bool:
 def _glyph_words(glyphs: U8) -> Words:
     """rows x cols x ceil(G/4): each cell's glyph bytes as words."""
     rows, cols, g = glyphs.shape
-    if _constant(glyphs) and glyphs.size:
+    if uniform_glyph(glyphs) and glyphs.size:
         return np.broadcast_to(words_of(glyphs[0, 0].tobytes()), (rows, cols, -(-g // 4)))
     padded = np.zeros((rows, cols, -(-g // 4) * 4), dtype=np.uint8)
     padded[..., :g] = glyphs
     return padded.view(np.uint32)
-
-
-def cell_words(
-    glyphs: U8,
-    fg: U8 | None = None,
-    bg: U8 | None = None,
-    fg_code: bytes = b"38;2",
-    bg_code: bytes = b"48;2",
-    fresh: npt.NDArray[np.bool_] | None = None,
-    lead: Words | None = None,
-) -> Words:
-    """rows x cols x W words holding each cell's bytes, zero where a part is left out.
-
-    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and
-    `bg` are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to
-    leave that colour alone. A colour equal to the previous cell's is left out, except in the first
-    cell of each row and in the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L
-    words) goes before each cell: cursor moves, say.
-    """
-    rows, cols = glyphs.shape[:2]
-    words = row_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead)
-    return words.reshape(rows, cols, words.shape[1] // cols if cols else 0)
 
 
 def row_words(
@@ -205,8 +180,16 @@ def row_words(
     lead: Words | None = None,
     spare: int = 0,
 ) -> Words:
-    """The words of `cell_words`, a row of cells per row, with `spare` words left unset after each
-    row for the caller (so a row's ending joins the frame without another copy)."""
+    """rows x (cols x W + spare) words: each row's cells, W words a cell holding its bytes (zero
+    where a part is left out), then `spare` words left unset for the caller (so a row's ending
+    joins the frame without another copy).
+
+    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and
+    `bg` are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to
+    leave that colour alone. A colour equal to the previous cell's is left out, except in the first
+    cell of each row and in the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L
+    words) goes before each cell: cursor moves, say.
+    """
     rows, cols, g = glyphs.shape
     glyph = _glyph_words(glyphs)
     shape = (rows, cols)
@@ -266,16 +249,3 @@ def pack(words: Words) -> bytes:
     # bytes.translate deletes the zeros in one pass over the bytes, which beats np.compress (a
     # pass for the non-zero indices, then a gather through them) by a quarter.
     return np.ascontiguousarray(words).tobytes().translate(None, b"\0")
-
-
-def encode(
-    glyphs: U8,
-    fg: U8 | None = None,
-    bg: U8 | None = None,
-    fg_code: bytes = b"38;2",
-    bg_code: bytes = b"48;2",
-    fresh: npt.NDArray[np.bool_] | None = None,
-    lead: Words | None = None,
-) -> bytes:
-    """The bytes of a grid of cells (see `cell_words` for the arguments)."""
-    return pack(cell_words(glyphs, fg, bg, fg_code, bg_code, fresh, lead))

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.cells import RESET, CellGrid, encode
+from tui.render.cells import RESET, CellGrid, pack, row_words, uniform_glyph
 
 SYNC_BEGIN = b"\x1b[?2026h"
 SYNC_END = b"\x1b[?2026l"
@@ -146,6 +146,13 @@ class TextScreen:
         Only `visible` cells (rows x cols, default all) are rewritten, and no span crosses a hidden
         one: what is hidden is drawn by whoever uncovers it (see `painted`).
         """
+        row, first, end, _ = self._changes(grid, visible, merge_gap)
+        return row, first, end
+
+    def _changes(
+        self, grid: CellGrid, visible: Bools | None, merge_gap: int | None
+    ) -> tuple[Ints, Ints, Ints, tuple[Ints, Ints]]:
+        """`changes`, and the spans' cells (see `span_cells`)."""
         shown = self._shown
         if shown is None or not _shows(shown, grid):
             shown = self._shown = [look.copy() for look, _ in grid.looks]
@@ -159,17 +166,18 @@ class TextScreen:
         row, first, end = spans(
             changed, self.merge_gap if merge_gap is None else merge_gap, barrier
         )
+        cells = span_cells(row, first, end, grid.cols)
         if row.size:
-            mark_shown(shown, grid, span_cells(row, first, end, grid.cols)[0])
-        return row, first, end
+            mark_shown(shown, grid, cells[0])
+        return row, first, end, cells
 
     def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:
         """Bytes that bring the screen to `grid`, inside synchronized output; the cursor is left
         where it was."""
-        row, first, end = self.changes(grid, visible)
+        row, first, end, cells = self._changes(grid, visible, None)
         if row.size == 0:
             return b""
-        body = span_bytes(grid, row, first, end, self.top, self.left)
+        body = span_bytes(grid, row, first, end, self.top, self.left, cells)
         return synchronized(SAVE_CURSOR + body + RESET + RESTORE_CURSOR)
 
 
@@ -187,14 +195,23 @@ def cursor_moves(row: Ints, col: Ints) -> npt.NDArray[np.uint32]:
     return text.view(np.uint32)
 
 
-def span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left: int) -> bytes:
+def span_bytes(
+    grid: CellGrid,
+    row: Ints,
+    first: Ints,
+    end: Ints,
+    top: int,
+    left: int,
+    cells: tuple[Ints, Ints] | None = None,
+) -> bytes:
     """Each span: a cursor move, then its cells, the first of them with its full colour state.
 
     Only the cells inside spans are encoded: they are gathered into one strip, with each span's
     first cell marked fresh so it sets both colours whatever came before it, and led by its
-    cursor move, so the whole update comes out of one vectorised pass.
+    cursor move, so the whole update comes out of one vectorised pass. `cells` is the spans'
+    `span_cells`, when the caller has them already.
     """
-    flat, starts = span_cells(row, first, end, grid.cols)
+    flat, starts = cells if cells is not None else span_cells(row, first, end, grid.cols)
     total = flat.size
     fresh = np.zeros((1, total), dtype=bool)
     fresh[0, starts] = True
@@ -206,10 +223,10 @@ def span_bytes(grid: CellGrid, row: Ints, first: Ints, end: Ints, top: int, left
 
     g = grid.glyphs
     # The same glyph in every cell stays a broadcast view, which encodes as a constant.
-    glyphs = (
-        np.broadcast_to(g[0, 0], (1, total, g.shape[2])) if g.strides[:2] == (0, 0) else pick(g)
-    )
+    glyphs = np.broadcast_to(g[0, 0], (1, total, g.shape[2])) if uniform_glyph(g) else pick(g)
     assert glyphs is not None
-    return encode(
-        glyphs, pick(grid.fg), pick(grid.bg), grid.fg_code, grid.bg_code, fresh=fresh, lead=lead
+    return pack(
+        row_words(
+            glyphs, pick(grid.fg), pick(grid.bg), grid.fg_code, grid.bg_code, fresh=fresh, lead=lead
+        )
     )
