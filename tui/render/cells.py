@@ -47,6 +47,10 @@ def _decimal_table() -> Words:
 DECIMAL = _decimal_table()
 
 
+TRUECOLOR = (b"38;2", b"48;2")  # the SGR codes that set the foreground and background colours
+PALETTE = (b"38;5", b"48;5")
+
+
 class CellGrid:
     """One text frame: `rows` x `cols` cells. Its bytes are encoded on first use, so a caller that
     only needs some cells (a delta update) never pays for the rest.
@@ -55,32 +59,41 @@ class CellGrid:
     """
 
     def __init__(
-        self,
-        glyphs: U8,
-        fg: U8 | None = None,
-        bg: U8 | None = None,
-        fg_code: bytes = b"38;2",
-        bg_code: bytes = b"48;2",
+        self, glyphs: U8, colours: U8 | None = None, codes: tuple[bytes, bytes] = TRUECOLOR
     ) -> None:
         self.glyphs = glyphs  # rows x cols x G: the UTF-8 bytes of each cell's glyph
-        self.fg = fg  # rows x cols x K colour parameters, or None
-        self.bg = bg
-        self.fg_code = fg_code
-        self.bg_code = bg_code
+        # rows x cols x 2 x K: each cell's foreground then background colour parameters, or None.
+        # A cell's colours sit together, so comparing, gathering and encoding them is one
+        # operation for both.
+        self.colours = colours
+        self.codes = codes
+
+    @property
+    def fg(self) -> U8 | None:
+        """rows x cols x K foreground colours (a view), or None."""
+        return None if self.colours is None else self.colours[:, :, 0]
+
+    @property
+    def bg(self) -> U8 | None:
+        return None if self.colours is None else self.colours[:, :, 1]
 
     @cached_property
     def cells(self) -> U8:
         """Everything that makes a cell look the way it does, in one array per cell."""
-        layers = [self.glyphs] + [v for v in (self.fg, self.bg) if v is not None]
-        return np.concatenate(layers, axis=2)
+        if self.colours is None:
+            return self.glyphs
+        colours = self.colours.reshape(self.rows, self.cols, -1)
+        return np.concatenate([self.glyphs, colours], axis=2)
 
     @cached_property
     def looks(self) -> list[tuple[U8, bool]]:
         """The arrays (rows x cols x k) that together say how each cell looks, each with whether
-        it is a truecolor colour (which may drift a little unseen): for comparing frames without
-        first copying them into one array. A glyph that is the same in every cell is left out."""
+        it is truecolor (which may drift a little unseen): for comparing frames without first
+        copying them into one array. A glyph that is the same in every cell is left out."""
         looks = [] if uniform_glyph(self.glyphs) else [(self.glyphs, False)]
-        looks += [(v, v.shape[2] == 3) for v in (self.fg, self.bg) if v is not None]
+        if self.colours is not None:
+            truecolor = self.colours.shape[3] == 3
+            looks.append((self.colours.reshape(self.rows, self.cols, -1), truecolor))
         return looks
 
     @property
@@ -93,7 +106,7 @@ class CellGrid:
 
     def row_words(self, spare: int) -> Words:
         """rows x (cols x W + spare): see `row_words`."""
-        return row_words(self.glyphs, self.fg, self.bg, self.fg_code, self.bg_code, spare=spare)
+        return row_words(self.glyphs, self.colours, self.codes, spare=spare)
 
     @cached_property
     def _encoded(self) -> tuple[bytes, Offsets]:
@@ -122,36 +135,36 @@ class CellGrid:
 
     def head(self, r: int, c: int) -> bytes:
         """The SGR sequence that sets both colours of cell (`r`, `c`) from any state."""
-        params = []
-        if self.fg is not None:
-            params.append(self.fg_code + b"".join(b";%d" % v for v in self.fg[r, c]))
-        if self.bg is not None:
-            params.append(self.bg_code + b"".join(b";%d" % v for v in self.bg[r, c]))
-        return b"\x1b[" + b";".join(params) + b"m" if params else b""
+        if self.colours is None:
+            return b""
+        params = [
+            code + b"".join(b";%d" % v for v in values)
+            for code, values in zip(self.codes, self.colours[r, c], strict=True)
+        ]
+        return b"\x1b[" + b";".join(params) + b"m"
 
 
 def build(
-    glyphs: U8,
-    fg: U8 | None = None,
-    bg: U8 | None = None,
-    fg_code: bytes = b"38;2",
-    bg_code: bytes = b"48;2",
+    glyphs: U8, colours: U8 | None = None, codes: tuple[bytes, bytes] = TRUECOLOR
 ) -> CellGrid:
     """A grid of cells (see `row_words` for the arguments); its bytes are made when first needed."""
-    return CellGrid(glyphs, fg, bg, fg_code, bg_code)
+    return CellGrid(glyphs, colours, codes)
 
 
-def _changed(values: U8, fresh: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
-    """True where a cell's colour differs from its left neighbour, and in every row's first cell
-    and every `fresh` one."""
-    # One integer per cell, so a single comparison covers every channel.
-    packed = values[..., 0].astype(np.uint32)
-    for i in range(1, values.shape[2]):
-        packed = (packed << np.uint32(8)) | values[..., i].astype(np.uint32)
-    out = np.ones(values.shape[:2], dtype=bool)
-    np.not_equal(packed[:, 1:], packed[:, :-1], out=out[:, 1:])
+def _changed(colours: U8, fresh: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
+    """rows x cols x 2: True where a cell's foreground (0) or background (1) differs from its left
+    neighbour's, and in every row's first cell and every `fresh` one."""
+    rows, cols, layers, k = colours.shape
+    # Each cell's bytes against its left neighbour's, in one comparison for every channel.
+    flat = np.ascontiguousarray(colours).reshape(rows, cols * layers * k)
+    step = layers * k
+    differs = (flat[:, step:] != flat[:, :-step]).reshape(rows, cols - 1, layers, k)
+    out = np.ones((rows, cols, layers), dtype=bool)
+    np.copyto(out[:, 1:], differs[..., 0])
+    for i in range(1, k):
+        out[:, 1:] |= differs[..., i]
     if fresh is not None:
-        out |= fresh
+        out |= fresh[..., None]
     return out
 
 
@@ -172,10 +185,8 @@ def _glyph_words(glyphs: U8) -> Words:
 
 def row_words(
     glyphs: U8,
-    fg: U8 | None = None,
-    bg: U8 | None = None,
-    fg_code: bytes = b"38;2",
-    bg_code: bytes = b"48;2",
+    colours: U8 | None = None,
+    codes: tuple[bytes, bytes] = TRUECOLOR,
     fresh: npt.NDArray[np.bool_] | None = None,
     lead: Words | None = None,
     spare: int = 0,
@@ -184,64 +195,54 @@ def row_words(
     where a part is left out), then `spare` words left unset for the caller (so a row's ending
     joins the frame without another copy).
 
-    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long); `fg` and
-    `bg` are rows x cols x K colour parameters (K=3 for RGB, 1 for a palette index), or None to
-    leave that colour alone. A colour equal to the previous cell's is left out, except in the first
-    cell of each row and in the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L
-    words) goes before each cell: cursor moves, say.
+    `glyphs` is rows x cols x G (the UTF-8 bytes of each cell's character, all G long);
+    `colours` is rows x cols x 2 x K: each cell's foreground and background parameters (K=3 for
+    RGB, 1 for a palette index), set by the SGR `codes`, or None to leave the colours alone. A
+    colour equal to the previous cell's is left out, except in the first cell of each row and in
+    the cells where `fresh` (rows x cols) is True. `lead` (rows x cols x L words) goes before each
+    cell: cursor moves, say.
     """
     rows, cols, g = glyphs.shape
     glyph = _glyph_words(glyphs)
-    shape = (rows, cols)
-    fgc = _changed(fg, fresh) if fg is not None else np.zeros(shape, dtype=bool)
-    bgc = _changed(bg, fresh) if bg is not None else np.zeros(shape, dtype=bool)
-    anyc = fgc | bgc
     n_lead = lead.shape[2] if lead is not None else 0
-    n_fg = 1 + fg.shape[2] if fg is not None else 0
-    n_bg = 1 + bg.shape[2] if bg is not None else 0
-    n_semicolon = int(fg is not None and bg is not None)
-    n_sgr = 1 + n_fg + n_semicolon + n_bg if n_fg or n_bg else 0
+    k = colours.shape[3] if colours is not None else 0
+    # Two blocks of k + 2 words: `ESC [`, fg code, k numbers; then `;`, bg code, k numbers.
+    n_sgr = 2 * (k + 2) if colours is not None else 0
     # A glyph of up to three bytes shares its word with the `m` that ends the colours.
     n_glyph = glyph.shape[2] + (n_sgr > 0 and g > 3)
     width = n_lead + n_sgr + n_glyph
     buf = np.empty((rows, cols * width + spare), dtype=np.uint32)
     out = buf[:, : cols * width].reshape(rows, cols, width)
-    at = 0
     if lead is not None:
         out[..., :n_lead] = lead
-        at = n_lead
-    if n_sgr:
-        np.multiply(anyc, ESC, out=out[..., at])
-        at += 1
-    if fg is not None:
-        at = _colour(out, at, fg, fg_code, fgc)
-    if n_semicolon:
-        np.multiply(fgc & bgc, SEMICOLON, out=out[..., at])
-        at += 1
-    if bg is not None:
-        at = _colour(out, at, bg, bg_code, bgc)
-    if not n_sgr:
-        out[..., at:] = glyph
-    elif g > 3:
+    if colours is None:
+        out[..., n_lead:] = glyph
+        return buf
+    changed = _changed(colours, fresh)
+    fg, bg = changed[..., 0], changed[..., 1]
+    anyc = fg | bg
+    blocks = out[..., n_lead : n_lead + n_sgr].reshape(rows, cols, 2, k + 2)
+    np.multiply(anyc, ESC, out=blocks[..., 0, 0])
+    np.multiply(fg & bg, SEMICOLON, out=blocks[..., 1, 0])
+    np.multiply(fg, word(codes[0]), out=blocks[..., 0, 1])
+    np.multiply(bg, word(codes[1]), out=blocks[..., 1, 1])
+    # Each colour's numbers are copied as one k-word item: word by word, the copy into every
+    # cell's row of words costs three times as much.
+    item = np.dtype(f"V{4 * k}")
+    numbers = DECIMAL.take(colours).view(item)[..., 0]
+    numbers[~changed] = np.zeros((), dtype=item)
+    blocks[..., 2:].view(item)[..., 0] = numbers
+    at = n_lead + n_sgr
+    if g > 3:
         np.multiply(anyc, SGR_END, out=out[..., at])
         out[..., at + 1 :] = glyph
     else:
-        # The `m` where colours were set, then the glyph in the three bytes after it.
-        out[..., at] = (glyph[..., 0] << np.uint32(8)) | anyc * SGR_END
+        # The `m` where colours were set, then the glyph in the three bytes after it (a glyph
+        # that is the same everywhere is shifted once, not once a cell).
+        first = glyph[:1, :1, 0] if uniform_glyph(glyphs) else glyph[..., 0]
+        np.multiply(anyc, SGR_END, out=out[..., at])
+        out[..., at] |= first << np.uint32(8)
     return buf
-
-
-def _colour(out: Words, at: int, values: U8, code: bytes, keep: npt.NDArray[np.bool_]) -> int:
-    """Write `code;v1;v2;...` into words `at`... of the cells where `keep`; returns the next word."""
-    k = values.shape[2]
-    np.multiply(keep, word(code), out=out[..., at])
-    # Each cell's numbers are copied as one k-word item: word by word, the copy into every
-    # cell's row of words costs three times as much.
-    item = np.dtype(f"V{4 * k}")
-    numbers = out[..., at + 1 : at + 1 + k].view(item)[..., 0]
-    numbers[...] = DECIMAL.take(values).view(item)[..., 0]
-    numbers[~keep] = np.zeros((), dtype=item)
-    return at + 1 + k
 
 
 def pack(words: Words) -> bytes:

@@ -100,8 +100,9 @@ def span_cells(row: Ints, first: Ints, end: Ints, cols: int) -> tuple[Ints, Ints
 
 
 def take_cells(values: npt.NDArray[np.uint8], flat: Ints) -> npt.NDArray[np.uint8]:
-    """The cells at `flat` indices of a rows x cols x k array, as n x k."""
-    return np.ascontiguousarray(values).reshape(-1, values.shape[2]).take(flat, axis=0)
+    """The cells at `flat` indices of a rows x cols x ... array, as n x ..."""
+    cells = np.ascontiguousarray(values).reshape(-1, *values.shape[2:])
+    return cells.take(flat, axis=0)
 
 
 def mark_shown(shown: Shown, grid: CellGrid, flat: Ints) -> None:
@@ -225,8 +226,4 @@ def span_bytes(
     # The same glyph in every cell stays a broadcast view, which encodes as a constant.
     glyphs = np.broadcast_to(g[0, 0], (1, total, g.shape[2])) if uniform_glyph(g) else pick(g)
     assert glyphs is not None
-    return pack(
-        row_words(
-            glyphs, pick(grid.fg), pick(grid.bg), grid.fg_code, grid.bg_code, fresh=fresh, lead=lead
-        )
-    )
+    return pack(row_words(glyphs, pick(grid.colours), grid.codes, fresh=fresh, lead=lead))

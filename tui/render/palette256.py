@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.cells import CellGrid, build
+from tui.render.cells import PALETTE, CellGrid, build
 from tui.render.fit import Frame, letterbox
 from tui.render.halfblock import UPPER_HALF, glyph_grid
 from tui.render.textmode import TextEncoder
@@ -34,10 +34,5 @@ class Palette256Encoder(TextEncoder):
 
     def grid(self, frame: Frame, cols: int, rows: int) -> CellGrid:
         index = xterm_index(letterbox(frame, cols, rows * 2)).reshape(rows, 2, cols, 1)
-        return build(
-            glyph_grid(rows, cols, UPPER_HALF),
-            fg=np.ascontiguousarray(index[:, 0]),
-            bg=np.ascontiguousarray(index[:, 1]),
-            fg_code=b"38;5",
-            bg_code=b"48;5",
-        )
+        colours = np.ascontiguousarray(index.transpose(0, 2, 1, 3))  # each cell's top and bottom
+        return build(glyph_grid(rows, cols, UPPER_HALF), colours, PALETTE)
