@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Center
-from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from tests.render.call_app import Dialog
 from tui.widgets import VideoView
 
 MOVING_FRAMES = 30
@@ -33,13 +32,6 @@ def picture(step: int, cols: int, rows: int) -> np.ndarray:
     image = image.astype(np.uint8)
     image[6:20, 2 + 2 * step % cols : 12 + 2 * step % cols] = 255
     return image
-
-
-class Dialog(ModalScreen[None]):
-    BINDINGS = [Binding("escape", "dismiss", "Close")]
-
-    def compose(self) -> ComposeResult:
-        yield Center(Label("HANG UP?", id="dialog"))
 
 
 class DirectApp(App[None]):

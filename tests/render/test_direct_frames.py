@@ -12,13 +12,11 @@ from collections.abc import Iterator
 import numpy as np
 import pyte
 import pytest
-from textual.app import App, ComposeResult
-from textual.containers import Center
+from textual.app import App
 from textual.drivers import headless_driver
 from textual.geometry import Region
-from textual.screen import ModalScreen
-from textual.widgets import Label
 
+from tests.render.call_app import CallApp, Dialog
 from tests.render.decoders import rgb, screen_of
 from tui.render.delta import NOISE_TOLERANCE, SYNC_BEGIN, SYNC_END, cup
 from tui.render.textmode import grid_bytes
@@ -46,32 +44,6 @@ def recording_terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # run_test looks the headless driver up when it starts.
     monkeypatch.setattr(headless_driver, "HeadlessDriver", Terminal)
     yield
-
-
-class Dialog(ModalScreen[None]):
-    def compose(self) -> ComposeResult:
-        yield Center(Label("HANG UP?", id="dialog"))
-
-
-class CallApp(App[None]):
-    CSS = """
-    Screen { layers: base overlay; }
-    #stats { layer: overlay; offset: 10 3; width: 12; height: 1; background: red; }
-    #pip { layer: overlay; offset: 40 4; width: 16; height: 6; }
-    """
-
-    def __init__(self, mode: str = "halfblock") -> None:
-        super().__init__()
-        self.mode = mode
-        self.displays = 0
-
-    def compose(self) -> ComposeResult:
-        yield VideoView(self.mode, id="main")
-        yield Label("STATS 30fps", id="stats")
-        yield VideoView(self.mode, id="pip")
-
-    def post_display_hook(self) -> None:
-        self.displays += 1
 
 
 def frame(step: int, width: int = W, height: int = H * 2) -> np.ndarray:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from textual.app import App, ComposeResult
-from textual.containers import Center
-from textual.screen import ModalScreen
-from textual.widgets import Label
 
+from tests.render.call_app import CallApp, Dialog
 from tests.render.decoders import rgb, screen_of
 from tui.widgets import VideoView
 
@@ -18,24 +16,6 @@ W, H = 60, 20
 def gradient() -> np.ndarray:
     y, x = np.mgrid[0 : H * 2, 0:W]
     return np.stack([x * 4, y * 6, 255 - x * 4], axis=2).astype(np.uint8)
-
-
-class Dialog(ModalScreen[None]):
-    def compose(self) -> ComposeResult:
-        yield Center(Label("HANG UP?", id="dialog"))
-
-
-class CallApp(App[None]):
-    CSS = """
-    Screen { layers: base overlay; }
-    #stats { layer: overlay; offset: 10 3; width: 12; height: 1; background: red; }
-    #pip { layer: overlay; offset: 40 4; width: 16; height: 6; }
-    """
-
-    def compose(self) -> ComposeResult:
-        yield VideoView(id="main")
-        yield Label("STATS 30fps", id="stats")
-        yield VideoView(id="pip")
 
 
 def screen_text(app: App[None]):  # type: ignore[no-untyped-def]
