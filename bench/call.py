@@ -39,9 +39,9 @@ async def _bare_aiortc(codec: str, seconds: float) -> dict[str, Any]:
     )
     from av import VideoFrame
 
-    from engine.media import timecode
-    from engine.media.sinks import top_luma
-    from engine.media.video import PatternSource
+    from tcall.engine.media import timecode
+    from tcall.engine.media.sinks import top_luma
+    from tcall.engine.media.video import PatternSource
 
     class PatternTrack(VideoStreamTrack):
         def __init__(self) -> None:
@@ -87,9 +87,9 @@ async def _bare_aiortc(codec: str, seconds: float) -> dict[str, Any]:
 
 
 async def _tcall(codec: str, seconds: float, low_latency: bool) -> dict[str, Any]:
-    from engine.ice import IceSettings
-    from engine.media.video import open_video_source
-    from engine.session import Session
+    from tcall.engine.ice import IceSettings
+    from tcall.engine.media.video import open_video_source
+    from tcall.engine.session import Session
 
     def ignore(event: dict[str, Any]) -> None:
         pass

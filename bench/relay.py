@@ -39,8 +39,8 @@ from typing import Any, cast
 import nacl.signing
 import uvloop
 
-from engine.relay import protocol
-from engine.relay.websocket import Opcode, client_frame
+from tcall.engine.relay import protocol
+from tcall.engine.relay.websocket import Opcode, client_frame
 
 PAYLOAD_SIZE = 2048  # a sealed offer with its signature and SDP is about this size
 CLK = time.CLOCK_MONOTONIC

@@ -35,15 +35,15 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
-from engine.media.video import open_video_source
-from tui.render import make_encoder
-from tui.render.delta import TextScreen
-from tui.render.fit import letterbox
-from tui.render.halfblock import HalfBlockEncoder
-from tui.render.palette256 import Palette256Encoder
-from tui.render.sixel import PALETTE_HEADER, quantise, sixel_body
-from tui.render.textmode import TextEncoder
-from tui.widgets import VideoView
+from tcall.engine.media.video import open_video_source
+from tcall.tui.render import make_encoder
+from tcall.tui.render.delta import TextScreen
+from tcall.tui.render.fit import letterbox
+from tcall.tui.render.halfblock import HalfBlockEncoder
+from tcall.tui.render.palette256 import Palette256Encoder
+from tcall.tui.render.sixel import PALETTE_HEADER, quantise, sixel_body
+from tcall.tui.render.textmode import TextEncoder
+from tcall.tui.widgets import VideoView
 
 SIZES = [(120, 40), (240, 80)]
 MODES = ["halfblock", "256", "ascii", "sixel", "kitty"]

@@ -25,10 +25,10 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
-from engine.call import CallOptions, run_call
-from engine.echo import EchoPeer
-from engine.session import Session
-from tui.widgets import VideoView
+from tcall.engine.call import CallOptions, run_call
+from tcall.engine.echo import EchoPeer
+from tcall.engine.session import Session
+from tcall.tui.widgets import VideoView
 
 os.environ.setdefault("TCALL_ICE_ADDRESSES", "127.0.0.1")
 OPTIONS = CallOptions(video="pattern", audio="sine")

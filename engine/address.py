@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import qrcode
 
-from engine.errors import IdentityError, UsageError
-from engine.identity import box_public_key
+from tcall.engine.errors import IdentityError, UsageError
+from tcall.engine.identity import box_public_key
 
 PREFIX = "tcall:"
 _CHECKSUM_BYTES = 5

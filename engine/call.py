@@ -14,22 +14,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import ExitCode, TcallError
-from engine.ice import IceSettings
-from engine.media.audio import (
+from tcall.engine.errors import ExitCode, TcallError
+from tcall.engine.ice import IceSettings
+from tcall.engine.media.audio import (
     AudioSource,
     microphone_available,
     open_audio_source,
     parse_audio_spec,
 )
-from engine.media.sinks import median, open_audio_sink, percentile
-from engine.media.video import (
+from tcall.engine.media.sinks import median, open_audio_sink, percentile
+from tcall.engine.media.video import (
     VideoSource,
     camera_available,
     open_video_source,
     parse_video_spec,
 )
-from engine.session import Emit, Session
+from tcall.engine.session import Emit, Session
 
 OUTCOME_EXIT = {
     "answered": ExitCode.OK,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from engine.errors import ProtocolError
+from tcall.engine.errors import ProtocolError
 
 
 class State(enum.StrEnum):

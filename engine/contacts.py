@@ -17,12 +17,12 @@ from typing import Any
 
 import tomli_w
 
-from engine import paths
-from engine.address import check_relay_url, format_address
-from engine.atomic import write_atomic
-from engine.errors import ConfigError, IdentityError, UsageError
-from engine.identity import PUBLIC_KEY_BYTES, fingerprint
-from engine.wire import ChangedKey, SenderStatus, UnknownSender
+from tcall.engine import paths
+from tcall.engine.address import check_relay_url, format_address
+from tcall.engine.atomic import write_atomic
+from tcall.engine.errors import ConfigError, IdentityError, UsageError
+from tcall.engine.identity import PUBLIC_KEY_BYTES, fingerprint
+from tcall.engine.wire import ChangedKey, SenderStatus, UnknownSender
 
 CONTACTS_FILE = "contacts.toml"
 _NAME = re.compile(r"[^\W_][\w.-]{0,63}")

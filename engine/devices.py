@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 from dataclasses import asdict, dataclass
 
-from engine.media.sound import list_devices
+from tcall.engine.media.sound import list_devices
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from engine import jitter
-from engine.call import CallOptions, run_call
-from engine.ice import IceSettings
-from engine.session import Emit, Session
+from tcall.engine import jitter
+from tcall.engine.call import CallOptions, run_call
+from tcall.engine.ice import IceSettings
+from tcall.engine.session import Emit, Session
 
 
 class EchoPeer:

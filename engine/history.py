@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import paths
-from engine.atomic import write_atomic
-from engine.errors import ConfigError
+from tcall.engine import paths
+from tcall.engine.atomic import write_atomic
+from tcall.engine.errors import ConfigError
 
 HISTORY_FILE = "history.json"
 OUTCOMES = ("answered", "missed", "declined", "silenced", "failed", "busy", "no_answer")

@@ -13,9 +13,9 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from engine import paths
-from engine.atomic import write_atomic
-from engine.errors import ConfigError, IdentityError
+from tcall.engine import paths
+from tcall.engine.atomic import write_atomic
+from tcall.engine.errors import ConfigError, IdentityError
 
 KEY_FILE = "identity.key"
 PUBLIC_KEY_BYTES = 32

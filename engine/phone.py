@@ -20,19 +20,19 @@ from typing import Any
 
 import nacl.signing
 
-from engine.call import CallOptions, outcome_of, run_call
-from engine.callstate import CallMachine, Event, State
-from engine.contacts import Contact, ContactBook
-from engine.errors import ExitCode, IdentityError, ProtocolError, TcallError, UsageError
-from engine.history import CallRecord, History
-from engine.ice import IceSettings
-from engine.identity import Identity, fingerprint, load_or_create_identity
-from engine.policy import Decision, decide_incoming
-from engine.relay.client import RelayClient
-from engine.relay.protocol import mailbox_id
-from engine.session import Emit, Session
-from engine.settings import Settings
-from engine.wire import (
+from tcall.engine.call import CallOptions, outcome_of, run_call
+from tcall.engine.callstate import CallMachine, Event, State
+from tcall.engine.contacts import Contact, ContactBook
+from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallError, UsageError
+from tcall.engine.history import CallRecord, History
+from tcall.engine.ice import IceSettings
+from tcall.engine.identity import Identity, fingerprint, load_or_create_identity
+from tcall.engine.policy import Decision, decide_incoming
+from tcall.engine.relay.client import RelayClient
+from tcall.engine.relay.protocol import mailbox_id
+from tcall.engine.session import Emit, Session
+from tcall.engine.settings import Settings
+from tcall.engine.wire import (
     Message,
     ReplayGuard,
     WireRefusal,

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from engine.contacts import Contact
-from engine.settings import Settings
+from tcall.engine.contacts import Contact
+from tcall.engine.settings import Settings
 
 Action = Literal["silence", "miss", "busy", "auto_answer", "ring"]
 

@@ -14,14 +14,14 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from engine import codecs as _codecs  # noqa: F401 - installs the realtime H.264 encoder
-from engine import jitter
-from engine.errors import CallFailed, UsageError
-from engine.ice import IceSettings
-from engine.media.audio import AudioSource
-from engine.media.sinks import AudioSink, LatestFrameSink, median
-from engine.media.tracks import AudioSourceTrack, VideoSourceTrack
-from engine.media.video import VideoSource
+from tcall.engine import codecs as _codecs  # noqa: F401 - installs the realtime H.264 encoder
+from tcall.engine import jitter
+from tcall.engine.errors import CallFailed, UsageError
+from tcall.engine.ice import IceSettings
+from tcall.engine.media.audio import AudioSource
+from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
+from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
+from tcall.engine.media.video import VideoSource
 
 CODECS = ("vp8", "h264")
 Emit = Callable[[dict[str, Any]], None]

@@ -21,10 +21,10 @@ from urllib.parse import unquote, urlsplit
 
 import tomli_w
 
-from engine import paths
-from engine.address import check_relay_url
-from engine.atomic import write_atomic
-from engine.errors import ConfigError, UsageError
+from tcall.engine import paths
+from tcall.engine.address import check_relay_url
+from tcall.engine.atomic import write_atomic
+from tcall.engine.errors import ConfigError, UsageError
 
 CONFIG_FILE = "config.toml"
 _ON_OFF = ("on", "off")

@@ -39,9 +39,9 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
-from engine.errors import IdentityError, ProtocolError, TcallError
-from engine.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, box_public_key
-from engine.identity import fingerprint as key_fingerprint
+from tcall.engine.errors import IdentityError, ProtocolError, TcallError
+from tcall.engine.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, box_public_key
+from tcall.engine.identity import fingerprint as key_fingerprint
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024

@@ -23,15 +23,15 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
-from engine.call import CallOptions
-from engine.echo import run_echo_call
-from engine.errors import TcallError
-from engine.phone import Phone
-from engine.session import Session
-from tui.render import TEXT_MODES
-from tui.render.probe import choose_mode, from_env
-from tui.screens.call import CallScreen, Control, HangUp
-from tui.screens.contacts import (
+from tcall.engine.call import CallOptions
+from tcall.engine.echo import run_echo_call
+from tcall.engine.errors import TcallError
+from tcall.engine.phone import Phone
+from tcall.engine.session import Session
+from tcall.tui.render import TEXT_MODES
+from tcall.tui.render.probe import choose_mode, from_env
+from tcall.tui.screens.call import CallScreen, Control, HangUp
+from tcall.tui.screens.contacts import (
     ECHO,
     AddContact,
     Block,
@@ -40,10 +40,10 @@ from tui.screens.contacts import (
     RemoveContact,
     Verify,
 )
-from tui.screens.dialogs import ConfirmDialog
-from tui.screens.history import ClearHistory, HistoryScreen
-from tui.screens.incoming import IncomingCallScreen
-from tui.screens.settings import ChangeSetting
+from tcall.tui.screens.dialogs import ConfirmDialog
+from tcall.tui.screens.history import ClearHistory, HistoryScreen
+from tcall.tui.screens.incoming import IncomingCallScreen
+from tcall.tui.screens.settings import ChangeSetting
 
 T = TypeVar("T")
 RECONNECT_S = 5.0

@@ -8,20 +8,20 @@ from collections.abc import Sequence
 
 import click
 
-from engine import paths
-from engine.errors import ExitCode, TcallError
+from tcall.engine import paths
+from tcall.engine.errors import ExitCode, TcallError
 
 # Each module under tui/commands/ exposes a click command (or group) named `command`.
 COMMAND_MODULES = [
-    "tui.commands.call",
-    "tui.commands.contacts",
-    "tui.commands.devices",
-    "tui.commands.history",
-    "tui.commands.identity",
-    "tui.commands.listen",
-    "tui.commands.serve",
-    "tui.commands.settings",
-    "tui.commands.view",
+    "tcall.tui.commands.call",
+    "tcall.tui.commands.contacts",
+    "tcall.tui.commands.devices",
+    "tcall.tui.commands.history",
+    "tcall.tui.commands.identity",
+    "tcall.tui.commands.listen",
+    "tcall.tui.commands.serve",
+    "tcall.tui.commands.settings",
+    "tcall.tui.commands.view",
 ]
 
 
@@ -62,7 +62,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
     if home:
         paths.set_home(home)
     if ctx.invoked_subcommand is None:
-        from tui.app import TcallApp  # Textual loads only when the TUI itself runs
+        from tcall.tui.app import TcallApp  # Textual loads only when the TUI itself runs
 
         TcallApp().run()
 

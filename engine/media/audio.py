@@ -16,8 +16,8 @@ from typing import Any
 import av
 import numpy as np
 
-from engine.errors import DeviceError, UsageError
-from engine.media.sound import BLOCK, SAMPLE_RATE, list_devices, start_stream
+from tcall.engine.errors import DeviceError, UsageError
+from tcall.engine.media.sound import BLOCK, SAMPLE_RATE, list_devices, start_stream
 
 AUDIO_SPECS = "mic|mic:NAME|sine|file:PATH|none"
 

@@ -14,10 +14,10 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from engine.errors import DeviceError
-from engine.media import timecode
-from engine.media.audio import BLOCK, SAMPLE_RATE
-from engine.media.sound import list_devices, start_stream
+from tcall.engine.errors import DeviceError
+from tcall.engine.media import timecode
+from tcall.engine.media.audio import BLOCK, SAMPLE_RATE
+from tcall.engine.media.sound import list_devices, start_stream
 
 
 class LatestFrameSink:

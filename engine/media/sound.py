@@ -6,7 +6,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from engine.errors import DeviceError
+from tcall.engine.errors import DeviceError
 
 SAMPLE_RATE = 48000
 BLOCK = 960  # 20 ms at 48 kHz: Opus's natural frame size

@@ -11,8 +11,8 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
-from engine.media.audio import SAMPLE_RATE, AudioSource
-from engine.media.video import VideoSource
+from tcall.engine.media.audio import SAMPLE_RATE, AudioSource
+from tcall.engine.media.video import VideoSource
 
 VIDEO_CLOCK = 90000
 

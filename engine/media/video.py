@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import DeviceError, UsageError
-from engine.media import timecode
+from tcall.engine.errors import DeviceError, UsageError
+from tcall.engine.media import timecode
 
 # OpenCV prints a warning per failed open; tcall raises its own error that names the device instead.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")

@@ -13,8 +13,8 @@ import aiohttp
 import nacl.signing
 import yarl
 
-from engine.errors import ProtocolError, RelayUnreachable, UsageError
-from engine.relay import protocol
+from tcall.engine.errors import ProtocolError, RelayUnreachable, UsageError
+from tcall.engine.relay import protocol
 
 _HEARTBEAT = 30.0
 

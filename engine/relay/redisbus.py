@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from engine.errors import ConfigError
+from tcall.engine.errors import ConfigError
 
 _MAILBOX_PREFIX = b"tcall:mb:"
 _ONLINE = b"tcall:online"

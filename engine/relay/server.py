@@ -27,13 +27,13 @@ from collections.abc import Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any, cast
 
-from engine.errors import UsageError
-from engine.relay import protocol
-from engine.relay.hold import MailboxHold
-from engine.relay.limits import TokenBucket
-from engine.relay.protocol import ErrorCode, RelayProtocolError, Route
-from engine.relay.redisbus import RedisBus
-from engine.relay.websocket import (
+from tcall.engine.errors import UsageError
+from tcall.engine.relay import protocol
+from tcall.engine.relay.hold import MailboxHold
+from tcall.engine.relay.limits import TokenBucket
+from tcall.engine.relay.protocol import ErrorCode, RelayProtocolError, Route
+from tcall.engine.relay.redisbus import RedisBus
+from tcall.engine.relay.websocket import (
     MAX_HEAD,
     CloseCode,
     FrameParser,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.identity import Identity, load_identity
-from engine.relay.protocol import mailbox_id
-from engine.wire import Message, ReplayGuard, SenderStatus, open_message, seal_message
+from tcall.engine.identity import Identity, load_identity
+from tcall.engine.relay.protocol import mailbox_id
+from tcall.engine.wire import Message, ReplayGuard, SenderStatus, open_message, seal_message
 from tests.calls.people import User
 from tests.relay.hostile import HostileRelay, drop, replay, substitute
 
@@ -132,7 +132,7 @@ def test_forged_offer_is_refused_with_the_identity_error(
     bob_id, alice_key = identity_of(bob), identity_of(alice).public_key
     forged = seal_message(identity_of(mallory), bob_id.public_key, "ring", "a" * 32, time.time())
     # Mallory claims to be alice: rewrite the sender inside her own (validly sealed) message.
-    from engine.wire import _b64, sign_and_seal  # noqa: PLC0415 - test-only forging helpers
+    from tcall.engine.wire import _b64, sign_and_seal  # noqa: PLC0415 - test-only forging helpers
 
     fields = {
         "v": 1,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.identity import load_identity
-from engine.relay.protocol import mailbox_id
+from tcall.engine.identity import load_identity
+from tcall.engine.relay.protocol import mailbox_id
 from tests.calls.people import User
 from tests.calls.test_hostile_relay import peek
 from tests.engine.helpers import candidates

@@ -15,8 +15,8 @@ import time
 import numpy as np
 from av import AudioFrame
 
-from engine.media.audio import BLOCK, SAMPLE_RATE, MicSource, sine_blocks
-from engine.media.sinks import SpeakerSink, open_audio_sink
+from tcall.engine.media.audio import BLOCK, SAMPLE_RATE, MicSource, sine_blocks
+from tcall.engine.media.sinks import SpeakerSink, open_audio_sink
 
 
 async def main(frequency: float) -> None:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from engine.errors import CallFailed
-from engine.ice import IceSettings
-from engine.media.video import open_video_source
-from engine.session import Session
+from tcall.engine.errors import CallFailed
+from tcall.engine.ice import IceSettings
+from tcall.engine.media.video import open_video_source
+from tcall.engine.session import Session
 
 
 def _ignore(event: dict[str, object]) -> None:

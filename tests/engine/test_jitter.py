@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiortc.rtp import RtpPacket
 
-from engine.jitter import MarkerJitterBuffer
+from tcall.engine.jitter import MarkerJitterBuffer
 
 
 def _packet(seq: int, timestamp: int, marker: bool, data: bytes) -> RtpPacket:

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.errors import DeviceError, UsageError
-from engine.media import timecode
-from engine.media.audio import BLOCK, open_audio_source
-from engine.media.video import open_video_source
+from tcall.engine.errors import DeviceError, UsageError
+from tcall.engine.media import timecode
+from tcall.engine.media.audio import BLOCK, open_audio_source
+from tcall.engine.media.video import open_video_source
 
 
 def _write_clip(path: Path, fps: float, frames: int) -> None:

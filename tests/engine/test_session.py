@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.ice import IceSettings
+from tcall.engine.ice import IceSettings
 from tests.engine.helpers import candidates
 
 SCRIPT = Path(__file__).with_name("two_peers.py")

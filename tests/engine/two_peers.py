@@ -9,9 +9,9 @@ import asyncio
 import json
 import sys
 
-from engine.ice import IceSettings
-from engine.media.video import open_video_source
-from engine.session import Session
+from tcall.engine.ice import IceSettings
+from tcall.engine.media.video import open_video_source
+from tcall.engine.session import Session
 
 
 async def main(codec: str) -> None:

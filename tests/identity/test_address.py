@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.address import (
+from tcall.engine.address import (
     _b32,
     _checksum,
     check_relay_url,
@@ -14,8 +14,8 @@ from engine.address import (
     parse_address,
     qr_lines,
 )
-from engine.errors import ExitCode, UsageError
-from engine.identity import Identity
+from tcall.engine.errors import ExitCode, UsageError
+from tcall.engine.identity import Identity
 
 KEY = Identity.from_seed(bytes(range(32))).public_key
 RELAY = "ws://127.0.0.1:7711"

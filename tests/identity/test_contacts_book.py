@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.contacts import ContactBook
-from engine.errors import ConfigError, ExitCode, IdentityError, UsageError
-from engine.identity import Identity
-from engine.wire import ChangedKey, SenderStatus, UnknownSender
+from tcall.engine.contacts import ContactBook
+from tcall.engine.errors import ConfigError, ExitCode, IdentityError, UsageError
+from tcall.engine.identity import Identity
+from tcall.engine.wire import ChangedKey, SenderStatus, UnknownSender
 
 ALICE = Identity.from_seed(b"\x01" * 32).public_key
 BOB = Identity.from_seed(b"\x02" * 32).public_key

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.address import format_address, parse_address
-from engine.errors import ExitCode
-from engine.identity import Identity
-from engine.safety import safety_number
-from tui.cli import main
+from tcall.engine.address import format_address, parse_address
+from tcall.engine.errors import ExitCode
+from tcall.engine.identity import Identity
+from tcall.engine.safety import safety_number
+from tcall.tui.cli import main
 
 FRIEND = Identity.from_seed(b"\x42" * 32)
 FRIEND_ADDRESS = format_address(FRIEND.public_key, "ws://127.0.0.1:7711")

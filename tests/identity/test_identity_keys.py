@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import identity as identity_mod
-from engine.errors import ConfigError, IdentityError
-from engine.identity import box_public_key, fingerprint, load_or_create_identity
+from tcall.engine import identity as identity_mod
+from tcall.engine.errors import ConfigError, IdentityError
+from tcall.engine.identity import box_public_key, fingerprint, load_or_create_identity
 
 
 def test_first_use_creates_a_0600_key_under_tcall_home(tcall_home: Path) -> None:

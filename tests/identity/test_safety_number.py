@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.identity import Identity
-from engine.safety import grouped, logical_fingerprint, safety_number, signal_safety_number
+from tcall.engine.identity import Identity
+from tcall.engine.safety import grouped, logical_fingerprint, safety_number, signal_safety_number
 
 # libsignal rust/protocol/src/fingerprint.rs and NumericFingerprintGeneratorTest.java
 ALICE = bytes.fromhex("0506863bc66d02b40d27b8d49ca7c09e9239236f9d7d25d6fcca5ce13c7064d868")

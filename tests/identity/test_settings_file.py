@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConfigError, UsageError
-from engine.settings import SCHEMA, Settings, TurnServer, dnd_active
+from tcall.engine.errors import ConfigError, UsageError
+from tcall.engine.settings import SCHEMA, Settings, TurnServer, dnd_active
 
 ISSUE_5_KEYS = {
     "video_calling",

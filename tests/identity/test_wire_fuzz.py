@@ -13,7 +13,7 @@ import nacl.public
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.wire import MAX_MESSAGE_BYTES, Received, ReplayGuard, WireRefusal
+from tcall.engine.wire import MAX_MESSAGE_BYTES, Received, ReplayGuard, WireRefusal
 from tests.identity.wire_pair import SDP, ConnectionPair
 
 PAIR = ConnectionPair()

@@ -10,9 +10,9 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.sdp import SessionDescription
 
-from engine.errors import ExitCode, IdentityError, ProtocolError
-from engine.identity import Identity
-from engine.wire import (
+from tcall.engine.errors import ExitCode, IdentityError, ProtocolError
+from tcall.engine.identity import Identity
+from tcall.engine.wire import (
     KINDS,
     MAX_MESSAGE_BYTES,
     BadSignature,

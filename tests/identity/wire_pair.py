@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.identity import Identity
-from engine.wire import Received, ReplayGuard, SenderStatus, open_message, seal_message
+from tcall.engine.identity import Identity
+from tcall.engine.wire import Received, ReplayGuard, SenderStatus, open_message, seal_message
 
 CALL_ID = "c4ll1d0000000001"
 NOW = 1_700_000_000.0

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tcall.tui.cli import main
 from tests.calls.people import Relay, User
-from tui.cli import main
 
 RING = ("--ring-timeout", "2")
 REAL_PROCESSES = ("call", "listen")

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.history import DAY, HISTORY_FILE, CallRecord, History
+from tcall.engine.history import DAY, HISTORY_FILE, CallRecord, History
 from tests.calls.people import User
 from tests.privacy.conftest import RING, history
 

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 import aiohttp
 import nacl.signing
 
-from engine.relay import protocol
-from engine.relay.client import relay_ws_url
-from engine.relay.websocket import Opcode, accept_key, client_frame
+from tcall.engine.relay import protocol
+from tcall.engine.relay.client import relay_ws_url
+from tcall.engine.relay.websocket import Opcode, accept_key, client_frame
 
 
 def free_port() -> int:

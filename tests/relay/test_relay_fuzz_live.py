@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.relay import protocol
-from engine.relay.client import RelayClient
-from engine.relay.server import RelayConfig
+from tcall.engine.relay import protocol
+from tcall.engine.relay.client import RelayClient
+from tcall.engine.relay.server import RelayConfig
 from tests.relay.helpers import Wire, raw_link
 from tests.relay.hostile import HostileRelay
 

@@ -8,7 +8,7 @@ import asyncio
 import nacl.signing
 import pytest
 
-from engine.relay.client import RelayClient
+from tcall.engine.relay.client import RelayClient
 from tests.relay.hostile import HostileRelay, Reorder, ReplayLater, chain, drop, replay, substitute
 
 

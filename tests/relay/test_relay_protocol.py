@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.relay import protocol
-from engine.relay.protocol import (
+from tcall.engine.relay import protocol
+from tcall.engine.relay.protocol import (
     ClientConnection,
     ErrorCode,
     RelayProtocolError,

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import nacl.signing
 import pytest
 
-from engine.errors import RelayUnreachable
-from engine.relay.client import RelayClient
-from engine.relay.protocol import mailbox_id
-from engine.relay.server import RelayConfig
+from tcall.engine.errors import RelayUnreachable
+from tcall.engine.relay.client import RelayClient
+from tcall.engine.relay.protocol import mailbox_id
+from tcall.engine.relay.server import RelayConfig
 from tests.relay.conftest import ServeProcess, StartRelay
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from engine.errors import ExitCode
-from engine.relay.client import RelayClient
+from tcall.engine.errors import ExitCode
+from tcall.engine.relay.client import RelayClient
+from tcall.tui.cli import main
 from tests.relay.conftest import ServeProcess
 from tests.relay.helpers import free_port
-from tui.cli import main
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

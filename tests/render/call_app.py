@@ -9,7 +9,7 @@ from textual.containers import Center
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
-from tui.widgets import VideoView
+from tcall.tui.widgets import VideoView
 
 
 class Dialog(ModalScreen[None]):

@@ -18,8 +18,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Label
 
+from tcall.tui.widgets import VideoView
 from tests.render.call_app import Dialog
-from tui.widgets import VideoView
 
 MOVING_FRAMES = 30
 

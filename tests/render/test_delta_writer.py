@@ -7,9 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tests.render.decoders import screen_of
-from tui.render.cells import RESET, pack
-from tui.render.delta import (
+from tcall.tui.render.cells import RESET, pack
+from tcall.tui.render.delta import (
     SYNC_BEGIN,
     SYNC_END,
     TextScreen,
@@ -18,9 +17,10 @@ from tui.render.delta import (
     span_bytes,
     spans,
 )
-from tui.render.halfblock import HalfBlockEncoder
-from tui.render.palette256 import Palette256Encoder
-from tui.render.writer import FrameWriter, QueueWriter
+from tcall.tui.render.halfblock import HalfBlockEncoder
+from tcall.tui.render.palette256 import Palette256Encoder
+from tcall.tui.render.writer import FrameWriter, QueueWriter
+from tests.render.decoders import screen_of
 
 
 def moving_square(n: int, size: int = 48) -> list[np.ndarray]:

@@ -16,11 +16,11 @@ from textual.app import App
 from textual.drivers import headless_driver
 from textual.geometry import Region
 
+from tcall.tui.render.delta import NOISE_TOLERANCE, SYNC_BEGIN, SYNC_END, cup
+from tcall.tui.render.textmode import grid_bytes
+from tcall.tui.widgets import VideoView
 from tests.render.call_app import CallApp, Dialog
 from tests.render.decoders import rgb, screen_of
-from tui.render.delta import NOISE_TOLERANCE, SYNC_BEGIN, SYNC_END, cup
-from tui.render.textmode import grid_bytes
-from tui.widgets import VideoView
 
 W, H = 60, 20
 

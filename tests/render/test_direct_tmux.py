@@ -14,8 +14,8 @@ import numpy as np
 import pyte
 import pytest
 
+from tcall.tui.render.delta import NOISE_TOLERANCE
 from tests.render.decoders import rgb, screen_of
-from tui.render.delta import NOISE_TOLERANCE
 
 COLS, ROWS = 100, 30
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.errors import UsageError
+from tcall.engine.errors import UsageError
+from tcall.tui.render import RENDER_MODES, make_encoder, make_text_encoder
+from tcall.tui.render.fit import letterbox, place
+from tcall.tui.render.halfblock import HalfBlockEncoder
+from tcall.tui.render.kitty import KittyEncoder
+from tcall.tui.render.palette256 import xterm_index
+from tcall.tui.render.sixel import SixelEncoder, quantise
 from tests.render.decoders import decode_kitty, decode_sixel, rgb, screen_of
-from tui.render import RENDER_MODES, make_encoder, make_text_encoder
-from tui.render.fit import letterbox, place
-from tui.render.halfblock import HalfBlockEncoder
-from tui.render.kitty import KittyEncoder
-from tui.render.palette256 import xterm_index
-from tui.render.sixel import SixelEncoder, quantise
 
 RED, GREEN, BLUE, WHITE = [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]
 QUAD = np.array([[RED, BLUE], [GREEN, WHITE]], dtype=np.uint8)

@@ -7,7 +7,7 @@ import pty
 import threading
 import time
 
-from tui.render.probe import (
+from tcall.tui.render.probe import (
     DA1_QUERY,
     KITTY_QUERY,
     Capabilities,

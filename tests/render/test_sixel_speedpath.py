@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from tui.render import sixel
-from tui.render.sixel import BAYER, quantise, sixel_body
+from tcall.tui.render import sixel
+from tcall.tui.render.sixel import BAYER, quantise, sixel_body
 
 
 def slow_quantise(canvas: np.ndarray) -> np.ndarray:

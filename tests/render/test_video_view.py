@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from textual.app import App, ComposeResult
 
+from tcall.tui.widgets import VideoView
 from tests.render.call_app import CallApp, Dialog
 from tests.render.decoders import rgb, screen_of
-from tui.widgets import VideoView
 
 W, H = 60, 20
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ExitCode
+from tcall.engine.errors import ExitCode
+from tcall.tui.cli import main
+from tcall.tui.render.delta import SYNC_BEGIN, SYNC_END
 from tests.render.decoders import decode_kitty, decode_sixel, screen_of
-from tui.cli import main
-from tui.render.delta import SYNC_BEGIN, SYNC_END
 
 
 def test_piped_output_is_the_encoded_frames(capfdbinary: pytest.CaptureFixture[bytes]) -> None:

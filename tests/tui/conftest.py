@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.contacts import ContactBook
-from engine.identity import Identity
+from tcall.engine.contacts import ContactBook
+from tcall.engine.identity import Identity
 
 
 @pytest.fixture(autouse=True)

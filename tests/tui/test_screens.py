@@ -12,19 +12,19 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
-from engine.address import format_address
-from engine.contacts import ContactBook
-from engine.history import CallRecord, History
-from engine.identity import Identity
-from engine.settings import Settings
-from tui.app import EngineEvent, TcallApp, render_modes
-from tui.screens.call import CallScreen
-from tui.screens.contacts import ECHO, ContactsScreen, Dial
-from tui.screens.dialogs import AddContactDialog, ConfirmDialog, VerifyDialog, halves
-from tui.screens.history import HistoryScreen
-from tui.screens.identity import IdentityScreen
-from tui.screens.incoming import IncomingCallScreen
-from tui.screens.settings import SettingsScreen
+from tcall.engine.address import format_address
+from tcall.engine.contacts import ContactBook
+from tcall.engine.history import CallRecord, History
+from tcall.engine.identity import Identity
+from tcall.engine.settings import Settings
+from tcall.tui.app import EngineEvent, TcallApp, render_modes
+from tcall.tui.screens.call import CallScreen
+from tcall.tui.screens.contacts import ECHO, ContactsScreen, Dial
+from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, VerifyDialog, halves
+from tcall.tui.screens.history import HistoryScreen
+from tcall.tui.screens.identity import IdentityScreen
+from tcall.tui.screens.incoming import IncomingCallScreen
+from tcall.tui.screens.settings import SettingsScreen
 
 SIZE = (80, 24)
 

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from textual.pilot import Pilot
 
-from engine.contacts import ContactBook
-from tui.app import TcallApp
-from tui.screens.call import CallScreen
-from tui.screens.incoming import IncomingCallScreen
-from tui.widgets import VideoView
+from tcall.engine.contacts import ContactBook
+from tcall.tui.app import TcallApp
+from tcall.tui.screens.call import CallScreen
+from tcall.tui.screens.incoming import IncomingCallScreen
+from tcall.tui.widgets import VideoView
 
 SIZE = (80, 24)
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import click
 
-from engine.call import OUTCOME_EXIT, CallOptions
-from engine.echo import run_echo_call
-from engine.errors import ExitCode, RelayUnreachable, UsageError
-from engine.media.audio import AUDIO_SPECS
-from engine.media.video import VIDEO_SPECS
-from engine.phone import Phone
-from engine.session import CODECS
-from tui.commands.control import obey_stdin
+from tcall.engine.call import OUTCOME_EXIT, CallOptions
+from tcall.engine.echo import run_echo_call
+from tcall.engine.errors import ExitCode, RelayUnreachable, UsageError
+from tcall.engine.media.audio import AUDIO_SPECS
+from tcall.engine.media.video import VIDEO_SPECS
+from tcall.engine.phone import Phone
+from tcall.engine.session import CODECS
+from tcall.tui.commands.control import obey_stdin
 
 
 def parse_size(text: str) -> tuple[int, int]:

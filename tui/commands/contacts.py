@@ -6,11 +6,11 @@ import json
 
 import click
 
-from engine.address import parse_address
-from engine.contacts import ContactBook
-from engine.errors import ExitCode
-from engine.identity import fingerprint, load_or_create_identity
-from engine.safety import grouped, safety_number
+from tcall.engine.address import parse_address
+from tcall.engine.contacts import ContactBook
+from tcall.engine.errors import ExitCode
+from tcall.engine.identity import fingerprint, load_or_create_identity
+from tcall.engine.safety import grouped, safety_number
 
 
 @click.group("contacts")

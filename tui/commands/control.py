@@ -15,9 +15,9 @@ import contextlib
 import sys
 import threading
 
-from engine.errors import TcallError
-from engine.phone import Phone
-from engine.session import Emit
+from tcall.engine.errors import TcallError
+from tcall.engine.phone import Phone
+from tcall.engine.session import Emit
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:

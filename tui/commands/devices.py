@@ -6,7 +6,7 @@ import json
 
 import click
 
-from engine.devices import as_dicts, list_all
+from tcall.engine.devices import as_dicts, list_all
 
 KINDS = (("camera", "Cameras"), ("microphone", "Microphones"), ("speaker", "Speakers"))
 

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import click
 
-from engine.history import CallRecord, History
-from engine.settings import Settings
+from tcall.engine.history import CallRecord, History
+from tcall.engine.settings import Settings
 
 
 def _line(record: CallRecord) -> str:

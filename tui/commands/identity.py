@@ -6,9 +6,9 @@ import json
 
 import click
 
-from engine.address import format_address, qr_lines
-from engine.identity import load_or_create_identity
-from engine.settings import Settings
+from tcall.engine.address import format_address, qr_lines
+from tcall.engine.identity import load_or_create_identity
+from tcall.engine.settings import Settings
 
 
 @click.command("id")

@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from engine.call import OUTCOME_EXIT
-from engine.errors import ExitCode
-from engine.phone import Phone
-from tui.commands.call import EventPrinter, call_flags, call_options
-from tui.commands.control import obey_stdin
+from tcall.engine.call import OUTCOME_EXIT
+from tcall.engine.errors import ExitCode
+from tcall.engine.phone import Phone
+from tcall.tui.commands.call import EventPrinter, call_flags, call_options
+from tcall.tui.commands.control import obey_stdin
 
 
 async def _listen(

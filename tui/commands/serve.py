@@ -11,8 +11,8 @@ import sys
 import click
 import uvloop
 
-from engine.errors import ExitCode
-from engine.relay.server import RelayConfig, RelayServer, run
+from tcall.engine.errors import ExitCode
+from tcall.engine.relay.server import RelayConfig, RelayServer, run
 
 
 def _raise_fd_limit() -> None:

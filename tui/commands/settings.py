@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from engine.settings import SCHEMA, Settings
+from tcall.engine.settings import SCHEMA, Settings
 
 
 def _show(value: Any) -> str:

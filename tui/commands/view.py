@@ -18,15 +18,15 @@ from dataclasses import dataclass
 
 import click
 
-from engine.errors import ExitCode, UsageError
-from engine.media.video import VIDEO_SPECS, open_video_source
-from engine.settings import Settings
-from tui.render import RENDER_MODES, TEXT_MODES, make_encoder, make_text_encoder
-from tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, synchronized
-from tui.render.fit import Frame
-from tui.render.kitty import KittyEncoder
-from tui.render.probe import choose_mode, probe
-from tui.render.writer import FrameWriter
+from tcall.engine.errors import ExitCode, UsageError
+from tcall.engine.media.video import VIDEO_SPECS, open_video_source
+from tcall.engine.settings import Settings
+from tcall.tui.render import RENDER_MODES, TEXT_MODES, make_encoder, make_text_encoder
+from tcall.tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, synchronized
+from tcall.tui.render.fit import Frame
+from tcall.tui.render.kitty import KittyEncoder
+from tcall.tui.render.probe import choose_mode, probe
+from tcall.tui.render.writer import FrameWriter
 
 ENTER = b"\x1b[?1049h\x1b[?25l\x1b[2J"
 LEAVE = b"\x1b[0m\x1b[?25h\x1b[?1049l"

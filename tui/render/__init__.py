@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.errors import UsageError
-from tui.render.ascii import AsciiEncoder
-from tui.render.fit import Frame
-from tui.render.halfblock import HalfBlockEncoder
-from tui.render.kitty import KittyEncoder
-from tui.render.palette256 import Palette256Encoder
-from tui.render.sixel import SixelEncoder
-from tui.render.textmode import TextEncoder
+from tcall.engine.errors import UsageError
+from tcall.tui.render.ascii import AsciiEncoder
+from tcall.tui.render.fit import Frame
+from tcall.tui.render.halfblock import HalfBlockEncoder
+from tcall.tui.render.kitty import KittyEncoder
+from tcall.tui.render.palette256 import Palette256Encoder
+from tcall.tui.render.sixel import SixelEncoder
+from tcall.tui.render.textmode import TextEncoder
 
 RENDER_MODES = ("auto", "halfblock", "256", "ascii", "sixel", "kitty")
 TEXT_MODES = ("halfblock", "256", "ascii")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tui.render.cells import CellGrid, build
-from tui.render.fit import Frame, letterbox
-from tui.render.textmode import TextEncoder
+from tcall.tui.render.cells import CellGrid, build
+from tcall.tui.render.fit import Frame, letterbox
+from tcall.tui.render.textmode import TextEncoder
 
 RAMP = np.frombuffer(b" .:-=+*#%@", dtype=np.uint8)
 

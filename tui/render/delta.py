@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.cells import RESET, CellGrid, pack, row_words, uniform_glyph
+from tcall.tui.render.cells import RESET, CellGrid, pack, row_words, uniform_glyph
 
 SYNC_BEGIN = b"\x1b[?2026h"
 SYNC_END = b"\x1b[?2026l"

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.cells import CellGrid, build
-from tui.render.fit import Frame, letterbox
-from tui.render.textmode import TextEncoder
+from tcall.tui.render.cells import CellGrid, build
+from tcall.tui.render.fit import Frame, letterbox
+from tcall.tui.render.textmode import TextEncoder
 
 UPPER_HALF = "▀".encode()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import zlib
 
-from tui.render.fit import Frame, letterbox, place
+from tcall.tui.render.fit import Frame, letterbox, place
 
 CHUNK = 4096  # the protocol's maximum payload per escape sequence
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.cells import PALETTE, CellGrid, build
-from tui.render.fit import Frame, letterbox
-from tui.render.halfblock import UPPER_HALF, glyph_grid
-from tui.render.textmode import TextEncoder
+from tcall.tui.render.cells import PALETTE, CellGrid, build
+from tcall.tui.render.fit import Frame, letterbox
+from tcall.tui.render.halfblock import UPPER_HALF, glyph_grid
+from tcall.tui.render.textmode import TextEncoder
 
 CUBE_LEVELS = np.array([0, 95, 135, 175, 215, 255], dtype=np.int32)
 

@@ -17,7 +17,7 @@ import tty
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from tui.render.kitty import tmux_wrap
+from tcall.tui.render.kitty import tmux_wrap
 
 KITTY_QUERY = b"\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 CELL_SIZE_QUERY = b"\x1b[16t"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from tui.render.fit import Frame, letterbox
+from tcall.tui.render.fit import Frame, letterbox
 
 LEVELS = 6
 PALETTE_SIZE = LEVELS**3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from tui.render.cells import RESET, CellGrid, pack, words_of
-from tui.render.fit import Frame
+from tcall.tui.render.cells import RESET, CellGrid, pack, words_of
+from tcall.tui.render.fit import Frame
 
 
 class TextEncoder(ABC):

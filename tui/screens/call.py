@@ -18,9 +18,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.session import Session
-from tui.screens.status import RelayStatus
-from tui.widgets import VideoView
+from tcall.engine.session import Session
+from tcall.tui.screens.status import RelayStatus
+from tcall.tui.widgets import VideoView
 
 FPS = 30
 STATE_TEXT = {

@@ -14,13 +14,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.contacts import Contact
-from engine.phone import Phone
-from tui.screens.dialogs import AddContactDialog, ConfirmDialog, NewContact, VerifyDialog
-from tui.screens.history import HistoryScreen
-from tui.screens.identity import IdentityScreen
-from tui.screens.settings import SettingsScreen
-from tui.screens.status import RelayStatus
+from tcall.engine.contacts import Contact
+from tcall.engine.phone import Phone
+from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, NewContact, VerifyDialog
+from tcall.tui.screens.history import HistoryScreen
+from tcall.tui.screens.identity import IdentityScreen
+from tcall.tui.screens.settings import SettingsScreen
+from tcall.tui.screens.status import RelayStatus
 
 ECHO = "Echo test"
 

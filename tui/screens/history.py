@@ -10,9 +10,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from engine.history import CallRecord, History
-from tui.screens.dialogs import ConfirmDialog
-from tui.screens.status import RelayStatus
+from tcall.engine.history import CallRecord, History
+from tcall.tui.screens.dialogs import ConfirmDialog
+from tcall.tui.screens.status import RelayStatus
 
 COLUMNS = ("When", "Contact", "", "Outcome", "Length", "Kind")
 

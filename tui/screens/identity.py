@@ -8,9 +8,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from engine.address import format_address, qr_lines
-from engine.phone import Phone
-from tui.screens.status import RelayStatus
+from tcall.engine.address import format_address, qr_lines
+from tcall.engine.phone import Phone
+from tcall.tui.screens.status import RelayStatus
 
 
 class IdentityScreen(Screen[None]):

@@ -16,9 +16,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from engine.devices import list_all
-from engine.settings import SCHEMA, Settings
-from tui.screens.status import RelayStatus
+from tcall.engine.devices import list_all
+from tcall.engine.settings import SCHEMA, Settings
+from tcall.tui.screens.status import RelayStatus
 
 PRIVACY = (
     "video_calling",

@@ -1,5 +1,5 @@
 """Textual widgets of tcall."""
 
-from tui.widgets.video_view import RowStrip, VideoView
+from tcall.tui.widgets.video_view import RowStrip, VideoView
 
 __all__ = ["RowStrip", "VideoView"]

@@ -38,9 +38,9 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.render import TEXT_MODES, make_encoder, make_text_encoder
-from tui.render.cells import RESET, CellGrid
-from tui.render.delta import (
+from tcall.tui.render import TEXT_MODES, make_encoder, make_text_encoder
+from tcall.tui.render.cells import RESET, CellGrid
+from tcall.tui.render.delta import (
     NOISE_TOLERANCE,
     RESTORE_CURSOR,
     SAVE_CURSOR,
@@ -48,9 +48,9 @@ from tui.render.delta import (
     cup,
     synchronized,
 )
-from tui.render.fit import Frame
-from tui.render.kitty import KittyEncoder
-from tui.render.writer import QueueWriter
+from tcall.tui.render.fit import Frame
+from tcall.tui.render.kitty import KittyEncoder
+from tcall.tui.render.writer import QueueWriter
 
 Painted = Callable[[CellGrid, int, int, int], None]
 
