@@ -40,7 +40,7 @@ import nacl.signing
 import uvloop
 
 from tcall.engine.relay import protocol
-from tcall.engine.relay.websocket import Opcode, client_frame
+from tcall.engine.server.websocket import Opcode, client_frame
 
 PAYLOAD_SIZE = 2048  # a sealed offer with its signature and SDP is about this size
 CLK = time.CLOCK_MONOTONIC

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tcall.engine.relay.server import RelayConfig, RelayServer, run
+from tcall.engine.server.server import RelayConfig, RelayServer, run
 from tests.relay.helpers import free_port
 
 StartRelay = Callable[..., Awaitable[tuple[str, RelayServer]]]

@@ -14,7 +14,7 @@ import nacl.signing
 
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import relay_ws_url
-from tcall.engine.relay.websocket import Opcode, accept_key, client_frame
+from tcall.engine.server.websocket import Opcode, accept_key, client_frame
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tcall.engine.relay.server import RelayConfig, RelayServer, run
+from tcall.engine.server.server import RelayConfig, RelayServer, run
 
 OnRoute = Callable[[str, bytes], list[tuple[str, bytes]]]
 

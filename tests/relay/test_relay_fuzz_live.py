@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
-from tcall.engine.relay.server import RelayConfig
+from tcall.engine.server.server import RelayConfig
 from tests.relay.helpers import Wire, raw_link
 from tests.relay.hostile import HostileRelay
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tcall.engine.relay.hold import MailboxHold
-from tcall.engine.relay.limits import TokenBucket
+from tcall.engine.server.hold import MailboxHold
+from tcall.engine.server.limits import TokenBucket
 
 
 def test_token_bucket_allows_the_burst_then_the_rate() -> None:

@@ -8,8 +8,8 @@ import os
 import nacl.signing
 
 from tcall.engine.relay import protocol
-from tcall.engine.relay.server import Link, RelayConfig, RelayServer
-from tcall.engine.relay.websocket import Opcode, client_frame
+from tcall.engine.server.server import Link, RelayConfig, RelayServer
+from tcall.engine.server.websocket import Opcode, client_frame
 
 OPENING = (
     b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

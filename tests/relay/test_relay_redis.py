@@ -11,7 +11,7 @@ import pytest
 from tcall.engine.errors import RelayUnreachable
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
-from tcall.engine.relay.server import RelayConfig
+from tcall.engine.server.server import RelayConfig
 from tests.relay.conftest import ServeProcess, StartRelay
 
 

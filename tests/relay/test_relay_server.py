@@ -11,7 +11,7 @@ from tcall.engine.errors import ProtocolError, RelayUnreachable, UsageError
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import ErrorCode, mailbox_id
-from tcall.engine.relay.server import RelayConfig, RelayServer, run
+from tcall.engine.server.server import RelayConfig, RelayServer, run
 from tests.relay.conftest import StartRelay
 from tests.relay.helpers import free_port, raw_link
 

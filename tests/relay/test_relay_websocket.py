@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcall.engine.relay.websocket import (
+from tcall.engine.server.websocket import (
     CloseCode,
     FrameParser,
     HttpError,

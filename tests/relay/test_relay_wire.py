@@ -10,8 +10,8 @@ import pytest
 
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
-from tcall.engine.relay.server import RelayConfig, RelayServer
-from tcall.engine.relay.websocket import Opcode
+from tcall.engine.server.server import RelayConfig, RelayServer
+from tcall.engine.server.websocket import Opcode
 from tests.relay.conftest import StartRelay
 from tests.relay.helpers import Wire
 

@@ -12,7 +12,7 @@ import click
 import uvloop
 
 from tcall.engine.errors import ExitCode
-from tcall.engine.relay.server import RelayConfig, RelayServer, run
+from tcall.engine.server.server import RelayConfig, RelayServer, run
 
 
 def _raise_fd_limit() -> None:

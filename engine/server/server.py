@@ -29,11 +29,11 @@ from typing import Any, cast
 
 from tcall.engine.errors import UsageError
 from tcall.engine.relay import protocol
-from tcall.engine.relay.hold import MailboxHold
-from tcall.engine.relay.limits import TokenBucket
 from tcall.engine.relay.protocol import ErrorCode, RelayProtocolError, Route
-from tcall.engine.relay.redisbus import RedisBus
-from tcall.engine.relay.websocket import (
+from tcall.engine.server.hold import MailboxHold
+from tcall.engine.server.limits import TokenBucket
+from tcall.engine.server.redisbus import RedisBus
+from tcall.engine.server.websocket import (
     MAX_HEAD,
     CloseCode,
     FrameParser,
