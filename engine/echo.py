@@ -14,7 +14,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from tcall.engine import jitter
+from tcall.engine import compat
 from tcall.engine.call import CallOptions, run_call
 from tcall.engine.ice import IceSettings
 from tcall.engine.session import Emit, Session
@@ -22,6 +22,7 @@ from tcall.engine.session import Emit, Session
 
 class EchoPeer:
     def __init__(self, ice: IceSettings, low_latency: bool = True) -> None:
+        compat.install()
         self.pc = RTCPeerConnection(ice.configuration())
         self._low_latency = low_latency
         self.pc.on("track", self._reflect)
@@ -34,7 +35,7 @@ class EchoPeer:
         if self._low_latency:
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "video":
-                    jitter.release_on_marker(transceiver.receiver)
+                    compat.aiortc.release_on_marker(transceiver.receiver)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 

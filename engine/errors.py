@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from importlib.metadata import version
 
 
 class ExitCode(enum.IntEnum):
@@ -61,3 +62,12 @@ class UsageError(TcallError):
 
 class RelayUnreachable(TcallError):
     code = ExitCode.RELAY_UNREACHABLE
+
+
+class CompatError(TcallError):
+    """A library no longer has a private name tcall patches or reads (see engine/compat, tui/compat)."""
+
+    def __init__(self, library: str, problem: str, supported: str) -> None:
+        super().__init__(
+            f"{library} {version(library)}: {problem}; tcall supports {library} {supported}"
+        )

@@ -1,43 +1,16 @@
-"""ICE configuration: no server unless the user set one, and loopback candidates for same-host calls.
+"""ICE configuration: no server unless the user set one.
 
-aioice leaves 127.0.0.1 out of its host candidates, so two tcall users on one machine (a real case: two
-people on one SSH host) would never connect, and a host with only loopback would hang in "checking".
-tcall replaces aioice's host-address enumeration with one that adds 127.0.0.1. TCALL_ICE_ADDRESSES
-(comma-separated) pins the host addresses instead; tests use it to stay on loopback.
+Loopback candidates for same-host calls (and TCALL_ICE_ADDRESSES) come from compat.aioice, which
+holds tcall's hooks into aioice.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-
-ADDRESSES_ENV = "TCALL_ICE_ADDRESSES"
-_aioice_host_addresses = aioice.ice.get_host_addresses
-
-
-def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    pinned = os.environ.get(ADDRESSES_ENV, "").strip()
-    if pinned:
-        wanted = [a.strip() for a in pinned.split(",") if a.strip()]
-        return [
-            a
-            for a in wanted
-            if (use_ipv4 and ipaddress.ip_address(a).version == 4)
-            or (use_ipv6 and ipaddress.ip_address(a).version == 6)
-        ]
-    addresses = _aioice_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-    if use_ipv4 and "127.0.0.1" not in addresses:
-        addresses.append("127.0.0.1")
-    return addresses
-
-
-aioice.ice.get_host_addresses = host_addresses
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
-from tcall.engine import codecs as _codecs  # noqa: F401 - installs the realtime H.264 encoder
-from tcall.engine import jitter
+from tcall.engine import compat
 from tcall.engine.errors import CallFailed, UsageError
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
@@ -51,6 +50,7 @@ class Session:
         receive_audio: bool = True,
         low_latency: bool = True,
     ) -> None:
+        compat.install()
         self.pc = RTCPeerConnection(ice.configuration())
         self.emit = emit
         self.codec = codec
@@ -108,7 +108,7 @@ class Session:
         if self._low_latency:
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "video":
-                    jitter.release_on_marker(transceiver.receiver)
+                    compat.aiortc.release_on_marker(transceiver.receiver)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -198,15 +198,7 @@ class Session:
 
         aiortc reports no candidate-pair stats, so this reads aioice's nominated pair directly.
         """
-        for transceiver in self.pc.getTransceivers():
-            try:
-                gatherer = transceiver.sender.transport.transport.iceGatherer
-                pair = gatherer._connection._nominated.get(1)
-            except AttributeError:
-                continue
-            if pair is not None:
-                return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
-        return None
+        return compat.aiortc.nominated_route(self.pc)
 
     async def close(self) -> None:
         await self.video_sink.stop()

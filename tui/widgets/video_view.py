@@ -38,6 +38,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
+from tcall.tui.compat import textual as textual_compat
 from tcall.tui.render import TEXT_MODES, make_encoder, make_text_encoder
 from tcall.tui.render.cells import RESET, CellGrid
 from tcall.tui.render.delta import (
@@ -261,7 +262,7 @@ class VideoView(Widget):
         if self.app.screen is not screen:
             return None
         # Textual has no public "what covers me"; its compositor lists widgets topmost first.
-        visible = screen._compositor.visible_widgets
+        visible = textual_compat.visible_widgets(screen)
         if self not in visible:
             return None
         region, clip = visible[self]
@@ -294,19 +295,18 @@ class VideoView(Widget):
 
     def _direct_writer(self) -> QueueWriter | None:
         """The writer for direct frames, or None when there is no terminal to write to."""
-        driver = self.app._driver
+        driver = textual_compat.app_driver(self.app)
         # An inline app does not own the whole screen, so its cells have no fixed address.
         if not self.direct or driver is None or self.app.is_headless or driver.is_inline:
             return None
         if self._writer is None:
-            # The queue of the thread that writes the driver's output (Textual's WriterThread).
-            queue = getattr(getattr(driver, "_writer_thread", None), "_queue", None)
-            backlog: Callable[[], int] = queue.qsize if queue is not None else (lambda: 0)
+            backlog = textual_compat.writer_backlog(driver)
             self._writer = QueueWriter(driver.write, backlog, asyncio.get_running_loop().call_later)
         return self._writer
 
     def _write(self, data: bytes) -> None:
-        driver = self.app._driver  # images must bypass the compositor, which only knows cells
+        # Images must bypass the compositor, which only knows cells.
+        driver = textual_compat.app_driver(self.app)
         if driver is not None:
             driver.write(data.decode("latin-1"))
             driver.flush()

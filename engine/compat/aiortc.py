@@ -1,0 +1,185 @@
+"""tcall's hooks into aiortc's private names, each checked before use.
+
+Marker jitter buffer: aiortc's JitterBuffer hands a frame to the decoder only when the first packet of
+the *next* frame arrives, which adds a whole frame interval (33 ms at 30 fps) to every frame's latency.
+The sender sets the RTP marker bit on a frame's last packet, so a frame is complete when its marker
+packet arrives and every sequence number since the previous frame's marker is present. Anything less
+certain (a gap, a first frame whose start we did not see) falls back to aiortc's own rule.
+MarkerJitterBuffer reads the base buffer's internals (`_origin`, `_packets`, `remove`, the packets'
+`_data`), and aiortc keeps a receiver's buffer in a name-mangled attribute with no hook to replace it,
+so release_on_marker() swaps it there.
+
+Realtime H.264: aiortc leaves x264 at its default "medium" preset, which costs 16 ms per 640x480 frame
+here; with "ultrafast" (and aiortc's own "zerolatency" tune) it costs 2.5 ms, so H.264 calls keep 30
+fps and lose that time from their glass-to-glass latency. At the sizes a terminal shows, the lower
+coding efficiency does not show. aiortc creates its x264 context inside the encoder with no hook for
+options, so RealtimeH264Encoder hands aiortc a thin proxy of the context that adds the preset to
+whatever options aiortc sets, and install() puts it into the senders' encoder lookup
+(`aiortc.rtcrtpsender.get_encoder`).
+
+Route: aiortc reports no candidate-pair stats, so nominated_route() reaches aioice's Connection through
+the ICE gatherer's private `_connection`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiortc.rtcrtpsender
+from aioice import Connection
+from aiortc import RTCPeerConnection
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
+
+from tcall.engine.compat.aioice import nominated_pair
+from tcall.engine.errors import CompatError
+
+SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
+X264_PRESET = "ultrafast"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+
+
+def _incompatible(problem: str) -> CompatError:
+    return CompatError("aiortc", problem, SUPPORTED)
+
+
+# --- marker jitter buffer ----------------------------------------------------------------------
+
+
+class MarkerJitterBuffer(JitterBuffer):
+    def __init__(self, capacity: int = 512) -> None:
+        super().__init__(capacity=capacity, is_video=True)
+        # The sequence number where a frame is known to start: right after a frame we released.
+        self._known_start: int | None = None
+        self.released_on_marker = 0
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        if frame is None:
+            frame = self._release_complete()
+        else:
+            self._known_start = self._origin
+        return pli, frame
+
+    def _release_complete(self) -> JitterFrame | None:
+        origin = self._origin
+        if origin is None or origin != self._known_start:
+            return None
+        packets: list[RtpPacket] = []
+        for count in range(self.capacity):
+            packet = self._packets[(origin + count) % self.capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                self._known_start = self._origin
+                self.released_on_marker += 1
+                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
+                return JitterFrame(data=data, timestamp=packet.timestamp)
+        return None
+
+
+def _check_jitter_buffer() -> None:
+    """aiortc's buffer still has the internals MarkerJitterBuffer reads, and frames its packets' `_data`."""
+    buffer = JitterBuffer(capacity=4, is_video=True)
+    shaped = (
+        hasattr(buffer, "_origin")
+        and isinstance(getattr(buffer, "_packets", None), list)
+        and callable(getattr(buffer, "remove", None))
+    )
+    frame = None
+    if shaped:
+        for seq in (0, 1):  # one packet per frame: the second one releases the first
+            packet = RtpPacket(sequence_number=seq, timestamp=seq)
+            packet._data = b"x"  # type: ignore[attr-defined]
+            try:
+                frame = buffer.add(packet)[1]
+            except AttributeError:
+                break
+    if frame is None or frame.data != b"x":
+        raise _incompatible("JitterBuffer's internals (_origin, _packets, remove, _data) changed")
+
+
+def release_on_marker(receiver: RTCRtpReceiver) -> MarkerJitterBuffer:
+    """Swap a video receiver's jitter buffer for a MarkerJitterBuffer (before media flows)."""
+    if not isinstance(getattr(receiver, _JITTER_BUFFER, None), JitterBuffer):
+        raise _incompatible("RTCRtpReceiver has no jitter buffer attribute")
+    buffer = MarkerJitterBuffer()
+    setattr(receiver, _JITTER_BUFFER, buffer)
+    return buffer
+
+
+# --- realtime H.264 ----------------------------------------------------------------------------
+
+
+class _WithPreset:
+    """Forwards everything to a libx264 CodecContext, adding the preset to its options."""
+
+    def __init__(self, context: Any) -> None:
+        object.__setattr__(self, "_context", context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "options":
+            value = {**value, "preset": X264_PRESET}
+        setattr(self._context, name, value)
+
+
+class RealtimeH264Encoder(H264Encoder):
+    @property
+    def codec(self) -> Any:
+        return self.__dict__.get("_codec")
+
+    @codec.setter
+    def codec(self, context: Any) -> None:
+        self.__dict__["_codec"] = None if context is None else _WithPreset(context)
+
+
+def realtime_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    if codec.mimeType.lower() == "video/h264":
+        return RealtimeH264Encoder()
+    return get_encoder(codec)
+
+
+def _install_encoder() -> None:
+    current = getattr(aiortc.rtcrtpsender, "get_encoder", None)
+    if current is realtime_encoder:
+        return
+    if not callable(current):
+        raise _incompatible("aiortc.rtcrtpsender has no get_encoder")
+    if "codec" not in vars(H264Encoder()):
+        raise _incompatible("H264Encoder keeps its x264 context somewhere other than .codec")
+    aiortc.rtcrtpsender.get_encoder = realtime_encoder
+
+
+# --- route ---------------------------------------------------------------------------------------
+
+
+def nominated_route(pc: RTCPeerConnection) -> str | None:
+    """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay"."""
+    for transceiver in pc.getTransceivers():
+        try:
+            gatherer = transceiver.sender.transport.transport.iceGatherer
+        except AttributeError:  # no transport yet
+            continue
+        connection = getattr(gatherer, "_connection", None)
+        if not isinstance(connection, Connection):
+            raise _incompatible("RTCIceGatherer has no aioice Connection")
+        pair = nominated_pair(connection)
+        if pair is not None:
+            return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
+    return None
+
+
+def install() -> None:
+    """Check the jitter buffer's internals and install the realtime H.264 encoder; safe to call again."""
+    _check_jitter_buffer()
+    _install_encoder()

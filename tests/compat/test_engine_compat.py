@@ -1,0 +1,119 @@
+"""Each engine hook, installed against the real aiortc and aioice; a missing target is a CompatError."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import aioice.ice
+import aiortc.rtcrtpsender
+import av
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+from tcall.engine import compat
+from tcall.engine.compat import aioice as aioice_hooks
+from tcall.engine.compat import aiortc as aiortc_hooks
+from tcall.engine.errors import CompatError, TcallError
+
+
+def test_install_is_idempotent() -> None:
+    compat.install()
+    compat.install()
+    assert aioice.ice.get_host_addresses is aioice_hooks.host_addresses
+    assert aiortc.rtcrtpsender.get_encoder is aiortc_hooks.realtime_encoder
+
+
+def test_host_addresses_are_pinned_or_include_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    compat.install()
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1, ::1")
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
+    monkeypatch.delenv("TCALL_ICE_ADDRESSES")
+    assert "127.0.0.1" in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+def _x264_settings(encoder: Encoder) -> bytes:
+    """The settings x264 writes into its first frame (an SEI), e.g. b"... subme=0 ..."."""
+    frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), dtype=np.uint8), format="rgb24")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
+    return b"".join(encoder.encode(frame)[0])
+
+
+def test_h264_encoder_gets_the_realtime_preset() -> None:
+    compat.install()
+    codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+    encoder = aiortc.rtcrtpsender.get_encoder(codec)
+    assert isinstance(encoder, H264Encoder)
+    assert b"subme=0 " in _x264_settings(encoder)  # ultrafast; x264's default preset uses 7
+    assert b"subme=7 " in _x264_settings(H264Encoder())
+
+
+async def test_video_receiver_gets_the_marker_jitter_buffer() -> None:
+    compat.install()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video").receiver
+        buffer = aiortc_hooks.release_on_marker(receiver)
+        assert isinstance(buffer, aiortc_hooks.MarkerJitterBuffer)
+        assert receiver._RTCRtpReceiver__jitter_buffer is buffer
+    finally:
+        await pc.close()
+
+
+async def test_nominated_route_of_a_loopback_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+    compat.install()
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    connected = asyncio.Event()
+    a.on("connectionstatechange", lambda: a.connectionState == "connected" and connected.set())
+    try:
+        a.addTransceiver("audio")
+        assert aiortc_hooks.nominated_route(a) is None
+        await a.setLocalDescription(await a.createOffer())
+        await b.setRemoteDescription(a.localDescription)
+        await b.setLocalDescription(await b.createAnswer())
+        await a.setRemoteDescription(b.localDescription)
+        await asyncio.wait_for(connected.wait(), 10)
+        assert aiortc_hooks.nominated_route(a) == "host/host"
+    finally:
+        await a.close()
+        await b.close()
+
+
+def test_missing_targets_raise_compat_errors_naming_the_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(aioice.ice, "get_host_addresses")
+    with pytest.raises(CompatError, match=f"^aioice {version('aioice')}: .*~=0.13.0$"):
+        compat.install()
+
+    class Receiver:  # no jitter buffer attribute
+        pass
+
+    with pytest.raises(CompatError, match=f"^aiortc {version('aiortc')}: RTCRtpReceiver"):
+        aiortc_hooks.release_on_marker(Receiver())  # type: ignore[arg-type]
+    with pytest.raises(CompatError, match="aioice .*nominated"):
+        aioice_hooks.nominated_pair(object())  # type: ignore[arg-type]
+    assert issubclass(CompatError, TcallError)
+
+
+def test_jitter_buffer_internals_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(aiortc.jitterbuffer.JitterBuffer, "remove")
+    with pytest.raises(CompatError, match=f"^aiortc {version('aiortc')}: JitterBuffer"):
+        aiortc_hooks.install()
+
+
+def test_supported_ranges_match_the_pins() -> None:
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    pins = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    assert f"aiortc{aiortc_hooks.SUPPORTED}" in pins
+    assert f"aioice{aioice_hooks.SUPPORTED}" in pins

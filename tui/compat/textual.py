@@ -1,0 +1,73 @@
+"""tcall's reads of Textual's private names, each checked before use.
+
+VideoView needs three things Textual has no public API for:
+- which widgets cover it: Textual has no public "what covers me", but the screen's compositor lists
+  the visible widgets topmost first (`screen._compositor.visible_widgets`), so VideoView knows which
+  of its cells it may draw and when a terminal image would cover an overlay;
+- the app's driver (`app._driver`): terminal images and direct frames bypass the compositor, which
+  only knows cells, and go to the terminal through the driver;
+- the driver's output backlog (`driver._writer_thread._queue`): direct frames are skipped while the
+  terminal has not caught up, so a slow terminal never queues seconds of video.
+VideoView's RowStrip also stands in for Textual's Strip through its private `_segments` and
+`_render_cache` slots; check() covers those.
+
+Each accessor raises a CompatError naming the installed Textual when its target moved; pyproject.toml
+pins Textual to the minor release these were written for.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from textual.app import App
+from textual.driver import Driver
+from textual.drivers._writer_thread import WriterThread
+from textual.geometry import Region
+from textual.screen import Screen
+from textual.strip import Strip
+from textual.widget import Widget
+
+from tcall.engine.errors import CompatError
+
+SUPPORTED = "~=8.2.8"  # the pin in pyproject.toml
+
+
+def _incompatible(problem: str) -> CompatError:
+    return CompatError("textual", problem, SUPPORTED)
+
+
+def visible_widgets(screen: Screen) -> dict[Widget, tuple[Region, Region]]:
+    """The screen's visible widgets, topmost first: widget -> (region, clip)."""
+    visible = getattr(getattr(screen, "_compositor", None), "visible_widgets", None)
+    if not isinstance(visible, dict):
+        raise _incompatible("Screen has no compositor with visible_widgets")
+    return visible
+
+
+def app_driver(app: App) -> Driver | None:
+    """The app's driver, or None before the app runs or after it stops."""
+    driver = getattr(app, "_driver", False)
+    if driver is not None and not isinstance(driver, Driver):
+        raise _incompatible("App has no _driver")
+    return driver
+
+
+def writer_backlog(driver: Driver) -> Callable[[], int]:
+    """How many writes wait in the driver's writer thread (always 0 for a driver without one)."""
+    thread = getattr(driver, "_writer_thread", None)
+    if thread is None:  # a headless or web driver, or one not in application mode
+        return lambda: 0
+    qsize = getattr(getattr(thread, "_queue", None), "qsize", None)
+    if not callable(qsize):
+        raise _incompatible("the driver's writer thread has no _queue")
+    return qsize
+
+
+def check() -> None:
+    """Check what can be checked before an app runs: the Strip slots RowStrip takes over, and the
+    queue of Textual's writer thread."""
+    if not {"_segments", "_render_cache"} <= set(Strip.__slots__):
+        raise _incompatible("Strip has no _segments and _render_cache slots")
+    if not callable(getattr(getattr(WriterThread(io.StringIO()), "_queue", None), "qsize", None)):
+        raise _incompatible("WriterThread has no _queue")
