@@ -1,23 +1,27 @@
 """The far end of `tcall call echo`: a second peer that returns every received track to its sender.
 
+`tcall call echo` and the TUI's Echo test dial it like a contact; only the signaling differs (the
+offer is answered in-process, not through the relay).
+
 It is a real RTCPeerConnection on real UDP sockets, so the echo exercises the whole path twice:
 encode, DTLS-SRTP, ICE, decode, and back again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from tcall.engine import compat
-from tcall.engine.call import CallOptions, run_call
+from tcall.engine.core.call import PeerMessage
+from tcall.engine.core.outcome import Outcome
+from tcall.engine.events import MediaFigures
 from tcall.engine.ice import IceSettings
-from tcall.engine.session import Emit, Session
+
+Deliver = Callable[[PeerMessage], None]
 
 
 class EchoPeer:
@@ -44,34 +48,37 @@ class EchoPeer:
             await self.pc.close()
 
 
-async def run_echo_call(
-    options: CallOptions,
-    emit: Emit,
-    stop: asyncio.Event,
-    ended: asyncio.Event | None = None,
-    on_session: Callable[[Session], None] | None = None,
-) -> dict[str, Any]:
-    """`tcall call echo` (and the TUI's Echo test): call the built-in echo peer, return the summary.
+class EchoChannel:
+    """Signaling for a call to the echo peer: our offer is answered in-process, nothing else is sent.
 
-    `on_session` hands a UI the Session (for its video and controls) as soon as it exists.
+    The call itself runs through the same core and driver as a call to a contact.
     """
-    echo = EchoPeer(options.ice, options.low_latency)
 
-    async def connect(session: Session) -> None:
-        if on_session is not None:
-            on_session(session)
-        emit({"event": "state", "state": "dialing"})
-        answer = await echo.answer(await session.create_offer())
-        await session.accept_answer(answer)
+    records_history = False
 
-    try:
-        summary = await run_call(options, connect, emit, stop, ended)
-    finally:
-        await echo.close()
-    if (
-        summary["outcome"] == "answered"
-        and summary["frames_sent"]
-        and not summary["frames_received"]
-    ):
-        summary.update(outcome="failed", reason="no video came back from the echo peer")
-    return summary
+    def __init__(self, ice: IceSettings, low_latency: bool, deliver: Deliver) -> None:
+        self.peer = EchoPeer(ice, low_latency)
+        self._deliver = deliver
+
+    async def send(
+        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+    ) -> None:
+        if kind == "offer" and sdp is not None:
+            answer = await self.peer.answer(sdp)
+            self._deliver(PeerMessage("answer", sdp=answer, video=video))
+
+    def review(
+        self, outcome: Outcome, reason: str | None, figures: MediaFigures | None
+    ) -> tuple[Outcome, str | None]:
+        """The echo returns what it gets: a call that sent video and got none back failed."""
+        if (
+            outcome is Outcome.ANSWERED
+            and figures is not None
+            and figures.frames_sent
+            and not figures.frames_received
+        ):
+            return Outcome.FAILED, "no video came back from the echo peer"
+        return outcome, reason
+
+    async def close(self) -> None:
+        await self.peer.close()

@@ -1,10 +1,13 @@
-"""The engine facade that the command line and the TUI drive: methods in, events out.
+"""The engine API that every UI drives: commands in, typed events and immutable snapshots out.
 
-A Phone is one identity (one TCALL_HOME): its key, contacts, settings and history, and its link to
-the relay. `dial`, `accept`, `decline` and `hangup` go in; dict events come out through `emit`:
-`relay`, `presence`, `incoming`, `silenced`, `missed`, `refused`, `state`, `stats`, `notice` and
-`summary`, each call event tagged with its `call_id`. Every incoming message is opened and verified
-by `engine.wire` and every incoming call is judged by `engine.policy` before anything rings.
+A Phone is one identity (one TCALL_HOME): its key, contacts, settings and history, and its links to
+relays. Every method runs on the engine's asyncio loop; a UI on another thread calls it through
+that loop and reads `snapshot` (replaced whole, never changed in place) and each call's
+`VideoHandle`. Events (`tcall.engine.events`) go out through `emit`.
+
+The Phone is the driver of the call core: it opens and verifies each message (`tcall.engine.wire`),
+asks `tcall.engine.core.switchboard` what it means, and lets each call's `LiveCall` perform what its
+`CallCore` decides. No rule about a call's state lives here.
 """
 
 from __future__ import annotations
@@ -14,26 +17,41 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import nacl.signing
 
-from tcall.engine.call import CallOptions, outcome_of, run_call
-from tcall.engine.callstate import CallMachine, Event, State
+from tcall.engine.address import format_address
+from tcall.engine.call import CallOptions
 from tcall.engine.contacts import Contact, ContactBook
-from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallError, UsageError
+from tcall.engine.core.call import (
+    Accept,
+    AllowVideo,
+    CallCore,
+    CallSettings,
+    Decline,
+    Failed,
+    HangUp,
+    Interrupt,
+    SetCamera,
+    SetMuted,
+    Start,
+)
+from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
+from tcall.engine.echo import EchoChannel
+from tcall.engine.errors import TcallError, UsageError
+from tcall.engine.events import Event, Notice, PresenceChanged, RelayChanged, SnapshotChanged
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings
-from tcall.engine.identity import Identity, fingerprint, load_or_create_identity
-from tcall.engine.policy import Decision, decide_incoming
+from tcall.engine.identity import Identity, load_or_create_identity
+from tcall.engine.live import LiveCall
+from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
-from tcall.engine.session import Emit, Session
 from tcall.engine.settings import Settings
 from tcall.engine.wire import (
-    Message,
     ReplayGuard,
     WireRefusal,
     new_call_id,
@@ -41,49 +59,88 @@ from tcall.engine.wire import (
     seal_message,
 )
 
+ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
 Clock = Callable[[], float]
-REPLIES = {"ring": Event.RING, "answer": Event.ANSWER, "decline": Event.DECLINE, "busy": Event.BUSY}
-WAITING = (State.CALLING, State.RINGING)
+EmitEvent = Callable[[Event], None]
 
 
-@dataclass
-class Call:
-    """One call, outgoing or incoming, from first message to summary."""
+@dataclass(frozen=True)
+class ContactView:
+    """A contact as a UI shows it."""
+
+    name: str
+    public_key: bytes
+    fingerprint: str
+    relay_url: str
+    verified: bool
+    blocked: bool
+    online: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a UI shows outside a call, as of one moment. Replaced whole on each change."""
+
+    public_key: bytes
+    fingerprint: str
+    address: str
+    relay_url: str
+    relay_state: str  # online | connecting | offline | "not set"
+    contacts: tuple[ContactView, ...]
+    settings: tuple[tuple[str, Any], ...]  # (key, value), in the settings' own order
+
+    def contact(self, name: str) -> ContactView:
+        for contact in self.contacts:
+            if contact.name == name:
+                return contact
+        raise UsageError(f"unknown contact: {name}")
+
+    def setting(self, key: str) -> Any:
+        return dict(self.settings)[key]
+
+
+@dataclass(frozen=True)
+class CallHandle:
+    """What a UI holds of a call: its id, its frames, and its summary when it ends."""
 
     call_id: str
-    peer: str  # contact name, or "unknown <fingerprint>"
-    peer_key: bytes
-    contact: Contact | None
-    machine: CallMachine
-    options: CallOptions
-    video: bool  # video is allowed in this call (policy), though either camera may be off
-    started_at: float
-    offer_sdp: str | None = None
-    inbox: asyncio.Queue[Message | TcallError] = field(default_factory=asyncio.Queue)
-    stop: asyncio.Event = field(default_factory=asyncio.Event)  # interrupt (Ctrl-C)
-    ended: asyncio.Event = field(default_factory=asyncio.Event)  # a normal hang-up
-    peer_hung_up: bool = False
-    error: TcallError | None = None  # set when tampering or a broken peer ends the call
-    peer_camera: bool = False  # the peer's camera was on when the call was set up
-    session: Session | None = None
-    task: asyncio.Task[None] | None = None
-    done: asyncio.Future[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    peer: str
+    verified: bool
+    video: VideoHandle
+    done: asyncio.Future[Any]
 
-    @property
-    def outgoing(self) -> bool:
-        return self.machine.outgoing
 
-    @property
-    def verified(self) -> bool:
-        return bool(self.contact and self.contact.verified)
+class RelayChannel:
+    """Signaling for a call with a contact (or a stranger calling us): sealed, through a relay."""
+
+    records_history = True
+
+    def __init__(self, phone: Phone, peer_key: bytes, relay_url: str) -> None:
+        self._phone = phone
+        self._peer_key = peer_key
+        self._relay_url = relay_url
+
+    async def send(
+        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+    ) -> None:
+        fields: dict[str, Any] = {}
+        if kind in ("offer", "answer"):
+            fields = {"sdp": sdp, "video": bool(video)}
+        elif kind == "video":
+            fields = {"video": bool(video)}
+        await self._phone._send(self._peer_key, self._relay_url, kind, call_id, **fields)
+
+    def review(self, outcome: Any, reason: str | None, figures: Any) -> tuple[Any, str | None]:
+        return outcome, reason
+
+    async def close(self) -> None:
+        pass
 
 
 class Phone:
     def __init__(
         self,
-        emit: Emit,
+        emit: EmitEvent,
         *,
         clock: Clock = time.time,
         auto_answer_contacts: bool = False,
@@ -94,30 +151,71 @@ class Phone:
         self.clock = clock
         self.auto_answer_contacts = auto_answer_contacts
         self.ring_timeout = ring_timeout
-        self.identity: Identity = load_or_create_identity()
-        self.contacts = ContactBook.load()
-        self.settings = Settings.load()
-        self.history = History.open(self.settings.history_retention_days, clock)
         self.incoming_options = incoming_options or CallOptions()
-        self.replay_guard = ReplayGuard()
-        self.calls: dict[str, Call] = {}
-        self.relay_state = "offline"
-        self.online: set[str] = set()
+        self._identity: Identity = load_or_create_identity()
+        self._contacts = ContactBook.load()
+        self._settings = Settings.load()
+        self._history = History.open(self._settings.history_retention_days, clock)
+        self._replay_guard = ReplayGuard()
+        self._calls: dict[str, LiveCall] = {}
+        self._online: set[str] = set()
+        self._relay_state = "offline" if self._settings.relay_url else "not set"
         self._links: dict[str, RelayClient] = {}
         self._readers: list[asyncio.Task[None]] = []
+        self.snapshot = self._take_snapshot()
 
-    # --- relay -----------------------------------------------------------------------------
+    # --- snapshots -------------------------------------------------------------------------
+
+    def _take_snapshot(self) -> Snapshot:
+        identity = self._identity
+        return Snapshot(
+            public_key=identity.public_key,
+            fingerprint=identity.fingerprint,
+            address=format_address(identity.public_key, self._settings.relay_url),
+            relay_url=self._settings.relay_url,
+            relay_state=self._relay_state,
+            contacts=tuple(
+                ContactView(
+                    name=c.name,
+                    public_key=c.public_key,
+                    fingerprint=c.fingerprint,
+                    relay_url=c.relay_url,
+                    verified=c.verified,
+                    blocked=c.blocked,
+                    online=c.name in self._online,
+                )
+                for c in self._contacts.contacts()
+            ),
+            settings=tuple(self._settings.as_dict().items()),
+        )
+
+    def _republish(self) -> None:
+        self.snapshot = self._take_snapshot()
+        self._emit(SnapshotChanged())
 
     @property
     def relay_url(self) -> str:
-        return self.settings.relay_url
+        return self._settings.relay_url
+
+    @property
+    def busy(self) -> bool:
+        return any(not c.core.ended for c in self._calls.values())
+
+    def call_ids(self) -> list[str]:
+        """The calls in progress, oldest first."""
+        return list(self._calls)
+
+    def call_history(self) -> list[CallRecord]:
+        return list(self._history.records)
+
+    # --- the relay -------------------------------------------------------------------------
 
     def ice_settings(self) -> IceSettings:
-        turn = [(t.url, t.username, t.credential) for t in self.settings.turn_servers]
+        turn = [(t.url, t.username, t.credential) for t in self._settings.turn_servers]
         return IceSettings(
-            stun_servers=tuple(self.settings.stun_servers),
+            stun_servers=tuple(self._settings.stun_servers),
             turn_servers=tuple(turn),
-            relay_only=self.settings.relay_only,
+            relay_only=self._settings.relay_only,
         )
 
     async def start(self) -> None:
@@ -131,35 +229,38 @@ class Phone:
             self._set_relay_state("offline")
             raise
         self._set_relay_state("online")
-        if self.settings.presence == "contacts":
-            for contact in self.contacts.contacts():
+        if self._settings.presence == "contacts":
+            for contact in self._contacts.contacts():
                 if not contact.blocked:
                     await self._send_quietly(contact, "presence", "", presence="online")
 
     async def close(self) -> None:
-        for call in list(self.calls.values()):
-            await self.hangup(call.call_id)
+        for call in list(self._calls.values()):
+            with contextlib.suppress(TcallError):
+                await self.hangup(call.call_id)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(call.done), 5)
-        if self.settings.presence == "contacts" and self._links:
-            for contact in self.contacts.contacts():
-                if contact.name in self.online:
+        if self._settings.presence == "contacts" and self._links:
+            for contact in self._contacts.contacts():
+                if contact.name in self._online:
                     await self._send_quietly(contact, "presence", "", presence="offline")
         for reader in self._readers:
             reader.cancel()
         for link in self._links.values():
             await link.close()
         self._links.clear()
-        self._set_relay_state("offline")
+        if self._relay_state in ("online", "connecting"):
+            self._set_relay_state("offline")
 
     def _set_relay_state(self, state: str) -> None:
-        self.relay_state = state
-        self._emit({"event": "relay", "state": state, "url": self.relay_url})
+        self._relay_state = state
+        self._emit(RelayChanged(state, self.relay_url))
+        self._republish()
 
     async def _link(self, url: str) -> RelayClient:
         link = self._links.get(url)
         if link is None:
-            signing_key = nacl.signing.SigningKey(self.identity.seed)
+            signing_key = nacl.signing.SigningKey(self._identity.seed)
             link = await RelayClient.connect(url, signing_key)
             self._links[url] = link
             self._readers.append(asyncio.create_task(self._read(link), name=f"relay {url}"))
@@ -172,409 +273,254 @@ class Phone:
                 try:
                     await self._dispatch(payload)
                 except TcallError as exc:  # e.g. the caller's relay is down: not our link's fault
-                    self._emit({"event": "notice", "message": str(exc)})
+                    self._emit_notice(str(exc))
         except TcallError as exc:
             self._links.pop(link.url, None)
             if link.url == self.relay_url:
                 self._set_relay_state("offline")
-                self._emit({"event": "notice", "message": str(exc)})
-            for call in self.calls.values():
-                if call.machine.state in WAITING:
-                    call.inbox.put_nowait(exc)
+                self._emit_notice(str(exc))
+            self._fail_waiting(exc)
+
+    def _emit_notice(self, message: str) -> None:
+        self._emit(Notice(message))
 
     async def _send(
         self, peer_key: bytes, relay_url: str, kind: str, call_id: str, **fields: Any
     ) -> None:
         link = await self._link(relay_url or self.relay_url)
-        payload = seal_message(self.identity, peer_key, kind, call_id, self.clock(), **fields)
+        payload = seal_message(self._identity, peer_key, kind, call_id, self.clock(), **fields)
         await link.send(mailbox_id(peer_key), payload)
 
     async def _send_quietly(self, contact: Contact, kind: str, call_id: str, **fields: Any) -> None:
         with contextlib.suppress(TcallError):
             await self._send(contact.public_key, contact.relay_url, kind, call_id, **fields)
 
-    async def _send_to_call(self, call: Call, kind: str, **fields: Any) -> None:
-        relay = call.contact.relay_url if call.contact else ""
-        await self._send(call.peer_key, relay, kind, call.call_id, **fields)
-
     # --- incoming messages -----------------------------------------------------------------
 
     async def _dispatch(self, payload: bytes) -> None:
-        """Handle one message. Awaited in arrival order, so an offer's call exists before the
-        hangup the relay may have held right behind it."""
+        """Handle one message, in arrival order (an offer's call exists before the hangup the
+        relay may have held right behind it)."""
         try:
             received = open_message(
-                self.identity,
+                self._identity,
                 payload,
                 self.clock(),
-                self.replay_guard,
-                self.contacts.lookup,
+                self._replay_guard,
+                self._contacts.lookup,
                 allow_unknown=True,
             )
         except WireRefusal as exc:
-            self._refused(exc)
+            self._refuse(refusal(exc))
             return
         message = received.message
-        call = self.calls.get(message.call_id)
+        contact = self._contacts.by_key(message.sender)
         if message.kind == "presence":
-            self._presence(received.contact, message)
-        elif message.kind == "offer" and call is None:
-            await self._incoming(message)
-        elif call is None:
-            # Late mail for a call that is over (the relay holds messages for a while): report it,
-            # but it must not end the call we are making now.
-            self._refused(ProtocolError(f"a {message.kind} for no call of ours"), waiting=False)
-        elif message.sender != call.peer_key:
-            self._refused(
-                IdentityError(
-                    f"a {message.kind} for our call with {call.peer} was signed by another key"
-                )
-            )
-        else:
-            self._for_call(call, message)
-
-    def _refused(self, error: TcallError, waiting: bool = True) -> None:
-        """A message we could not trust. A call waiting for its answer ends with that error, or a
-        tampering relay could stall it silently. Calls already set up go on: strangers who know
-        our address must not be able to cut them off with junk."""
-        reason = getattr(
-            error, "reason", "identity" if error.code == ExitCode.IDENTITY else "protocol"
-        )
-        self._emit({"event": "refused", "reason": reason, "message": str(error)})
-        if waiting:
-            for call in self.calls.values():
-                if call.outgoing and call.machine.state in (State.CALLING, State.RINGING):
-                    call.inbox.put_nowait(error)
-
-    def _presence(self, contact: str | None, message: Message) -> None:
-        if contact is None or self.settings.presence != "contacts":
+            self._presence(received.contact, message.presence == "online")
             return
-        if self.contacts.get(contact).blocked:
+        cores = {call_id: live.core for call_id, live in self._calls.items()}
+        verdict = route(
+            message,
+            contact,
+            cores,
+            self._settings,
+            datetime.fromtimestamp(self.clock()),
+            auto_answer_contacts=self.auto_answer_contacts,
+            call_settings=self._call_settings(self.incoming_options),
+        )
+        match verdict:
+            case ForCall(call_id, event):
+                self._calls[call_id].feed(event)
+            case Refuse():
+                self._refuse(verdict)
+            case NotRinging(event, video, reply_busy):
+                self._history.add(
+                    CallRecord(event.peer, "incoming", self.clock(), 0.0, event.kind, video)
+                )
+                self._emit(event)
+                if reply_busy and contact is not None:
+                    await self._send_quietly(contact, "busy", message.call_id)
+            case Ring(core, auto_answer):
+                relay = contact.relay_url if contact else ""
+                live = self._live_call(
+                    core, self.incoming_options, RelayChannel(self, core.peer_key, relay)
+                )
+                live.perform(core.ring())
+                if auto_answer:
+                    live.feed(Accept(video=core.video_allowed))
+
+    def _refuse(self, verdict: Refuse) -> None:
+        self._emit(verdict.event)
+        if verdict.fail_waiting is not None:
+            self._fail_waiting(verdict.fail_waiting)
+
+    def _fail_waiting(self, error: TcallError) -> None:
+        for live in list(self._calls.values()):
+            if live.core.waiting:
+                live.feed(Failed(error))
+
+    def _presence(self, contact: str | None, online: bool) -> None:
+        if contact is None or self._settings.presence != "contacts":
+            return
+        if self._contacts.get(contact).blocked:
             return  # a blocked contact must not learn we are online: the same as offline
-        online = message.presence == "online"
-        was_online = contact in self.online
-        (self.online.add if online else self.online.discard)(contact)
+        was_online = contact in self._online
+        (self._online.add if online else self._online.discard)(contact)
         if online != was_online:
-            self._emit({"event": "presence", "contact": contact, "online": online})
+            self._emit(PresenceChanged(contact, online))
+            self._republish()
         if online and not was_online:
             asyncio.ensure_future(
-                self._send_quietly(self.contacts.get(contact), "presence", "", presence="online")
+                self._send_quietly(self._contacts.get(contact), "presence", "", presence="online")
             )
 
-    def _for_call(self, call: Call, message: Message) -> None:
-        state = call.machine.state
-        if call.machine.ended:  # late mail for a call that just ended: its first error stands
-            self._refused(ProtocolError(f"a {message.kind} after the call ended"), waiting=False)
-            return
-        reply = REPLIES.get(message.kind)
-        if call.outgoing and reply is not None and call.machine.can(reply):
-            # The machine moves as each message arrives, so order is checked on arrival.
-            call.machine.handle(reply)
-            call.inbox.put_nowait(message)
-        elif message.kind == "hangup" and state is State.INCOMING:
-            call.peer_hung_up = True
-            call.machine.handle(Event.HANGUP)
-            self._finish_unanswered(call, "missed")
-        elif message.kind == "hangup" and state in (State.CONNECTING, State.ACTIVE):
-            call.peer_hung_up = True
-            call.ended.set()
-        elif message.kind == "video" and state in (State.CONNECTING, State.ACTIVE):
-            self._peer_video(call, bool(message.video))
-        else:
-            # Out of order or duplicated: the relay is tampering or the peer is broken.
-            error = ProtocolError(f"unexpected {message.kind} while the call is {state}")
-            self._emit({"event": "refused", "reason": "out_of_order", "message": str(error)})
-            self._fail(call, error)
+    # --- calls -----------------------------------------------------------------------------
 
-    def _fail(self, call: Call, error: TcallError) -> None:
-        """End `call` with `error`, whatever state it is in; the first error is the one reported."""
-        if call.machine.ended:
-            return
-        if call.machine.state in WAITING:
-            call.inbox.put_nowait(error)
-        elif call.machine.state is State.INCOMING:
-            call.machine.handle(Event.FAILED)
-            self._finish_unanswered(call, "failed")
-        elif call.error is None:
-            call.error = error
-            call.ended.set()
+    def _call_settings(self, options: CallOptions) -> CallSettings:
+        return CallSettings(
+            ring_timeout=self.ring_timeout,
+            connect_timeout=options.connect_timeout,
+            duration=options.duration,
+            ask_before_video=self._settings.ask_before_video,
+            answer_with_camera=self._settings.answer_with_camera,
+            camera_on=options.camera_on,
+        )
 
-    # --- outgoing calls --------------------------------------------------------------------
-
-    async def dial(self, name: str, options: CallOptions) -> Call:
-        """Start calling contact `name`; the returned Call's `done` resolves to its summary."""
-        contact = self.contacts.get(name)
-        if contact.blocked:
-            raise UsageError(
-                f"{name} is blocked: unblock them first (tcall contacts unblock {name})"
-            )
+    def _live_call(self, core: CallCore, options: CallOptions, channel: Any) -> LiveCall:
         options = dataclasses.replace(options, ice=self.ice_settings())
-        call = Call(
-            call_id=new_call_id(),
-            peer=name,
-            peer_key=contact.public_key,
-            contact=contact,
-            machine=CallMachine(outgoing=True),
-            options=options,
-            video=options.video != "none",
-            started_at=self.clock(),
+        live = LiveCall(
+            core,
+            options,
+            channel,
+            self._emit,
+            self._history,
+            self.clock,
+            self._over,
         )
-        self.calls[call.call_id] = call
-        call.task = asyncio.create_task(self._run(call, self._ring_and_answer(call)))
-        return call
+        self._calls[core.call_id] = live
+        return live
 
-    def _ring_and_answer(self, call: Call) -> Callable[[Session], Any]:
-        async def connect(session: Session) -> None:
-            call.session = session
-            offer = await session.create_offer()
-            camera = session.video_track is not None and session.video_track.enabled
-            await self._send_to_call(call, "offer", sdp=offer, video=camera)
-            self._call_state(call, State.CALLING)
-            deadline = time.monotonic() + self.ring_timeout
-            while True:
-                try:
-                    item = await asyncio.wait_for(call.inbox.get(), deadline - time.monotonic())
-                except TimeoutError:
-                    call.machine.handle(Event.TIMEOUT)
-                    with contextlib.suppress(TcallError):  # cancelling is a courtesy
-                        await self._send_to_call(call, "hangup")
-                    raise TcallError(
-                        f"{call.peer} is unavailable (no answer)", ExitCode.NO_ANSWER
-                    ) from None
-                if isinstance(item, TcallError):
-                    if call.machine.can(Event.FAILED):
-                        call.machine.handle(Event.FAILED)
-                    raise item
-                if item.kind == "ring":
-                    self._call_state(call, State.RINGING)
-                elif item.kind == "answer":
-                    assert item.sdp is not None  # wire guarantees an answer carries SDP
-                    # Video the callee sent when answering is part of the call we placed.
-                    session.video_sink.allowed = (
-                        bool(item.video) or not self.settings.ask_before_video
-                    )
-                    await session.accept_answer(item.sdp)
-                    return
-                elif item.kind == "decline":
-                    raise TcallError(f"{call.peer} is unavailable (declined)", ExitCode.DECLINED)
-                elif item.kind == "busy":
-                    raise TcallError(f"{call.peer} is busy", ExitCode.BUSY)
+    def _over(self, live: LiveCall) -> None:
+        self._calls.pop(live.call_id, None)
 
-        return connect
+    def _handle(self, live: LiveCall) -> CallHandle:
+        core = live.core
+        return CallHandle(core.call_id, core.peer, core.verified, live.video, live.done)
 
-    # --- incoming calls --------------------------------------------------------------------
+    async def dial(self, name: str, options: CallOptions) -> CallHandle:
+        """Call contact `name` (or `echo`); the handle's `done` resolves to the Summary.
 
-    @property
-    def busy(self) -> bool:
-        return any(not c.machine.ended for c in self.calls.values())
-
-    async def _incoming(self, message: Message) -> None:
-        contact = self.contacts.by_key(message.sender)
-        peer = contact.name if contact else f"unknown {fingerprint(message.sender)[:19]}"
-        decision = decide_incoming(
-            self.settings,
-            contact,
-            wants_video=True,  # the offer's flag is the caller's camera; any call may turn video on
-            now=datetime.fromtimestamp(self.clock()),
-            in_call=self.busy,
-            auto_answer_contacts=self.auto_answer_contacts,
-        )
-        if decision.action in ("silence", "miss", "busy"):
-            outcome = {"silence": "silenced", "miss": "missed", "busy": "missed"}[decision.action]
-            self._log(peer, "incoming", 0.0, outcome, bool(message.video))
-            self._emit({"event": outcome, "from": peer, "reason": decision.reason})
-            if decision.action == "busy" and contact is not None:
-                await self._send_quietly(contact, "busy", message.call_id)
-            return
-        call = self._incoming_call(message, contact, peer, decision)
+        Media opens before anything is sent: a missing device is a DeviceError here.
+        """
+        call_id = new_call_id()
+        if name == ECHO and ECHO not in {c.name for c in self._contacts.contacts()}:
+            settings = dataclasses.replace(self._call_settings(options), ask_before_video=False)
+            core = CallCore(call_id, ECHO, outgoing=True, settings=settings, verified=True)
+            core.video_allowed = options.video != "none"
+            ice = IceSettings()  # the echo is on this machine: host candidates only
+            channel: Any = EchoChannel(ice, options.low_latency, lambda m: live.feed(m))
+        else:
+            contact = self._contacts.get(name)
+            if contact.blocked:
+                raise UsageError(
+                    f"{name} is blocked: unblock them first (tcall contacts unblock {name})"
+                )
+            core = CallCore(
+                call_id,
+                name,
+                outgoing=True,
+                peer_key=contact.public_key,
+                settings=self._call_settings(options),
+                verified=contact.verified,
+            )
+            core.video_allowed = options.video != "none"
+            channel = RelayChannel(self, contact.public_key, contact.relay_url)
+        live = self._live_call(core, options, channel)
         try:
-            await self._send_to_call(call, "ring")
+            live.open_media()
         except TcallError:
-            self.calls.pop(call.call_id, None)  # we cannot reach the caller: nothing to ring for
+            self._calls.pop(call_id, None)
+            await channel.close()
             raise
-        self._emit(
-            {
-                "event": "incoming",
-                "call_id": call.call_id,
-                "from": peer,
-                "verified": call.verified,
-                "video": call.video and call.peer_camera,
-            }
-        )
-        asyncio.get_running_loop().call_later(self.ring_timeout, self._ring_timed_out, call)
-        if decision.action == "auto_answer":
-            await self.accept(call.call_id, video=call.video)
+        live.feed(Start())
+        return self._handle(live)
 
-    def _incoming_call(
-        self, message: Message, contact: Contact | None, peer: str, decision: Decision
-    ) -> Call:
-        options = dataclasses.replace(
-            self.incoming_options,
-            ice=self.ice_settings(),
-            camera_on=self.settings.answer_with_camera and self.incoming_options.camera_on,
-        )
-        call = Call(
-            call_id=message.call_id,
-            peer=peer,
-            peer_key=message.sender,
-            contact=contact,
-            machine=CallMachine(outgoing=False),
-            options=options,
-            video=decision.video,
-            started_at=self.clock(),
-            offer_sdp=message.sdp,
-            peer_camera=bool(message.video),
-        )
-        self.calls[call.call_id] = call
-        return call
+    def _live(self, call_id: str) -> LiveCall:
+        live = self._calls.get(call_id)
+        if live is None or live.core.ended:
+            raise UsageError(f"no such call: {call_id}")
+        return live
 
-    def _ring_timed_out(self, call: Call) -> None:
-        if call.machine.state is State.INCOMING:
-            call.machine.handle(Event.TIMEOUT)
-            self._finish_unanswered(call, "missed")
+    async def accept(
+        self, call_id: str, video: bool = True, options: CallOptions | None = None
+    ) -> CallHandle:
+        """Answer a ringing call (audio only with `video=False`); `options` name the devices."""
+        live = self._live(call_id)
+        if options is not None:
+            live.options = dataclasses.replace(options, ice=live.options.ice)
+        live.feed(Accept(video))
+        return self._handle(live)
 
-    async def accept(self, call_id: str, video: bool = True) -> None:
-        call = self._call(call_id)
-        call.machine.handle(Event.ANSWER)
-        with_video = video and call.video
-        if not call.video:  # video calling is off: a strictly audio-only call
-            call.options = dataclasses.replace(call.options, video="none", receive_video=False)
-        elif not video:  # audio now; either side may turn video on later
-            call.options = dataclasses.replace(call.options, camera_on=False)
-
-        async def connect(session: Session) -> None:
-            call.session = session
-            assert call.offer_sdp is not None
-            # Accepting with video accepts the caller's video as it was offered; anything later asks.
-            session.video_sink.allowed = (
-                with_video and call.peer_camera
-            ) or not self.settings.ask_before_video
-            answer = await session.create_answer(call.offer_sdp)
-            camera = session.video_track is not None and session.video_track.enabled
-            await self._send_to_call(call, "answer", sdp=answer, video=camera)
-
-        call.task = asyncio.create_task(self._run(call, connect))
-
-    async def decline(self, call_id: str) -> None:
-        call = self._call(call_id)
-        call.machine.handle(Event.DECLINE)
-        await self._send_to_call(call, "decline")
-        self._finish_unanswered(call, "declined")
+    async def decline(self, call_id: str, block: bool = False) -> None:
+        live = self._live(call_id)
+        live.feed(Decline())
+        if block and live.core.peer in {c.name for c in self._contacts.contacts()}:
+            await self.set_blocked(live.core.peer, True)
 
     async def hangup(self, call_id: str) -> None:
         """End a call: cancel it while it rings, decline it while it rings here, or hang up."""
-        call = self.calls.get(call_id)
-        if call is None or call.machine.ended:
-            return
-        if call.machine.state is State.INCOMING:
-            await self.decline(call_id)
-        else:
-            call.ended.set()
+        live = self._calls.get(call_id)
+        if live is not None and not live.core.ended:
+            live.feed(HangUp())
 
-    # --- in a call ---------------------------------------------------------------------------
-
-    def _peer_video(self, call: Call, on: bool) -> None:
-        sink = call.session.video_sink if call.session else None
-        if on and sink is not None and not sink.allowed:
-            # ask_before_video: the peer's new video stays hidden until the user allows it.
-            self._emit({"event": "video_request", "call_id": call.call_id, "from": call.peer})
-            return
-        self._emit({"event": "peer_video", "call_id": call.call_id, "on": on})
-
-    async def allow_video(self, call_id: str) -> None:
-        """Show the peer's video (the answer to a `video_request`)."""
-        call = self._call(call_id)
-        if call.session is not None:
-            call.session.video_sink.allowed = True
-        self._emit({"event": "peer_video", "call_id": call_id, "on": True})
+    async def interrupt(self, call_id: str) -> None:
+        """Ctrl-C: end the call now, whatever its state (outcome `interrupted`)."""
+        live = self._calls.get(call_id)
+        if live is not None and not live.core.ended:
+            live.feed(Interrupt())
 
     async def set_camera(self, call_id: str, on: bool) -> None:
         """Turn our camera on or off mid-call, and tell the peer (who may be asked first)."""
-        call = self._call(call_id)
-        track = call.session.video_track if call.session else None
-        if track is None:
-            raise UsageError("this call has no camera (audio only)")
-        track.enabled = on
-        await self._send_to_call(call, "video", video=on)
+        self._live(call_id).feed(SetCamera(on))
 
-    def set_muted(self, call_id: str, muted: bool) -> None:
-        call = self._call(call_id)
-        track = call.session.audio_track if call.session else None
-        if track is not None:
-            track.muted = muted
+    async def set_muted(self, call_id: str, muted: bool) -> None:
+        self._live(call_id).feed(SetMuted(muted))
 
-    def _call(self, call_id: str) -> Call:
-        call = self.calls.get(call_id)
-        if call is None or call.machine.ended:
-            raise UsageError(f"no such call: {call_id}")
-        return call
+    async def allow_video(self, call_id: str) -> None:
+        """Show the peer's video (the answer to a `video_request`)."""
+        self._live(call_id).feed(AllowVideo())
 
-    # --- running a call --------------------------------------------------------------------
+    # --- contacts, settings, history -------------------------------------------------------
 
-    def _call_state(self, call: Call, state: State) -> None:
-        """Report `calling` and `ringing`; from `connecting` on, the Session reports the state."""
-        self._emit({"event": "state", "call_id": call.call_id, "state": str(state)})
+    async def add_contact(self, name: str, public_key: bytes, relay_url: str = "") -> ContactView:
+        self._contacts.add(name, public_key, relay_url)
+        self._republish()
+        return self.snapshot.contact(name)
 
-    async def _run(self, call: Call, connect: Callable[[Session], Any]) -> None:
-        def emit(event: dict[str, Any]) -> None:
-            if event["event"] == "state" and event.get("state") == "connected":
-                with contextlib.suppress(ProtocolError):
-                    call.machine.handle(Event.CONNECTED)
-            self._emit({**event, "call_id": call.call_id})
+    async def remove_contact(self, name: str) -> None:
+        self._contacts.remove(name)
+        self._online.discard(name)
+        self._republish()
 
-        summary = await run_call(call.options, connect, emit, call.stop, call.ended)
-        if call.error is not None:
-            summary.update(outcome=outcome_of(call.error), reason=str(call.error))
-        if not call.machine.ended:
-            with contextlib.suppress(ProtocolError):
-                call.machine.handle(
-                    Event.HANGUP if summary["outcome"] == "answered" else Event.FAILED
-                )
-        if summary["outcome"] == "cancelled" and not call.outgoing:
-            summary["outcome"] = "missed"
-        if not call.peer_hung_up and summary["outcome"] not in ("declined", "busy", "no_answer"):
-            with contextlib.suppress(TcallError):
-                await self._send_to_call(call, "hangup")
-        answered = summary["outcome"] in ("answered", "interrupted")
-        duration = self.clock() - call.started_at if answered else 0.0
-        direction = "outgoing" if call.outgoing else "incoming"
-        self._log(call.peer, direction, duration, _history_outcome(summary["outcome"]), call.video)
-        summary = {**summary, "call_id": call.call_id, "peer": call.peer}
-        self._emit(summary)
-        call.done.set_result(summary)
-        self.calls.pop(call.call_id, None)
+    async def set_blocked(self, name: str, blocked: bool) -> None:
+        self._contacts.set_blocked(name, blocked)
+        self._republish()
 
-    def _finish_unanswered(self, call: Call, outcome: str) -> None:
-        self._log(call.peer, "incoming", 0.0, outcome, call.video)
-        summary = {
-            "event": "summary",
-            "call_id": call.call_id,
-            "peer": call.peer,
-            "outcome": outcome,
-        }
-        self._emit(summary)
-        if not call.done.done():
-            call.done.set_result(summary)
-        self.calls.pop(call.call_id, None)
+    async def set_verified(self, name: str, verified: bool) -> None:
+        self._contacts.set_verified(name, verified)
+        self._republish()
 
-    def _log(self, peer: str, direction: str, duration: float, outcome: str, video: bool) -> None:
-        self.history.add(
-            CallRecord(
-                contact=peer,
-                direction=direction,
-                started_at=self.clock() - duration,  # logged at the end; stamped at the start
-                duration_s=round(duration, 1),
-                outcome=outcome,
-                video=video,
-            )
-        )
+    async def set_setting(self, key: str, text: str) -> None:
+        """Change one setting (UsageError naming the key if the value is bad) and apply it."""
+        old_relay = self.relay_url
+        self._settings.set(key, text)
+        self._history.retention_days = self._settings.history_retention_days
+        if self.relay_url != old_relay:
+            for link in list(self._links.values()):
+                await link.close()
+            self._links.clear()
+            self._relay_state = "offline" if self.relay_url else "not set"
+        self._republish()
 
-
-def _history_outcome(outcome: str) -> str:
-    if outcome in ("answered", "interrupted"):
-        return "answered"
-    if outcome in ("declined", "busy", "no_answer", "missed"):
-        return outcome
-    if outcome == "cancelled":
-        return "no_answer"
-    return "failed"
+    async def clear_history(self) -> None:
+        self._history.clear()
+        self._emit(SnapshotChanged())

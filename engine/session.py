@@ -23,7 +23,7 @@ from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
 from tcall.engine.media.video import VideoSource
 
 CODECS = ("vp8", "h264")
-Emit = Callable[[dict[str, Any]], None]
+StateListener = Callable[[str], None]
 
 
 def _codec_preferences(codec: str) -> list[Any]:
@@ -35,7 +35,8 @@ def _codec_preferences(codec: str) -> list[Any]:
 
 
 class Session:
-    """Media for one call leg. Emits `state` events; `stats()` gives per-interval figures."""
+    """Media for one call leg. `on_state` hears aiortc's connectionState; `stats()` gives
+    per-interval figures."""
 
     def __init__(
         self,
@@ -44,7 +45,7 @@ class Session:
         video: VideoSource | None,
         audio: AudioSource | None,
         audio_sink: AudioSink | None,
-        emit: Emit,
+        on_state: StateListener,
         codec: str = "vp8",
         receive_video: bool = True,
         receive_audio: bool = True,
@@ -52,7 +53,7 @@ class Session:
     ) -> None:
         compat.install()
         self.pc = RTCPeerConnection(ice.configuration())
-        self.emit = emit
+        self.on_state = on_state
         self.codec = codec
         self.video_sink = LatestFrameSink()
         self.audio_sink = audio_sink
@@ -114,7 +115,7 @@ class Session:
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
-        self.emit({"event": "state", "state": state})
+        self.on_state(state)
         if state == "connected":
             self._connected.set()
         elif state in ("failed", "closed"):

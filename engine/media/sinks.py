@@ -17,6 +17,7 @@ from av import AudioFrame, VideoFrame
 from tcall.engine.errors import DeviceError
 from tcall.engine.media import timecode
 from tcall.engine.media.audio import BLOCK, SAMPLE_RATE
+from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.sound import list_devices, start_stream
 
 
@@ -24,7 +25,7 @@ class LatestFrameSink:
     """Keeps only the newest decoded video frame; older ones are simply replaced, never queued.
 
     When the sender is tcall's pattern source, each frame's timecode gives its glass-to-glass latency.
-    RGB conversion happens only when a viewer asks for a frame, not for every frame that arrives.
+    Frames are converted to RGB only while a viewer watches (`viewer`), on the engine's thread.
     """
 
     def __init__(self) -> None:
@@ -36,6 +37,7 @@ class LatestFrameSink:
         self.allowed = True  # False: the user has not agreed to see the peer's video yet
         self.frames_withheld = 0
         self._latest: VideoFrame | None = None
+        self.viewer: VideoHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._new_frame = asyncio.Event()
 
@@ -56,6 +58,8 @@ class LatestFrameSink:
         self.frames_received += 1
         self.width, self.height = frame.width, frame.height
         self._latest = frame
+        if self.viewer is not None and self.viewer.watching:
+            self.viewer.publish(frame.to_ndarray(format="rgb24"))
         stamp = timecode.read(top_luma(frame))
         if stamp is not None:
             self.latencies_ms.append(timecode.age_ms(stamp))

@@ -29,7 +29,7 @@ def test_echo_call_delivers_frames_and_measures_latency(codec: str) -> None:
     assert result.returncode == 0, result.stderr
     lines = events(result.stdout)
     states = [e["state"] for e in lines if e["event"] == "state"]
-    assert states[:3] == ["dialing", "connecting", "connected"]
+    assert states[:3] == ["calling", "connecting", "connected"]
     stats = [e for e in lines if e["event"] == "stats"]
     assert len(stats) >= 4
     assert all(s["resolution"] == "640x480" for s in stats[1:])

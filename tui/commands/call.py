@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -11,12 +12,13 @@ from typing import Any
 
 import click
 
-from tcall.engine.call import OUTCOME_EXIT, CallOptions
-from tcall.engine.echo import run_echo_call
+from tcall.engine.call import CallOptions
+from tcall.engine.core.outcome import exit_code
 from tcall.engine.errors import ExitCode, RelayUnreachable, UsageError
+from tcall.engine.events import Event, SnapshotChanged, Summary
 from tcall.engine.media.audio import AUDIO_SPECS
 from tcall.engine.media.video import VIDEO_SPECS
-from tcall.engine.phone import Phone
+from tcall.engine.phone import ECHO, Phone
 from tcall.engine.session import CODECS
 from tcall.tui.commands.control import obey_stdin
 
@@ -40,7 +42,10 @@ class EventPrinter:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def __call__(self, typed: Event | dict[str, Any]) -> None:
+        if isinstance(typed, SnapshotChanged):
+            return  # for UIs that show contacts and settings; nothing to print
+        event = typed.to_json() if isinstance(typed, Event) else typed
         if self.as_json:
             click.echo(json.dumps(event))
             sys.stdout.flush()
@@ -103,38 +108,34 @@ async def _run(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        if name == "echo":
-            return await run_echo_call(options, emit, stop)
-        return await _call_contact(name, options, emit, stop, ring_timeout)
+        return await _call(name, options, emit, stop, ring_timeout)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-async def _call_contact(
+async def _call(
     name: str, options: CallOptions, emit: EventPrinter, stop: asyncio.Event, ring_timeout: float
 ) -> dict[str, Any]:
     # The Phone reports each call's summary too; here the command prints the one summary itself.
-    phone = Phone(lambda e: None if e["event"] == "summary" else emit(e), ring_timeout=ring_timeout)
-    phone.contacts.get(name)  # an unknown contact is a usage error before any network traffic
+    phone = Phone(lambda e: None if isinstance(e, Summary) else emit(e), ring_timeout=ring_timeout)
     try:
-        try:
-            await phone.start()
-        except RelayUnreachable as exc:
-            return {"event": "summary", "outcome": "relay_unreachable", "reason": str(exc)}
+        if name != ECHO or any(c.name == ECHO for c in phone.snapshot.contacts):
+            phone.snapshot.contact(name)  # an unknown contact: a usage error before any traffic
+            try:
+                await phone.start()
+            except RelayUnreachable as exc:
+                return Summary("relay_unreachable", reason=str(exc)).to_json()
         call = await phone.dial(name, options)
         obeying = asyncio.ensure_future(obey_stdin(phone, emit))
         stopping = asyncio.ensure_future(stop.wait())
-        waiters: set[asyncio.Future[Any]] = {call.done, stopping}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({call.done, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         obeying.cancel()
         if not call.done.done():
-            call.stop.set()
-        summary = dict(await call.done)
-        summary.pop("call_id", None)
-        summary.pop("peer", None)
-        return summary
+            await phone.interrupt(call.call_id)
+        summary: Summary = await call.done
+        return dataclasses.replace(summary, call_id=None, peer=None).to_json()
     finally:
         await phone.close()
 
@@ -217,4 +218,4 @@ def command(name: str, ring_timeout: float, as_json: bool, **media: Any) -> Exit
     emit = EventPrinter(as_json)
     summary = asyncio.run(_run(name, options, emit, ring_timeout))
     emit(summary)
-    return OUTCOME_EXIT.get(summary["outcome"], ExitCode.CALL_FAILED)
+    return exit_code(summary["outcome"])

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import sys
 import threading
+from collections.abc import Callable
 
 from tcall.engine.errors import TcallError
+from tcall.engine.events import Event, Notice
 from tcall.engine.phone import Phone
-from tcall.engine.session import Emit
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[str]) -> None:
@@ -38,27 +39,27 @@ async def _run(phone: Phone, command: str, args: list[str], call_id: str) -> Non
     elif command == "camera" and args in (["on"], ["off"]):
         await phone.set_camera(call_id, args == ["on"])
     elif command in ("mute", "unmute"):
-        phone.set_muted(call_id, command == "mute")
+        await phone.set_muted(call_id, command == "mute")
     elif command == "allow-video":
         await phone.allow_video(call_id)
     else:
         raise TcallError(f"unknown command {' '.join([command, *args])!r}")
 
 
-async def obey_stdin(phone: Phone, emit: Emit) -> None:
+async def obey_stdin(phone: Phone, emit: Callable[[Event], None]) -> None:
     """Read commands from stdin until cancelled; errors become notices, never exits."""
     lines: asyncio.Queue[str] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
     while True:
         words = (await lines.get()).split()
-        calls = list(phone.calls)
+        calls = phone.call_ids()
         if not words:
             continue
         if not calls:
-            emit({"event": "notice", "message": f"no call for {words[0]!r}"})
+            emit(Notice(f"no call for {words[0]!r}"))
             continue
         try:
             await _run(phone, words[0], words[1:], calls[-1])
         except TcallError as exc:
-            emit({"event": "notice", "message": str(exc)})
+            emit(Notice(str(exc)))

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from tcall.engine.call import OUTCOME_EXIT
+from tcall.engine.core.outcome import exit_code
 from tcall.engine.errors import ExitCode
+from tcall.engine.events import Event, Summary
 from tcall.engine.phone import Phone
 from tcall.tui.commands.call import EventPrinter, call_flags, call_options
 from tcall.tui.commands.control import obey_stdin
@@ -33,8 +34,8 @@ async def _listen(
         while not stop.is_set() and not (once and summaries):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
-        for call in list(phone.calls.values()):
-            call.stop.set()
+        for call_id in phone.call_ids():
+            await phone.interrupt(call_id)
     finally:
         obeying.cancel()
         await phone.close()
@@ -56,9 +57,9 @@ def command(
     printer = EventPrinter(as_json)
     summaries: list[dict[str, Any]] = []
 
-    def emit(event: dict[str, Any]) -> None:
-        if event["event"] == "summary":
-            summaries.append(event)
+    def emit(event: Event) -> None:
+        if isinstance(event, Summary):
+            summaries.append(event.to_json())
         printer(event)
 
     phone = Phone(
@@ -66,5 +67,5 @@ def command(
     )
     asyncio.run(_listen(phone, printer, once, summaries))
     if once and summaries:
-        return OUTCOME_EXIT.get(summaries[0]["outcome"], ExitCode.CALL_FAILED)
+        return exit_code(summaries[0]["outcome"])
     return ExitCode.INTERRUPTED

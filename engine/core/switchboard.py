@@ -1,0 +1,132 @@
+"""Which call a verified message belongs to, and what happens to an offer for a new call.
+
+The Phone opens and verifies every message (`tcall.engine.wire`) and then asks `route` what it
+means: input for one of our calls, a new incoming call (judged by `policy` before anything rings),
+a call that policy does not let ring, or a message to refuse. Pure functions over the calls in
+progress; the Phone performs the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from tcall.engine.contacts import Contact
+from tcall.engine.core.call import CallCore, CallSettings, PeerMessage
+from tcall.engine.core.policy import decide_incoming
+from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallError
+from tcall.engine.events import Missed, NotRung, Refused, Silenced
+from tcall.engine.identity import fingerprint
+from tcall.engine.settings import Settings
+from tcall.engine.wire import Message
+
+
+@dataclass(frozen=True)
+class ForCall:
+    call_id: str
+    input: PeerMessage
+
+
+@dataclass(frozen=True)
+class Ring:
+    """A new incoming call that may ring (and may be answered at once)."""
+
+    core: CallCore
+    auto_answer: bool
+
+
+@dataclass(frozen=True)
+class NotRinging:
+    """An offer that policy did not let ring: logged, reported, and the caller hears nothing
+    (or "busy" when we are in another call)."""
+
+    event: NotRung
+    video: bool
+    reply_busy: bool
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """A message we cannot trust or use. With `fail_waiting`, every outgoing call still waiting
+    for its answer ends with that error: a tampering relay must not stall a call silently. Calls
+    already set up go on: strangers who know our address must not be able to cut them off."""
+
+    event: Refused
+    fail_waiting: TcallError | None
+
+
+Route = ForCall | Ring | NotRinging | Refuse
+
+
+def refusal(error: TcallError, waiting: bool = True) -> Refuse:
+    reason = getattr(error, "reason", "identity" if error.code == ExitCode.IDENTITY else "protocol")
+    return Refuse(Refused(reason, str(error)), error if waiting else None)
+
+
+def peer_name(contact: Contact | None, key: bytes) -> str:
+    return contact.name if contact else f"unknown {fingerprint(key)[:19]}"
+
+
+def route(
+    message: Message,
+    contact: Contact | None,
+    calls: Mapping[str, CallCore],
+    settings: Settings,
+    now: datetime,
+    *,
+    auto_answer_contacts: bool,
+    call_settings: CallSettings,
+) -> Route:
+    """What a verified call message (anything but presence) means to us."""
+    call = calls.get(message.call_id)
+    if message.kind == "offer" and call is None:
+        return _offer(message, contact, calls, settings, now, auto_answer_contacts, call_settings)
+    if call is None:
+        # Late mail for a call that is over (the relay holds messages for a while): reported, but
+        # it must not end the call we are making now.
+        return refusal(ProtocolError(f"a {message.kind} for no call of ours"), waiting=False)
+    if message.sender != call.peer_key:
+        return refusal(
+            IdentityError(
+                f"a {message.kind} for our call with {call.peer} was signed by another key"
+            )
+        )
+    return ForCall(call.call_id, PeerMessage(message.kind, message.sdp, message.video))
+
+
+def _offer(
+    message: Message,
+    contact: Contact | None,
+    calls: Mapping[str, CallCore],
+    settings: Settings,
+    now: datetime,
+    auto_answer_contacts: bool,
+    call_settings: CallSettings,
+) -> Route:
+    peer = peer_name(contact, message.sender)
+    decision = decide_incoming(
+        settings,
+        contact,
+        wants_video=True,  # the offer's flag is the caller's camera; any call may turn video on
+        now=now,
+        in_call=any(not c.ended for c in calls.values()),
+        auto_answer_contacts=auto_answer_contacts,
+    )
+    if decision.action == "silence":
+        return NotRinging(Silenced(peer, decision.reason), bool(message.video), False)
+    if decision.action in ("miss", "busy"):
+        busy = decision.action == "busy" and contact is not None
+        return NotRinging(Missed(peer, decision.reason), bool(message.video), busy)
+    core = CallCore(
+        call_id=message.call_id,
+        peer=peer,
+        peer_key=message.sender,
+        outgoing=False,
+        settings=call_settings,
+        video_allowed=decision.video,
+        verified=bool(contact and contact.verified),
+        offer_sdp=message.sdp,
+        peer_camera=bool(message.video),
+    )
+    return Ring(core, decision.action == "auto_answer")
