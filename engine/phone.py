@@ -88,6 +88,7 @@ class Snapshot:
     relay_state: str  # online | connecting | offline | "not set"
     contacts: tuple[ContactView, ...]
     settings: tuple[tuple[str, Any], ...]  # (key, value), in the settings' own order
+    history: tuple[CallRecord, ...]  # newest first
 
     def contact(self, name: str) -> ContactView:
         for contact in self.contacts:
@@ -187,6 +188,7 @@ class Phone:
                 for c in self._contacts.contacts()
             ),
             settings=tuple(self._settings.as_dict().items()),
+            history=tuple(self._history.records),
         )
 
     def _republish(self) -> None:
@@ -337,6 +339,7 @@ class Phone:
                     CallRecord(event.peer, "incoming", self.clock(), 0.0, event.kind, video)
                 )
                 self._emit(event)
+                self._republish()
                 if reply_busy and contact is not None:
                     await self._send_quietly(contact, "busy", message.call_id)
             case Ring(core, auto_answer):
@@ -401,6 +404,7 @@ class Phone:
 
     def _over(self, live: LiveCall) -> None:
         self._calls.pop(live.call_id, None)
+        self._republish()  # its history record
 
     def _handle(self, live: LiveCall) -> CallHandle:
         core = live.core
@@ -460,11 +464,8 @@ class Phone:
         live.feed(Accept(video))
         return self._handle(live)
 
-    async def decline(self, call_id: str, block: bool = False) -> None:
-        live = self._live(call_id)
-        live.feed(Decline())
-        if block and live.core.peer in {c.name for c in self._contacts.contacts()}:
-            await self.set_blocked(live.core.peer, True)
+    async def decline(self, call_id: str) -> None:
+        self._live(call_id).feed(Decline())
 
     async def hangup(self, call_id: str) -> None:
         """End a call: cancel it while it rings, decline it while it rings here, or hang up."""
@@ -523,4 +524,4 @@ class Phone:
 
     async def clear_history(self) -> None:
         self._history.clear()
-        self._emit(SnapshotChanged())
+        self._republish()

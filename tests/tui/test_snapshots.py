@@ -8,6 +8,7 @@ import numpy as np
 from textual.pilot import Pilot
 
 from tcall.engine.contacts import ContactBook
+from tcall.engine.events import CallPhase, CallState, Stats
 from tcall.tui.app import TcallApp
 from tcall.tui.screens.call import CallScreen
 from tcall.tui.screens.incoming import IncomingCallScreen
@@ -33,19 +34,20 @@ def test_call(snap_compare: Any) -> None:
     async def call(pilot: Pilot[None]) -> None:
         screen = CallScreen("alice", True, True, ["halfblock"], clock=lambda: 100.0)
         await pilot.app.push_screen(screen)
-        screen.engine_event({"event": "state", "state": "connected"})
+        screen.engine_event(CallState("c1", CallPhase.CONNECTED))
         screen.engine_event(
-            {
-                "event": "stats",
-                "fps_sent": 30.0,
-                "fps_received": 29.5,
-                "resolution": "640x480",
-                "kbps_sent": 800.0,
-                "kbps_received": 790.5,
-                "packets_lost": 0,
-                "rtt_ms": 1.2,
-                "latency_ms": 41.0,
-            }
+            Stats(
+                call_id="c1",
+                fps_sent=30.0,
+                fps_received=29.5,
+                resolution="640x480",
+                kbps_sent=800.0,
+                kbps_received=790.5,
+                packets_lost=0,
+                rtt_ms=1.2,
+                latency_ms=41.0,
+                route=None,
+            )
         )
         await pilot.press("s", "p")
         screen.query_one("#remote", VideoView).show_frame(pattern_frame())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,7 +18,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tcall.engine.session import Session
+from tcall.engine.events import CallState, Event, Stats, Summary
+from tcall.engine.media.handle import VideoHandle
 from tcall.tui.screens.status import RelayStatus
 from tcall.tui.widgets import VideoView
 
@@ -35,12 +36,6 @@ STATE_TEXT = {
 }
 
 
-class HasSession(Protocol):
-    """An engine call (the facade's `Call`, or the echo test) whose Session appears once media starts."""
-
-    session: Session | None
-
-
 class HangUp(Message):
     """End the call (`call_id` is None while the engine is still placing it)."""
 
@@ -52,12 +47,11 @@ class HangUp(Message):
 class Control(Message):
     """Mute the microphone or turn the camera off (`on` False), on the engine's side."""
 
-    def __init__(self, session: Session, what: str, on: bool, call_id: str | None = None) -> None:
+    def __init__(self, call_id: str | None, what: str, on: bool) -> None:
         super().__init__()
-        self.session = session
+        self.call_id = call_id
         self.what = what
         self.on = on
-        self.call_id = call_id
 
 
 def stats_text(stats: dict[str, Any]) -> str:
@@ -110,12 +104,11 @@ class CallScreen(Screen[None]):
         self.modes = render_modes
         self.clock = clock
         self.call_id: str | None = None
-        self.source: HasSession | None = None
+        self.video_handle: VideoHandle | None = None
         self.ended = False
         self.connected_at: float | None = None
         self._shown = -1
         self._self_shown: object = None
-        self._was_connected = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="topbar", classes="bar")
@@ -133,9 +126,10 @@ class CallScreen(Screen[None]):
         self.set_interval(1.0, self._draw_bar)
         self._draw_bar()
 
-    @property
-    def session(self) -> Session | None:
-        return None if self.source is None else self.source.session
+    def attach(self, handle: VideoHandle) -> None:
+        """The call's frames: from now on the engine converts each received frame for us."""
+        handle.watching = True
+        self.video_handle = handle
 
     @property
     def remote(self) -> VideoView:
@@ -143,22 +137,16 @@ class CallScreen(Screen[None]):
 
     # --- engine events ---------------------------------------------------------------------
 
-    def engine_event(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == "state":
-            state = event["state"]
-            if state == "connected":
-                self._was_connected = True
-                if self.connected_at is None:
-                    self.connected_at = self.clock()
-            elif state in ("connecting", "new") and self._was_connected:
-                state = "reconnecting"
-            self.state = state
-        elif kind == "stats":
-            self.query_one("#stats", Static).update(stats_text(event))
-        elif kind == "summary":
+    def engine_event(self, event: Event) -> None:
+        if isinstance(event, CallState):
+            if event.state == "connected" and self.connected_at is None:
+                self.connected_at = self.clock()
+            self.state = str(event.state)
+        elif isinstance(event, Stats):
+            self.query_one("#stats", Static).update(stats_text(event.to_json()))
+        elif isinstance(event, Summary):
             self.ended = True
-            self.state = "closed" if event.get("outcome") in ("answered", "cancelled") else "failed"
+            self.state = "closed" if event.outcome in ("answered", "cancelled") else "failed"
 
     def watch_state(self) -> None:
         self._draw_bar()
@@ -194,39 +182,35 @@ class CallScreen(Screen[None]):
 
     def pull_frames(self) -> None:
         """Show the newest remote frame and self-view frame, if there are new ones."""
-        session = self.session
-        if session is None:
+        handle = self.video_handle
+        if handle is None:
             return
-        sink = session.video_sink
-        if sink.frames_received != self._shown:
-            frame = sink.latest_rgb()
-            if frame is not None:
-                self._shown = sink.frames_received
-                self.remote.show_frame(frame)
+        count, frame = handle.remote()
+        if count != self._shown and frame is not None:
+            self._shown = count
+            self.remote.show_frame(frame)
         pip = self.query_one("#pip", VideoView)
-        track = session.video_track
-        if pip.display and track is not None and track.latest is not self._self_shown:
-            self._self_shown = track.latest
-            if track.latest is not None:
-                pip.show_frame(track.latest)
+        if pip.display:
+            own = handle.self_view()
+            if own is not None and own is not self._self_shown:
+                self._self_shown = own
+                pip.show_frame(own)
 
     # --- keys ------------------------------------------------------------------------------
 
     def action_mute(self) -> None:
-        session = self.session
-        if session is None or session.audio_track is None:
+        if self.call_id is None:
             self.notify("No microphone in this call yet")
             return
         self.muted = not self.muted
-        self.post_message(Control(session, "microphone", not self.muted))
+        self.post_message(Control(self.call_id, "microphone", not self.muted))
 
     def action_camera(self) -> None:
-        session = self.session
-        if session is None or session.video_track is None:
+        if self.call_id is None or not self.video:
             self.notify("No camera in this call")
             return
         self.camera_on = not self.camera_on
-        self.post_message(Control(session, "camera", self.camera_on, self.call_id))
+        self.post_message(Control(self.call_id, "camera", self.camera_on))
 
     def action_stats(self) -> None:
         stats = self.query_one("#stats")

@@ -6,6 +6,8 @@ list, and `/` filters with any letter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Key
@@ -14,8 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tcall.engine.contacts import Contact
-from tcall.engine.phone import Phone
+from tcall.engine.phone import ContactView, Snapshot
 from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, NewContact, VerifyDialog
 from tcall.tui.screens.history import HistoryScreen
 from tcall.tui.screens.identity import IdentityScreen
@@ -61,8 +62,8 @@ class Block(Message):
         self.blocked = blocked
 
 
-def describe(contact: Contact, online: bool) -> str:
-    presence = "[green]●[/] " if online else "[dim]○[/] "
+def describe(contact: ContactView) -> str:
+    presence = "[green]●[/] " if contact.online else "[dim]○[/] "
     badge = "[green]✔ verified[/]" if contact.verified else "[yellow]unverified[/]"
     blocked = "  [red]⛔ blocked[/]" if contact.blocked else ""
     return f"{presence}{contact.name}  {badge}{blocked}"
@@ -86,9 +87,9 @@ class ContactsScreen(Screen[None]):
     ]
     COMMAND_KEYS = frozenset("anvbishq/")
 
-    def __init__(self, phone: Phone) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()
-        self.phone = phone
+        self.snapshot = snapshot
 
     def compose(self) -> ComposeResult:
         yield Static("[b]tcall[/b]  contacts", classes="bar")
@@ -114,10 +115,8 @@ class ContactsScreen(Screen[None]):
         keep = self.selected
         options = self.query_one(OptionList)
         entries = [Option(f"[b]☎ {ECHO}[/b]  [dim]see and hear yourself[/]", id=ECHO)]
-        for contact in self.phone.contacts.contacts():
-            entries.append(
-                Option(describe(contact, contact.name in self.phone.online), contact.name)
-            )
+        for contact in self.snapshot().contacts:
+            entries.append(Option(describe(contact), contact.name))
         shown = [o for o in entries if words in str(o.id).casefold()]
         options.clear_options()
         options.add_options(shown)
@@ -156,12 +155,12 @@ class ContactsScreen(Screen[None]):
         if name is not None:
             self.post_message(Dial(name, video))
 
-    def _contact(self) -> Contact | None:
+    def _contact(self) -> ContactView | None:
         name = self.selected
         if name is None or name == ECHO:
             self.notify("Choose a contact first (the echo test has no key)")
             return None
-        return self.phone.contacts.get(name)
+        return self.snapshot().contact(name)
 
     def action_add(self) -> None:
         def added(new: NewContact | None) -> None:
@@ -181,7 +180,7 @@ class ContactsScreen(Screen[None]):
             if match:
                 self.post_message(Verify(contact.name))
 
-        ours = self.phone.identity.public_key
+        ours = self.snapshot().public_key
         self.app.push_screen(VerifyDialog(contact.name, ours, contact.public_key), confirmed)
 
     def action_block(self) -> None:
@@ -202,10 +201,10 @@ class ContactsScreen(Screen[None]):
         self.app.push_screen(ConfirmDialog(question), confirmed)
 
     def action_identity(self) -> None:
-        self.app.push_screen(IdentityScreen(self.phone))
+        self.app.push_screen(IdentityScreen(self.snapshot()))
 
     def action_history(self) -> None:
-        self.app.push_screen(HistoryScreen(self.phone.history))
+        self.app.push_screen(HistoryScreen(self.snapshot))
 
     def action_settings(self) -> None:
-        self.app.push_screen(SettingsScreen(self.phone.settings))
+        self.app.push_screen(SettingsScreen(self.snapshot))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from textual.app import ComposeResult
@@ -10,7 +11,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tcall.engine.history import CallRecord, History
+from tcall.engine.history import CallRecord
+from tcall.engine.phone import Snapshot
 from tcall.tui.screens.dialogs import ConfirmDialog
 from tcall.tui.screens.status import RelayStatus
 
@@ -42,9 +44,9 @@ class HistoryScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back", id="back"),
     ]
 
-    def __init__(self, history: History) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()
-        self.history = history
+        self.snapshot = snapshot
 
     def compose(self) -> ComposeResult:
         yield Static("[b]tcall[/b]  history  [dim](kept only on this machine)[/]", classes="bar")
@@ -60,7 +62,7 @@ class HistoryScreen(Screen[None]):
     def reload(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        records = self.history.records
+        records = self.snapshot().history
         for record in records:
             table.add_row(*row(record))
         self.query_one("#empty", Static).update("" if records else "No calls yet.")

@@ -8,8 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tcall.engine.address import format_address, qr_lines
-from tcall.engine.phone import Phone
+from tcall.engine.address import qr_lines
+from tcall.engine.phone import Snapshot
 from tcall.tui.screens.status import RelayStatus
 
 
@@ -19,11 +19,11 @@ class IdentityScreen(Screen[None]):
         Binding("escape,q", "app.pop_screen", "Back", id="back"),
     ]
 
-    def __init__(self, phone: Phone) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
-        self.address = format_address(phone.identity.public_key, phone.relay_url)
-        self.fingerprint = phone.identity.fingerprint
-        self.relay = phone.relay_url
+        self.address = snapshot.address
+        self.fingerprint = snapshot.fingerprint
+        self.relay = snapshot.relay_url
 
     def compose(self) -> ComposeResult:
         yield Static("[b]tcall[/b]  my identity", classes="bar")

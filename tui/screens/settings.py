@@ -7,6 +7,7 @@ reason, and nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -17,7 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static
 
 from tcall.engine.devices import list_all
-from tcall.engine.settings import SCHEMA, Settings
+from tcall.engine.phone import Snapshot
+from tcall.engine.settings import SCHEMA
 from tcall.tui.screens.status import RelayStatus
 
 PRIVACY = (
@@ -75,9 +77,9 @@ def label(key: str) -> str:
 class SettingsScreen(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="back")]
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()
-        self.settings = settings
+        self.snapshot = snapshot
 
     def compose(self) -> ComposeResult:
         yield Static("[b]tcall[/b]  settings  [dim](saved as you change them)[/]", classes="bar")
@@ -94,7 +96,7 @@ class SettingsScreen(Screen[None]):
         yield Footer()
 
     def _row(self, key: str) -> Vertical:
-        current = as_text(self.settings.get(key))
+        current = as_text(self.snapshot().setting(key))
         options = choices(key)
         widget: Select[str] | Input
         if options is None:
@@ -115,7 +117,7 @@ class SettingsScreen(Screen[None]):
         )
 
     def _change(self, key: str, value: str) -> None:
-        if value != as_text(self.settings.get(key)):
+        if value != as_text(self.snapshot().setting(key)):
             self.post_message(ChangeSetting(self, key, value))
 
     def on_select_changed(self, event: Select.Changed) -> None:
