@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from tcall.engine.address import check_relay_url, format_address
 from tcall.engine.atomic import write_atomic
 from tcall.engine.errors import ConfigError, IdentityError, UsageError
 from tcall.engine.identity import PUBLIC_KEY_BYTES, fingerprint
-from tcall.engine.wire import ChangedKey, SenderStatus, UnknownSender
+from tcall.engine.wire import SenderStatus
 
 CONTACTS_FILE = "contacts.toml"
 _NAME = re.compile(r"[^\W_][\w.-]{0,63}")
@@ -183,34 +182,3 @@ class ContactBook:
         """Who sent this? For `wire.open_message` when any contact may be the sender."""
         contact = self.by_key(public_key)
         return SenderStatus.known(contact.name) if contact else SenderStatus.unknown()
-
-    def expecting(self, name: str) -> Callable[[bytes], SenderStatus]:
-        """A lookup for messages that must come from contact `name`, e.g. the answer to our call.
-
-        Any other key is that contact's key changed, which is always an identity error.
-        """
-        pinned = self.get(name).public_key
-
-        def lookup(public_key: bytes) -> SenderStatus:
-            if public_key == pinned:
-                return SenderStatus.known(name)
-            return SenderStatus.changed(name)
-
-        return lookup
-
-    def require_key(self, public_key: bytes) -> Contact:
-        """The contact holding this key; raises UnknownSender if nobody does."""
-        contact = self.by_key(public_key)
-        if contact is None:
-            raise UnknownSender(
-                f"the key {fingerprint(public_key)} belongs to none of your contacts",
-                sender_key=public_key,
-            )
-        return contact
-
-    def check_key(self, name: str, public_key: bytes) -> Contact:
-        """Contact `name`, if `public_key` is still its pinned key; raises ChangedKey if not."""
-        contact = self.get(name)
-        if contact.public_key != public_key:
-            raise ChangedKey.for_contact(name, public_key)
-        return contact

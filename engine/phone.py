@@ -435,6 +435,7 @@ class Phone:
                 peer_key=contact.public_key,
                 settings=self._call_settings(options),
                 verified=contact.verified,
+                is_contact=True,
             )
             core.video_allowed = options.video != "none"
             channel = RelayChannel(self, contact.public_key, contact.relay_url)

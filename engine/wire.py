@@ -1,6 +1,6 @@
 """The signaling wire protocol, sans-I/O: build and open the sealed messages that cross the relay.
 
-Messages: offer, answer, ring, accept, decline, busy, hangup, presence, and video (mid-call: the
+Messages: offer, answer, ring, decline, busy, hangup, presence, and video (mid-call: the
 sender's camera went on or off, so the receiver can ask its user before showing it). Offers and answers carry
 full-gathering SDP (every ICE candidate is already in it), so there are no trickle-ICE messages.
 
@@ -47,7 +47,7 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 120.0
 NONCE_BYTES = 16
-KINDS = ("offer", "answer", "ring", "accept", "decline", "busy", "hangup", "presence", "video")
+KINDS = ("offer", "answer", "ring", "decline", "busy", "hangup", "presence", "video")
 PRESENCE_STATES = ("online", "offline")
 _SIGNING_CONTEXT = b"tcall-signal-v1\0"
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -56,7 +56,6 @@ _SDP_FIELDS = {"sdp", "dtls", "ice_ufrag", "ice_pwd", "video"}
 _KIND_FIELDS: dict[str, set[str]] = {
     "offer": _SDP_FIELDS,
     "answer": _SDP_FIELDS,
-    "accept": {"video"},
     "video": {"video"},  # mid-call: the sender turned its camera on (true) or off (false)
     "presence": {"presence"},
     "ring": set(),
@@ -246,7 +245,7 @@ def seal_message(
 ) -> bytes:
     """A signed message sealed to `recipient_key`, ready to hand to the relay.
 
-    offer/answer need `sdp` (full-gathering) and `video`; accept and video need `video`;
+    offer/answer need `sdp` (full-gathering) and `video`; video needs `video`;
     presence needs `presence` ("online"/"offline") and an empty call id.
     """
     fields: dict[str, Any] = {

@@ -22,7 +22,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
-from tcall.engine.call import CallOptions
+from tcall.engine.api import ECHO as ECHO_PEER
+from tcall.engine.api import CallOptions, Phone, Snapshot
 from tcall.engine.errors import TcallError
 from tcall.engine.events import (
     CallState,
@@ -39,8 +40,6 @@ from tcall.engine.events import (
     Summary,
     VideoRequest,
 )
-from tcall.engine.phone import ECHO as ECHO_PEER
-from tcall.engine.phone import Phone, Snapshot
 from tcall.tui.render import TEXT_MODES
 from tcall.tui.render.probe import choose_mode, from_env
 from tcall.tui.screens.call import CallScreen, Control, HangUp

@@ -323,6 +323,7 @@ class CallCore:
     settings: CallSettings = field(default_factory=CallSettings)
     video_allowed: bool = True  # policy: this call may carry video (video_calling)
     verified: bool = False
+    is_contact: bool = False  # the peer is in our contacts (else a stranger or the echo)
     offer_sdp: str | None = None  # incoming: the caller's offer
     peer_camera: bool = False  # the peer's camera was on when it offered or answered
     phase: CallPhase = field(init=False)

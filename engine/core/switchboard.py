@@ -126,6 +126,7 @@ def _offer(
         settings=call_settings,
         video_allowed=decision.video,
         verified=bool(contact and contact.verified),
+        is_contact=contact is not None,
         offer_sdp=message.sdp,
         peer_camera=bool(message.video),
     )

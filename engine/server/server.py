@@ -183,7 +183,7 @@ class Link(asyncio.Protocol):
         if 126 <= size < 1 << 16:  # a sealed signaling message: skip frame_header's call
             transport.write(_DELIVER_HEAD.pack(0x82, 126, size, protocol.Kind.DELIVER) + payload)
         else:
-            transport.write(frame_header(Opcode.BINARY, size) + protocol.DELIVER_PREFIX + payload)
+            transport.write(frame_header(Opcode.BINARY, size) + protocol.encode_deliver(payload))
         return True
 
     def send(self, message: bytes) -> None:

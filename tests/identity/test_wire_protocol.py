@@ -62,7 +62,6 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
     extras: dict[str, dict[str, Any]] = {
         "offer": {"sdp": SDP, "video": True},
         "answer": {"sdp": SDP, "video": False},
-        "accept": {"video": True},
         "video": {"video": True},
         "presence": {"presence": "online"},
     }

@@ -83,6 +83,15 @@ def unblock(name: str) -> None:
     click.echo(f"unblocked {name}")
 
 
+@command.command("auto-answer")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def auto_answer(name: str, state: str) -> None:
+    """Answer NAME's calls at once (needs the setting auto_answer = contacts)."""
+    ContactBook.load().set_auto_answer(name, state == "on")
+    click.echo(f"auto-answer for {name}: {state}")
+
+
 @command.command("verify")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Mark verified without asking.")

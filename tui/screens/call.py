@@ -18,8 +18,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from tcall.engine.api import VideoHandle
 from tcall.engine.events import CallState, Event, Stats, Summary
-from tcall.engine.media.handle import VideoHandle
 from tcall.tui.screens.status import RelayStatus
 from tcall.tui.widgets import VideoView
 

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tcall.engine.phone import ContactView, Snapshot
+from tcall.engine.api import ContactView, Snapshot
 from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, NewContact, VerifyDialog
 from tcall.tui.screens.history import HistoryScreen
 from tcall.tui.screens.identity import IdentityScreen

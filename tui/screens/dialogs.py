@@ -10,10 +10,8 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from tcall.engine.address import Address, parse_address
-from tcall.engine.contacts import check_name
+from tcall.engine.api import Address, check_name, grouped, parse_address, safety_number
 from tcall.engine.errors import UsageError
-from tcall.engine.safety import grouped, safety_number
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tcall.engine.history import CallRecord
-from tcall.engine.phone import Snapshot
+from tcall.engine.api import CallRecord, Snapshot
 from tcall.tui.screens.dialogs import ConfirmDialog
 from tcall.tui.screens.status import RelayStatus
 

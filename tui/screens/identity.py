@@ -8,8 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tcall.engine.address import qr_lines
-from tcall.engine.phone import Snapshot
+from tcall.engine.api import Snapshot, qr_lines
 from tcall.tui.screens.status import RelayStatus
 
 

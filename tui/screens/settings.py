@@ -17,9 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from tcall.engine.devices import list_all
-from tcall.engine.phone import Snapshot
-from tcall.engine.settings import SCHEMA
+from tcall.engine.api import SCHEMA, Snapshot, list_all
 from tcall.tui.screens.status import RelayStatus
 
 PRIVACY = (
