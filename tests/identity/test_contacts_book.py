@@ -100,7 +100,6 @@ def test_lookups(book: ContactBook) -> None:
     assert book.lookup(MALLORY) == SenderStatus.unknown()
 
 
-
 def test_a_crash_during_save_keeps_the_old_file(
     book: ContactBook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
