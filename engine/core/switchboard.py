@@ -19,7 +19,7 @@ from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallErr
 from tcall.engine.events import Missed, NotRung, Refused, Silenced
 from tcall.engine.identity import fingerprint
 from tcall.engine.settings import Settings
-from tcall.engine.wire import Message
+from tcall.engine.wire import ChangedKey, Message
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,12 @@ def route(
         # it must not end the call we are making now.
         return refusal(ProtocolError(f"a {message.kind} for no call of ours"), waiting=False)
     if message.sender != call.peer_key:
-        return refusal(
-            IdentityError(
-                f"a {message.kind} for our call with {call.peer} was signed by another key"
-            )
-        )
+        text = f"a {message.kind} for our call with {call.peer} was signed by another key"
+        if call.is_contact and contact is None:
+            # An unknown key speaking for a contact: to us, that contact's key has changed.
+            changed = ChangedKey.for_contact(call.peer, message.sender)
+            return refusal(ChangedKey(f"{text}: {changed}", call.peer, message.sender))
+        return refusal(IdentityError(text))
     return ForCall(call.call_id, PeerMessage(message.kind, message.sdp, message.video))
 
 
