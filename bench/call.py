@@ -91,7 +91,7 @@ async def _tcall(codec: str, seconds: float, low_latency: bool) -> dict[str, Any
     from tcall.engine.media.video import open_video_source
     from tcall.engine.session import Session
 
-    def ignore(event: dict[str, Any]) -> None:
+    def ignore(state: str) -> None:
         pass
 
     start = time.monotonic()
@@ -100,7 +100,7 @@ async def _tcall(codec: str, seconds: float, low_latency: bool) -> dict[str, Any
         video=open_video_source("pattern"),
         audio=None,
         audio_sink=None,
-        emit=ignore,
+        on_state=ignore,
         codec=codec,
         receive_video=False,
         receive_audio=False,
@@ -111,7 +111,7 @@ async def _tcall(codec: str, seconds: float, low_latency: bool) -> dict[str, Any
         video=None,
         audio=None,
         audio_sink=None,
-        emit=ignore,
+        on_state=ignore,
         codec=codec,
         low_latency=low_latency,
     )

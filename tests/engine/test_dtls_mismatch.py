@@ -13,7 +13,7 @@ from tcall.engine.media.video import open_video_source
 from tcall.engine.session import Session
 
 
-def _ignore(event: dict[str, object]) -> None:
+def _ignore(state: str) -> None:
     pass
 
 
@@ -23,14 +23,14 @@ async def _call_with_answer(edit: bool) -> tuple[Session, Session]:
         video=open_video_source("pattern", 160, 120),
         audio=None,
         audio_sink=None,
-        emit=_ignore,
+        on_state=_ignore,
     )
     bob = Session(
         ice=IceSettings(),
         video=open_video_source("pattern", 160, 120),
         audio=None,
         audio_sink=None,
-        emit=_ignore,
+        on_state=_ignore,
     )
     answer = await bob.create_answer(await alice.create_offer())
     if edit:

@@ -18,14 +18,14 @@ async def main(codec: str) -> None:
     states: dict[str, list[str]] = {"a": [], "b": []}
 
     def recorder(name: str):  # type: ignore[no-untyped-def]
-        return lambda event: states[name].append(event.get("state", ""))
+        return states[name].append
 
     a = Session(
         ice=IceSettings(),
         video=open_video_source("pattern", 320, 240),
         audio=None,
         audio_sink=None,
-        emit=recorder("a"),
+        on_state=recorder("a"),
         codec=codec,
     )
     b = Session(
@@ -33,7 +33,7 @@ async def main(codec: str) -> None:
         video=open_video_source("pattern", 320, 240),
         audio=None,
         audio_sink=None,
-        emit=recorder("b"),
+        on_state=recorder("b"),
         codec=codec,
     )
     offer = await a.create_offer()
