@@ -83,17 +83,6 @@ class EngineLoop:
         """Run `coro` on the engine loop and wait for its result here."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a plain engine function on the engine loop, so it never races the engine's tasks."""
-
-        async def call() -> T:
-            return fn(*args)
-
-        return await self.run(call())
-
-    def soon(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
-
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)

@@ -61,7 +61,10 @@ async def test_contacts_list_echo_first_with_marks(friends: ContactBook) -> None
         assert "blocked" not in lines[3]
         # carol's presence message, as the engine handles it after opening it
         assert app.engine is not None
-        await app.engine.call(app.phone._presence, "carol", True)
+        async def online() -> None:
+            app.phone._presence("carol", True)
+
+        await app.engine.run(online())
         await pilot.pause()
         assert "●" in prompts(app).splitlines()[3]
 
