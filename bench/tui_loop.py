@@ -7,7 +7,9 @@ the echo peer's encoder and decoder run in the same process):
 - headless: the engine alone on asyncio, nobody watching the video (what `tcall call echo` costs);
 - app: the real `TcallApp` in a detached COLSxROWS tmux (truecolor, half-blocks) dialling the echo
   test from its contacts screen, so the call screen shows the remote video and the self-view, with
-  the engine on its own loop in a thread; `app+stats` is the same with the stats box open.
+  the engine on its own loop in a thread; `app+stats` is the same with the stats box open, and
+  `app-before` the frame path as it was before the engine scaled frames for the view (each whole
+  frame converted by libswscale, then scaled down on the UI's thread).
 
 For each it prints the CPU % of one core of the whole process (all threads, from `process_time`
 over the measured window, after a warm-up), the frames the remote view showed per second, and for
@@ -79,8 +81,14 @@ def _sink_frames(phone: Any, call_id: str) -> int:
 # --- the app -----------------------------------------------------------------------------------
 
 
-def app(peer: str, seconds: float, result: Path, stats: bool) -> None:
+def app(peer: str, seconds: float, result: Path, stats: bool, before: bool = False) -> None:
     from tcall.engine.call import CallOptions
+    from tcall.engine.media import sinks
+    from tcall.tui.widgets import VideoView
+
+    if before:  # the frame path as it was: whole frames through libswscale, scaled by the UI
+        sinks.to_rgb = lambda frame, box=None: frame.to_ndarray(format="rgb24")
+        VideoView.pixel_box = lambda self: None  # type: ignore[method-assign]
     from tcall.tui.app import TcallApp
     from tcall.tui.screens.call import CallScreen
     from tcall.tui.screens.contacts import ECHO, Dial
@@ -247,7 +255,7 @@ def main() -> None:
                 f"  {'headless':10} CPU {base['cpu']:5.1f}%  decoded {base['fps']:5.1f} fps",
                 flush=True,
             )
-            for kind in ("app", "app+stats"):
+            for kind in ("app-before", "app", "app+stats"):
                 r = one(kind, peer, home, seconds, cols, rows)
                 print(
                     f"  {kind:10} CPU {r['cpu']:5.1f}% ({r['cpu'] / base['cpu']:.2f}x headless,"
@@ -263,7 +271,8 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--headless"]:
         asyncio.run(headless(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4])))
-    elif sys.argv[1:2] in (["--app"], ["--app+stats"]):
-        app(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]), stats=sys.argv[1] == "--app+stats")
+    elif sys.argv[1:2] in (["--app"], ["--app+stats"], ["--app-before"]):
+        stats, before = sys.argv[1] == "--app+stats", sys.argv[1] == "--app-before"
+        app(sys.argv[2], float(sys.argv[3]), Path(sys.argv[4]), stats, before)
     else:
         main()

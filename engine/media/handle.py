@@ -1,7 +1,7 @@
 """Frames of one call for a UI on another thread: the peer's newest picture and our self-view.
 
 The engine's sink converts each frame it keeps to RGB on the engine's thread, only while a viewer
-watches, and publishes it here; the UI takes the newest one at its own rate. Nothing from aiortc
+watches, scaled down to the size the viewer draws it at (`fit`), and publishes it here; the UI takes the newest one at its own rate. Nothing from aiortc
 crosses over: only numpy arrays that the engine never writes to again.
 """
 
@@ -22,6 +22,9 @@ class VideoHandle:
         self._count = 0
         self._self_view: Callable[[], Frame | None] = lambda: None
         self.watching = False  # set by a UI: only then is each received frame converted
+        # Set by a UI: the largest picture (width, height in pixels) it draws the peer's video at;
+        # the engine then publishes frames already scaled to fit it. None: full size.
+        self.fit: tuple[int, int] | None = None
 
     def publish(self, rgb: Frame) -> None:
         """Called on the engine's thread with a new RGB frame that nobody will modify."""

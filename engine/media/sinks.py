@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -59,7 +60,7 @@ class LatestFrameSink:
         self.width, self.height = frame.width, frame.height
         self._latest = frame
         if self.viewer is not None and self.viewer.watching:
-            self.viewer.publish(frame.to_ndarray(format="rgb24"))
+            self.viewer.publish(to_rgb(frame, self.viewer.fit))
         stamp = timecode.read(top_luma(frame))
         if stamp is not None:
             self.latencies_ms.append(timecode.age_ms(stamp))
@@ -80,6 +81,64 @@ class LatestFrameSink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def to_rgb(frame: VideoFrame, box: tuple[int, int] | None = None) -> np.ndarray:
+    """The frame as H×W×3 RGB; with a `box` (width, height in pixels), scaled to fit inside it.
+
+    A yuv420p frame is converted by OpenCV (a third of the time of libswscale, which also sets up
+    a new context for every frame that comes out of the decoder). With a box smaller than half
+    the frame, the planes are scaled down first, by halvings and a last bilinear step as the
+    terminal renderers scale RGB (tui/render/fit.py), and only the pixels left are converted:
+    the picture for a 160x48 half-block view costs a fraction of converting the whole frame,
+    and the UI has nothing left to scale.
+    """
+    if frame.format.name not in ("yuv420p", "yuvj420p") or frame.width % 2 or frame.height % 2:
+        rgb: np.ndarray = frame.to_ndarray(format="rgb24")
+        return rgb if box is None else _shrink(rgb, *_fit(rgb.shape[1], rgb.shape[0], *box))
+    width, height = frame.width, frame.height
+    y, u, v = (
+        np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(-1, plane.line_size)
+        for plane in frame.planes
+    )
+    y, u, v = y[:height, :width], u[: height // 2, : width // 2], v[: height // 2, : width // 2]
+    w, h = (width, height) if box is None else _fit(width, height, *box)
+    if 2 * w <= width and 2 * h <= height:
+        # Scaling is linear, so scaling Y, U and V the way the UI would scale the RGB picture and
+        # converting the few pixels left gives the same picture (up to rounding).
+        yuv = cv2.merge([_shrink(y, w, h), _shrink(u, w, h), _shrink(v, w, h)])
+        return np.asarray(cv2.transform(yuv, _YUV_TO_RGB), dtype=np.uint8)
+    i420 = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)])
+    full = cv2.cvtColor(i420.reshape(height * 3 // 2, width), cv2.COLOR_YUV2RGB_I420)
+    return _shrink(np.asarray(full, dtype=np.uint8), w, h)
+
+
+# BT.601 limited range (what libswscale and OpenCV's I420 conversion use), as one affine map.
+_YUV_TO_RGB = np.array(
+    [
+        [1.164383, 0.0, 1.596027, -1.164383 * 16 - 1.596027 * 128],
+        [1.164383, -0.391762, -0.812968, -1.164383 * 16 + (0.391762 + 0.812968) * 128],
+        [1.164383, 2.017232, 0.0, -1.164383 * 16 - 2.017232 * 128],
+    ],
+    dtype=np.float32,
+)
+
+
+def _fit(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
+    """The size of a `src_w` x `src_h` picture scaled to fit `width` x `height` (as the UI's
+    letterbox places it)."""
+    scale = min(width / src_w, height / src_h)
+    return max(1, min(width, round(src_w * scale))), max(1, min(height, round(src_h * scale)))
+
+
+def _shrink(pixels: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Halvings (INTER_AREA) while at least twice the target, then one bilinear step."""
+    if (pixels.shape[1], pixels.shape[0]) == (w, h):
+        return pixels
+    while pixels.shape[1] >= 2 * w and pixels.shape[0] >= 2 * h:
+        half = (pixels.shape[1] // 2, pixels.shape[0] // 2)
+        pixels = cv2.resize(pixels, half, interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(pixels, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
 
 
 def top_luma(frame: VideoFrame) -> np.ndarray:

@@ -9,7 +9,7 @@ VideoView needs three things Textual has no public API for:
 - the driver's output backlog (`driver._writer_thread._queue`): direct frames are skipped while the
   terminal has not caught up, so a slow terminal never queues seconds of video.
 VideoView's RowStrip also stands in for Textual's Strip through its private `_segments` and
-`_render_cache` slots; check() covers those.
+`_render_cache` slots: `LazyStrip` below does that, and check() covers those slots.
 
 Each accessor raises a CompatError naming the installed Textual when its target moved; pyproject.toml
 pins Textual to the minor release these were written for.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+from rich.segment import Segment
 from textual.app import App
 from textual.driver import Driver
 from textual.drivers._writer_thread import WriterThread
@@ -62,6 +63,39 @@ def writer_backlog(driver: Driver) -> Callable[[], int]:
     if not callable(qsize):
         raise _incompatible("the driver's writer thread has no _queue")
     return qsize
+
+
+class LazyStrip(Strip):
+    """A Strip whose Segments are built only when one of Textual's strip operations reads them
+    (`segments()`), and which may keep the text it renders to (`rendered`)."""
+
+    __slots__ = ("_built",)
+
+    def __init__(self, cell_length: int) -> None:
+        self._built: list[Segment] | None = None
+        super().__init__((), cell_length)
+
+    def segments(self) -> list[Segment]:
+        raise NotImplementedError
+
+    @property
+    def _segments(self) -> list[Segment]:
+        if self._built is None:
+            self._built = self.segments()
+        return self._built
+
+    @_segments.setter
+    def _segments(self, segments: list[Segment]) -> None:
+        """Strip.__init__ assigns the (empty) segment list; the real ones come from segments()."""
+
+    @property
+    def rendered(self) -> str | None:
+        """What `render` returned last time (Textual's own render cache), or None."""
+        return self._render_cache
+
+    @rendered.setter
+    def rendered(self, text: str) -> None:
+        self._render_cache = text
 
 
 def check() -> None:

@@ -185,10 +185,12 @@ class CallScreen(Screen[None]):
         handle = self.video_handle
         if handle is None:
             return
+        remote = self.remote
+        handle.fit = remote.pixel_box()  # the engine scales each frame down to it
         count, frame = handle.remote()
         if count != self._shown and frame is not None:
             self._shown = count
-            self.remote.show_frame(frame)
+            remote.show_frame(frame)
         pip = self.query_one("#pip", VideoView)
         if pip.display:
             own = handle.self_view()

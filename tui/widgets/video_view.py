@@ -86,10 +86,10 @@ def _style(grid: CellGrid, r: int, c: int) -> Style | None:
     )
 
 
-class RowStrip(Strip):
+class RowStrip(textual_compat.LazyStrip):
     """Cells c0..c1-1 of one row of an encoded frame."""
 
-    __slots__ = ("_grid", "_row", "_c0", "_c1", "_styled", "_painted")
+    __slots__ = ("_grid", "_row", "_c0", "_c1", "_painted")
 
     def __init__(
         self, grid: CellGrid, row: int, c0: int, c1: int, painted: Painted | None = None
@@ -98,20 +98,12 @@ class RowStrip(Strip):
         self._row = row
         self._c0 = c0
         self._c1 = c1
-        self._styled: list[Segment] | None = None
         self._painted = painted  # told when the strip is rendered for the terminal
-        super().__init__((), c1 - c0)
+        super().__init__(c1 - c0)
 
-    @property
-    def _segments(self) -> list[Segment]:
-        # Textual's own strip operations read this; build it only when one of them runs.
-        if self._styled is None:
-            self._styled = _run_segments(self._grid, self._row, self._c0, self._c1)
-        return self._styled
-
-    @_segments.setter
-    def _segments(self, segments: list[Segment]) -> None:
-        """Strip.__init__ assigns the (empty) segment list; the real ones come from the grid."""
+    def segments(self) -> list[Segment]:
+        # Textual's own strip operations read these; built only when one of them runs.
+        return _run_segments(self._grid, self._row, self._c0, self._c1)
 
     @property
     def cell_count(self) -> int:
@@ -120,10 +112,10 @@ class RowStrip(Strip):
     def render(self, console: Console) -> str:
         if self._painted is not None:
             self._painted(self._grid, self._row, self._c0, self._c1)
-        if self._render_cache is None:
-            encoded = self._grid.span(self._row, self._c0, self._c1) + RESET
-            self._render_cache = encoded.decode()
-        return self._render_cache
+        text = self.rendered
+        if text is None:
+            text = self.rendered = (self._grid.span(self._row, self._c0, self._c1) + RESET).decode()
+        return text
 
     def crop(self, start: int, end: int | None = None) -> Strip:
         length = self._c1 - self._c0
@@ -194,6 +186,15 @@ class VideoView(Widget):
     def writer(self) -> QueueWriter | None:
         """Counts the frames written straight to the terminal and those dropped meanwhile."""
         return self._writer
+
+    def pixel_box(self) -> tuple[int, int] | None:
+        """The largest picture (width, height in pixels) the widget draws at its size: a frame
+        scaled to fit this box looks the same as a bigger one. None in sixel and kitty modes,
+        whose images use the terminal's real pixels, and before the widget has a size."""
+        width, height = self.size
+        if self._graphics is not None or not width or not height:
+            return None
+        return width, height * 2  # two pixels a cell in every text mode
 
     def show_frame(self, frame: Frame) -> None:
         """Encode `frame` for the current size and redraw only the cells that changed.
