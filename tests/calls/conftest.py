@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.calls.people import Relay, User, pair
+from tests.support.relays import ServeProcess
+from tests.support.users import User, pair
 
 
 @pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
+def relay() -> Iterator[ServeProcess]:
+    server = ServeProcess()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def people(tmp_path: Path, relay: Relay) -> tuple[User, User]:
-    return pair(tmp_path, relay)
+def people(tmp_path: Path, relay: ServeProcess) -> tuple[User, User]:
+    return pair(tmp_path, relay.url)

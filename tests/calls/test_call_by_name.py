@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.calls.people import Relay, User
+from tests.support.relays import ServeProcess
+from tests.support.users import User
 
 
 def test_call_and_answer_with_media_both_ways(people: tuple[User, User]) -> None:
@@ -63,7 +64,7 @@ def test_no_answer_when_nobody_listens(people: tuple[User, User]) -> None:
 
 
 def test_unknown_contact_and_garbled_address_and_relay_down(
-    people: tuple[User, User], relay: Relay
+    people: tuple[User, User], relay: ServeProcess
 ) -> None:
     alice, _ = people
     result = alice.run("call", "carol", check=False)

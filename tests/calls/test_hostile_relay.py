@@ -14,28 +14,13 @@ import pytest
 
 from tcall.engine.identity import Identity, load_identity
 from tcall.engine.relay.protocol import mailbox_id
-from tcall.engine.wire import Message, ReplayGuard, SenderStatus, open_message, seal_message
-from tests.calls.people import User
-from tests.relay.hostile import HostileRelay, drop, replay, substitute
+from tcall.engine.wire import seal_message
+from tests.support.hostile import HostileRelay, drop, peek, replay, substitute
+from tests.support.users import User
 
 
 def identity_of(user: User) -> Identity:
     return load_identity(user.home / "identity.key")
-
-
-def peek(identity: Identity, payload: bytes) -> Message | None:
-    """Open a payload as its recipient would, without disturbing anything."""
-    try:
-        return open_message(
-            identity,
-            payload,
-            time.time(),
-            ReplayGuard(),
-            lambda key: SenderStatus.unknown(),
-            allow_unknown=True,
-        ).message
-    except Exception:
-        return None
 
 
 @pytest.fixture

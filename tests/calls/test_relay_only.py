@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,61 +9,18 @@ import pytest
 
 from tcall.engine.identity import load_identity
 from tcall.engine.relay.protocol import mailbox_id
-from tests.calls.people import User
-from tests.calls.test_hostile_relay import peek
-from tests.engine.helpers import candidates
-from tests.relay.helpers import free_port
-from tests.relay.hostile import HostileRelay
+from tests.support import services
+from tests.support.hostile import HostileRelay, peek
+from tests.support.sessions import candidates
+from tests.support.users import User
 
 USER, PASSWORD = "tcall", "s3cret"
 
 
-def _stun_answers(port: int) -> bool:
-    request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + os.urandom(12)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.2)
-        sock.sendto(request, ("127.0.0.1", port))
-        try:
-            return sock.recv(2048)[:2] == b"\x01\x01"
-        except OSError:
-            return False
-
-
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[int]:
-    assert shutil.which("turnserver"), "coturn is not installed (apt-get install coturn)"
-    port = free_port()
-    low = 49152 + (port % 2000) * 8
-    process = subprocess.Popen(
-        [
-            "turnserver",
-            "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            f"--listening-port={port}",
-            "--lt-cred-mech",
-            f"--user={USER}:{PASSWORD}",
-            "--realm=tcall.test",
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--allow-loopback-peers",
-            f"--min-port={low}",
-            f"--max-port={low + 7}",
-            f"--pidfile={tmp_path / 'turn.pid'}",
-            "--log-file=stdout",
-            "--simple-log",
-            "--no-stdout-log",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not _stun_answers(port):
-        assert process.poll() is None and time.monotonic() < deadline, "coturn did not start"
-    yield port
-    process.terminate()
-    process.wait(10)
+    with services.coturn(tmp_path, USER, PASSWORD) as port:
+        yield port
 
 
 def test_relay_only_call_goes_through_turn_and_hides_host_addresses(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.calls.people import Listener, User
+from tests.support.users import Listener, User
 
 
 def _fps_after(listener: Listener, kind_seen: int) -> list[float]:

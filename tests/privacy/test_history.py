@@ -9,8 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tcall.engine.history import DAY, HISTORY_FILE, CallRecord, History
-from tests.calls.people import User
-from tests.privacy.conftest import RING, history
+from tests.support.users import RING, User, history
 
 
 def _record(contact: str, started_at: float) -> CallRecord:

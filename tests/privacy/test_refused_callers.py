@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from tests.calls.people import User
-from tests.privacy.conftest import RING, Couple, caller_view, history, sent_by
+from tests.support.users import RING, Couple, User, caller_view, history, sent_by
 
 
 def _window(start: timedelta, end: timedelta) -> str:

@@ -3,8 +3,7 @@ choice, rather than declining it); no video flows either way, audio flows both w
 
 from __future__ import annotations
 
-from tests.calls.people import User
-from tests.privacy.conftest import RING, history, sent_by
+from tests.support.users import RING, User, history, sent_by
 
 
 def test_video_off_answers_audio_only_both_ways(people: tuple[User, User]) -> None:

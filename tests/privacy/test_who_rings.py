@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.calls.people import Relay, User
-from tests.privacy.conftest import RING, QuickUser, history, sent_by
+from tests.support.relays import ServeProcess
+from tests.support.users import RING, User, history, sent_by
 
 
 def _states(out: list[dict[str, object]]) -> list[object]:
@@ -96,10 +96,10 @@ def test_declined_call(people: tuple[User, User]) -> None:
 
 
 def test_auto_answer_picks_up_listed_contacts_only(
-    tmp_path: Path, relay: Relay, people: tuple[User, User], carol: User
+    tmp_path: Path, relay: ServeProcess, people: tuple[User, User], carol: User
 ) -> None:
     alice, bob = people
-    dave = QuickUser("dave", tmp_path / "dave", relay.url)  # a contact, not in auto_answer_from
+    dave = User("dave", tmp_path / "dave", relay.url)  # a contact, not in auto_answer_from
     dave.add(bob)
     bob.add(dave)
     bob.set("auto_answer", "contacts")

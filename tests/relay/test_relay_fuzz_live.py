@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.server.server import RelayConfig
-from tests.relay.helpers import Wire, raw_link
-from tests.relay.hostile import HostileRelay
+from tests.support.hostile import HostileRelay
+from tests.support.relay_links import Wire, raw_link
 
 KEY = nacl.signing.SigningKey(bytes(32))
 OTHER = protocol.mailbox_id(bytes(nacl.signing.SigningKey(bytes([7] * 32)).verify_key))

@@ -9,7 +9,15 @@ import nacl.signing
 import pytest
 
 from tcall.engine.relay.client import RelayClient
-from tests.relay.hostile import HostileRelay, Reorder, ReplayLater, chain, drop, replay, substitute
+from tests.support.hostile import (
+    HostileRelay,
+    Reorder,
+    ReplayLater,
+    chain,
+    drop,
+    replay,
+    substitute,
+)
 
 
 async def _pair(url: str) -> tuple[RelayClient, RelayClient]:

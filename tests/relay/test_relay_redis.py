@@ -12,7 +12,7 @@ from tcall.engine.errors import RelayUnreachable
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
 from tcall.engine.server.server import RelayConfig
-from tests.relay.conftest import ServeProcess, StartRelay
+from tests.support.relays import ServeProcess, StartRelay
 
 
 def new_key() -> nacl.signing.SigningKey:

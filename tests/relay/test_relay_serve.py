@@ -14,8 +14,7 @@ import pytest
 from tcall.engine.errors import ExitCode
 from tcall.engine.relay.client import RelayClient
 from tcall.tui.cli import main
-from tests.relay.conftest import ServeProcess
-from tests.relay.helpers import free_port
+from tests.support.relays import ServeProcess, free_port
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -12,8 +12,8 @@ from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import ErrorCode, mailbox_id
 from tcall.engine.server.server import RelayConfig, RelayServer, run
-from tests.relay.conftest import StartRelay
-from tests.relay.helpers import free_port, raw_link
+from tests.support.relay_links import raw_link
+from tests.support.relays import StartRelay, free_port
 
 
 def new_key() -> nacl.signing.SigningKey:

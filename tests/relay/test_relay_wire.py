@@ -12,8 +12,8 @@ from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.server.server import RelayConfig, RelayServer
 from tcall.engine.server.websocket import Opcode
-from tests.relay.conftest import StartRelay
-from tests.relay.helpers import Wire
+from tests.support.relay_links import Wire
+from tests.support.relays import StartRelay
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
 

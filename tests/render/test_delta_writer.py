@@ -20,7 +20,7 @@ from tcall.tui.render.delta import (
 from tcall.tui.render.halfblock import HalfBlockEncoder
 from tcall.tui.render.palette256 import Palette256Encoder
 from tcall.tui.render.writer import FrameWriter, QueueWriter
-from tests.render.decoders import screen_of
+from tests.support.decoders import screen_of
 
 
 def moving_square(n: int, size: int = 48) -> list[np.ndarray]:

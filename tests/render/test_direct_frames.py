@@ -19,8 +19,8 @@ from textual.geometry import Region
 from tcall.tui.render.delta import NOISE_TOLERANCE, SYNC_BEGIN, SYNC_END, cup
 from tcall.tui.render.textmode import grid_bytes
 from tcall.tui.widgets import VideoView
-from tests.render.call_app import CallApp, Dialog
-from tests.render.decoders import rgb, screen_of
+from tests.support.call_app import CallApp, Dialog
+from tests.support.decoders import rgb, screen_of
 
 W, H = 60, 20
 

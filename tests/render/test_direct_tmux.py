@@ -3,10 +3,8 @@ them, after a stats box, a self-view, a dialog and a resize."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +13,17 @@ import pyte
 import pytest
 
 from tcall.tui.render.delta import NOISE_TOLERANCE
-from tests.render.decoders import rgb, screen_of
+from tests.support.decoders import rgb, screen_of
+from tests.support.tmux import Tmux, tmux_server
 
 COLS, ROWS = 100, 30
 ROOT = Path(__file__).resolve().parents[2]
 
 
 class Pane:
-    def __init__(self, socket: str, state: Path) -> None:
-        self.socket, self.state = socket, state
+    def __init__(self, tmux: Tmux, state: Path) -> None:
+        self.tmux, self.state = tmux, state
         self.sequence = 0
-
-    def tmux(self, *args: str) -> str:
-        result = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
 
     def screen(self) -> pyte.Screen:
         size = self.tmux("display", "-p", "#{pane_width} #{pane_height}").split()
@@ -95,19 +87,11 @@ def settled(pane: Pane, state: dict[str, np.ndarray], timeout: float = 5.0) -> p
 
 @pytest.fixture
 def pane(tmp_path: Path) -> Iterator[Pane]:
-    socket = f"tcall-direct-{uuid.uuid4().hex[:8]}"
     state = tmp_path / "state.npz"
-    command = [sys.executable, "-m", "tests.render.direct_app", str(state)]
-    subprocess.run(
-        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-c", str(ROOT)]
-        + ["-x", str(COLS), "-y", str(ROWS), "-e", "COLORTERM=truecolor", *command],
-        check=True,
-        timeout=10,
-    )
-    try:
-        yield Pane(socket, state)
-    finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+    command = [sys.executable, "-m", "tests.support.direct_app", str(state)]
+    with tmux_server() as tmux:
+        tmux.new_session(*command, size=(COLS, ROWS), cwd=ROOT, env={"COLORTERM": "truecolor"})
+        yield Pane(tmux, state)
 
 
 def test_direct_frames_under_overlays_a_dialog_and_a_resize(pane: Pane) -> None:

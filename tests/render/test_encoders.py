@@ -16,7 +16,7 @@ from tcall.tui.render.halfblock import HalfBlockEncoder
 from tcall.tui.render.kitty import KittyEncoder
 from tcall.tui.render.palette256 import xterm_index
 from tcall.tui.render.sixel import SixelEncoder, quantise
-from tests.render.decoders import decode_kitty, decode_sixel, rgb, screen_of
+from tests.support.decoders import decode_kitty, decode_sixel, rgb, screen_of
 
 RED, GREEN, BLUE, WHITE = [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]
 QUAD = np.array([[RED, BLUE], [GREEN, WHITE]], dtype=np.uint8)

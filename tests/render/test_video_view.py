@@ -7,8 +7,8 @@ import pytest
 from textual.app import App, ComposeResult
 
 from tcall.tui.widgets import VideoView
-from tests.render.call_app import CallApp, Dialog
-from tests.render.decoders import rgb, screen_of
+from tests.support.call_app import CallApp, Dialog
+from tests.support.decoders import rgb, screen_of
 
 W, H = 60, 20
 

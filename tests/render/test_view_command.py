@@ -16,7 +16,7 @@ import pytest
 from tcall.engine.errors import ExitCode
 from tcall.tui.cli import main
 from tcall.tui.render.delta import SYNC_BEGIN, SYNC_END
-from tests.render.decoders import decode_kitty, decode_sixel, screen_of
+from tests.support.decoders import decode_kitty, decode_sixel, screen_of
 
 
 def test_piped_output_is_the_encoded_frames(capfdbinary: pytest.CaptureFixture[bytes]) -> None:

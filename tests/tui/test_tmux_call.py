@@ -8,30 +8,23 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine.helpers import TCALL, loopback_env
+from tests.support.cli import TCALL, run_in_process
+from tests.support.relays import ServeProcess
+from tests.support.tmux import Tmux, tmux_server
 
 COLS, ROWS = 100, 30
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Pane:
-    def __init__(self, socket: str, name: str) -> None:
-        self.socket, self.name = socket, name
-
-    def tmux(self, *args: str) -> str:
-        result = subprocess.run(
-            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10
-        )
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+    def __init__(self, tmux: Tmux, name: str) -> None:
+        self.tmux, self.name = tmux, name
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", self.name, *keys)
@@ -59,38 +52,25 @@ def video_rows(pane: Pane) -> list[str]:
 
 
 def tcall(home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [TCALL, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=loopback_env(TCALL_HOME=str(home)),
-    )
+    """Bookkeeping (settings, contacts, id) in-process: the TUIs are the processes under test."""
+    result = run_in_process(home, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 @pytest.fixture
 def relay() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [TCALL, "serve", "--port", "0"], stdout=subprocess.PIPE, text=True, env=loopback_env()
-    )
+    server = ServeProcess()
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"ws://127\.0\.0\.1:\d+", line)
-        assert match, line
-        yield match.group(0)
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
 
 
 @pytest.fixture
-def tmux_server() -> Iterator[str]:
-    socket = f"tcall-test-{uuid.uuid4().hex[:8]}"
-    yield socket
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+def tmux() -> Iterator[Tmux]:
+    with tmux_server() as server:
+        yield server
 
 
 def setup_home(home: Path, relay: str) -> str:
@@ -106,25 +86,19 @@ def setup_home(home: Path, relay: str) -> str:
     return str(json.loads(tcall(home, "id", "--json"))["address"])
 
 
-def start_tui(socket: str, name: str, home: Path) -> Pane:
+def start_tui(tmux: Tmux, name: str, home: Path) -> Pane:
     env = {"TCALL_HOME": str(home), "TCALL_ICE_ADDRESSES": "127.0.0.1", "COLORTERM": "truecolor"}
-    flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
-    subprocess.run(
-        ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", name]
-        + ["-x", str(COLS), "-y", str(ROWS), *flags, TCALL],
-        check=True,
-        timeout=10,
-    )
-    return Pane(socket, name)
+    tmux.new_session(TCALL, size=(COLS, ROWS), name=name, env=env)
+    return Pane(tmux, name)
 
 
-def test_a_calls_b_by_keys_in_two_terminals(tmp_path: Path, relay: str, tmux_server: str) -> None:
+def test_a_calls_b_by_keys_in_two_terminals(tmp_path: Path, relay: str, tmux: Tmux) -> None:
     home_a, home_b = tmp_path / "a", tmp_path / "b"
     address_a, address_b = setup_home(home_a, relay), setup_home(home_b, relay)
     tcall(home_a, "contacts", "add", "bob", address_b)
     tcall(home_b, "contacts", "add", "alice", address_a)
-    a = start_tui(tmux_server, "a", home_a)
-    b = start_tui(tmux_server, "b", home_b)
+    a = start_tui(tmux, "a", home_a)
+    b = start_tui(tmux, "b", home_b)
     for pane in (a, b):
         pane.wait_for("relay: online")
     a.wait_for("● bob")  # B is online: presence reached A

@@ -1,6 +1,8 @@
-"""Test helpers for calls between real tcall processes: users with their own TCALL_HOME, a relay.
+"""People for calls between real tcall processes: each with their own TCALL_HOME, pinned to
+loopback ICE, calling and listening as real `tcall` processes through a relay.
 
-Each User runs the real `tcall` console script with its own home, pinned to loopback ICE.
+Their bookkeeping commands (settings, contacts, id, history) run the same CLI in-process, so that
+the suite pays for a process start only where a real process matters: the calls themselves.
 """
 
 from __future__ import annotations
@@ -8,43 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from tests.relay.helpers import free_port
+from tests.support.cli import TCALL, events, run_in_process
 
-TCALL = str(Path(sys.executable).with_name("tcall"))
 MEDIA = ["--video", "pattern", "--audio", "sine"]
-
-
-class Relay:
-    """A `tcall serve` process on a free loopback port."""
-
-    def __init__(
-        self, *extra: str, host: str = "127.0.0.1", prefix: list[str] | None = None
-    ) -> None:
-        self.port = free_port()
-        self.url = f"ws://{host}:{self.port}"
-        self.process = subprocess.Popen(
-            [*(prefix or []), TCALL, "serve", "--host", host, "--port", str(self.port), *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert "listening" in line, line + (
-            self.process.stderr.read() if self.process.stderr else ""
-        )
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+REAL_PROCESSES = ("call", "listen")
+RING = ("--ring-timeout", "2")
 
 
 class User:
@@ -67,13 +42,17 @@ class User:
     def run(
         self, *args: str, timeout: float = 60, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [*self.prefix, TCALL, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.env,
-        )
+        """`tcall ARGS` as this user: a real process for `call` and `listen`, else in-process."""
+        if args[0] in REAL_PROCESSES:
+            result = subprocess.run(
+                [*self.prefix, TCALL, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=self.env,
+            )
+        else:
+            result = run_in_process(self.home, *args)
         if check:
             assert result.returncode == 0, f"tcall {' '.join(args)}: {result.stderr}"
         return result
@@ -167,15 +146,42 @@ class Listener:
         return self.process.stderr.read()
 
 
-def events(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+Couple = Callable[[str], tuple[User, User]]  # makes an alice and a bob in a folder of their own
 
 
-def pair(tmp_path: Path, relay: Relay) -> tuple[User, User]:
+def pair(tmp_path: Path, relay_url: str) -> tuple[User, User]:
     """alice and bob, each a contact of the other, bob answering with his camera on."""
-    alice = User("alice", tmp_path / "alice", relay.url)
-    bob = User("bob", tmp_path / "bob", relay.url)
+    alice = User("alice", tmp_path / "alice", relay_url)
+    bob = User("bob", tmp_path / "bob", relay_url)
     alice.add(bob)
     bob.add(alice)
     bob.set("answer_with_camera", "on")
     return alice, bob
+
+
+def sent_by(name: str) -> dict[str, Any]:
+    """`wait_for` match keywords for an event from `name` ("from" is a Python keyword)."""
+    return {"from": name}
+
+
+def history(user: User) -> list[dict[str, Any]]:
+    """`tcall history --json` of `user`, newest first."""
+    records: list[dict[str, Any]] = user.json("history", "--json")["history"]
+    return records
+
+
+def caller_view(code: int, out: list[dict[str, Any]], err: str) -> dict[str, Any]:
+    """Everything a caller can observe about a call, minus ids, URLs and timings."""
+    summary = out[-1]
+    return {
+        "exit": code,
+        "outcome": summary["outcome"],
+        "reason": summary.get("reason"),
+        "frames_received": summary.get("frames_received"),
+        "events": [
+            (e["event"], e.get("state"), e.get("contact"), e.get("online"))
+            for e in out
+            if e["event"] not in ("relay", "notice", "summary")
+        ],
+        "stderr": err,
+    }

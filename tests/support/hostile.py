@@ -20,7 +20,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tcall.engine.identity import Identity
 from tcall.engine.server.server import RelayConfig, RelayServer, run
+from tcall.engine.wire import Message, ReplayGuard, SenderStatus, open_message
 
 OnRoute = Callable[[str, bytes], list[tuple[str, bytes]]]
 
@@ -124,6 +126,22 @@ class HostileRelay:
         except BaseException as exc:
             self._error = exc
             self._started.set()
+
+
+def peek(identity: Identity, payload: bytes) -> Message | None:
+    """Open a payload as its recipient would, without disturbing anything: what an omniscient
+    relay, one that holds the recipient's key, reads."""
+    try:
+        return open_message(
+            identity,
+            payload,
+            time.time(),
+            ReplayGuard(),
+            lambda key: SenderStatus.unknown(),
+            allow_unknown=True,
+        ).message
+    except Exception:
+        return None
 
 
 # --- ready-made misbehaviours -------------------------------------------------------------------

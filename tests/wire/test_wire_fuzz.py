@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcall.engine.wire import MAX_MESSAGE_BYTES, Received, ReplayGuard, WireRefusal
-from tests.identity.wire_pair import SDP, ConnectionPair
+from tests.support.wire_pair import SDP, ConnectionPair
 
 PAIR = ConnectionPair()
 VALID = PAIR.seal(PAIR.alice, "offer", sdp=SDP, video=True)

@@ -1,11 +1,11 @@
-"""Helpers for relay tests: raw WebSocket links that can send anything, and free loopback ports."""
+"""Clients that speak to a relay only as far as a test tells them: raw WebSocket links that can send
+anything, and a byte-level socket that writes exactly the bytes given."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,13 +15,6 @@ import nacl.signing
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import relay_ws_url
 from tcall.engine.server.websocket import Opcode, accept_key, client_frame
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RawLink:

@@ -1,6 +1,6 @@
 """A call-like Textual app for the tmux test of VideoView's direct frames.
 
-`python -m tests.render.direct_app STATE` shows a moving picture in a VideoView under a stats box
+`python -m tests.support.direct_app STATE` shows a moving picture in a VideoView under a stats box
 and a self-view, then holds a still frame. Keys: `s` toggles the stats box, `m` opens a dialog,
 `escape` closes it, `n` shows the next still frame. After each still frame is on its way to the
 terminal, STATE gets what every video cell should show (an .npz written atomically, with a
@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.widgets import Label
 
 from tcall.tui.widgets import VideoView
-from tests.render.call_app import Dialog
+from tests.support.call_app import Dialog
 
 MOVING_FRAMES = 30
 
