@@ -1,11 +1,176 @@
-"""Shared fixtures: every test gets its own TCALL_HOME, so no developer key or config leaks in."""
+"""Shared fixtures, and the test tiers.
+
+Every test gets its own TCALL_HOME, so no developer key or config leaks in.
+
+Every test is in exactly one tier, given by TIERS below (its module, else its folder), and marked
+with it: `pytest -m unit` runs one tier. A test module that TIERS does not cover stops the run at
+collection: a new folder or module must be given its tier here, on purpose.
+
+- unit: pure or in-process; no subprocess and no IP socket (both raise while such a test runs)
+- integration: in-process, on loopback: real aiortc, Textual's pilot, in-process relays; no
+  subprocess (it raises)
+- e2e: processes: real `tcall` processes, tmux, PulseAudio, coturn, redis-server, namespaces
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import socket
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+pytest.register_assert_rewrite("tests.support")
+
+TESTS = Path(__file__).parent
+TIERS = {
+    "calls": "e2e",
+    "compat": "integration",
+    "core": "unit",
+    "identity": "unit",
+    "media": "unit",
+    "media/test_media.py": "integration",  # sources paced in real time
+    "media/test_audio_devices.py": "e2e",
+    "privacy": "e2e",
+    "privacy/test_history_file.py": "unit",
+    "relay": "integration",
+    "relay/test_relay_limits.py": "unit",
+    "relay/test_relay_links.py": "unit",
+    "relay/test_relay_protocol.py": "unit",
+    "relay/test_relay_websocket.py": "unit",
+    "relay/test_relay_redis.py": "e2e",
+    "relay/test_relay_serve.py": "e2e",
+    "render": "unit",
+    "render/test_direct_frames.py": "integration",
+    "render/test_video_view.py": "integration",
+    "render/test_direct_tmux.py": "e2e",
+    "render/test_sixel_libsixel.py": "e2e",
+    "render/test_view_tmux.py": "e2e",
+    "session/test_dtls_mismatch.py": "integration",
+    "session/test_session.py": "e2e",
+    "settings": "unit",
+    "test_support_imports.py": "unit",
+    "tui": "integration",
+    "tui/test_tmux_call.py": "e2e",
+    "wire": "unit",
+    "wire/test_wire_aiortc.py": "integration",
+}
+IN_PROCESS = ("unit", "integration")
+# What a library may start for itself in an integration test: importing sounddevice (the devices
+# list, the settings screen) finds PortAudio with ctypes.util.find_library, which runs `ldconfig -p`.
+INCIDENTAL = ("ldconfig",)
+POPEN_INIT = subprocess.Popen.__init__
+
+
+def _incidental(command: Any) -> bool:
+    program = command[0] if isinstance(command, list | tuple) and command else command
+    return isinstance(program, str) and os.path.basename(program) in INCIDENTAL
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of the test module at `path`: its own entry in TIERS, else its nearest folder's."""
+    relative = path.relative_to(TESTS)
+    for key in (relative, *relative.parents):
+        if key.as_posix() in TIERS:
+            return TIERS[key.as_posix()]
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m` naming tiers only (`-m unit`, `-m "not e2e"`), a module of another tier is not
+    even imported: the unit tier does not pay for importing the others."""
+    words = set(re.findall(r"[A-Za-z_]\w*", config.option.markexpr)) - {"and", "or", "not"}
+    if not words or not words <= set(TIERS.values()) or collection_path.suffix != ".py":
+        return None
+    tier = tier_of(collection_path) if collection_path.name.startswith("test_") else None
+    if tier is None:
+        return None
+    selected = eval(config.option.markexpr, {"__builtins__": {}}, {t: t == tier for t in words})
+    return None if selected else True
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    untiered: set[str] = set()
+    for item in items:
+        if any(item.get_closest_marker(name) for name in set(TIERS.values())):
+            raise pytest.UsageError(f"{item.nodeid}: tiers come from TIERS in tests/conftest.py")
+        tier = tier_of(item.path)
+        if tier is None:
+            untiered.add(item.path.relative_to(TESTS).as_posix())
+        else:
+            item.add_marker(tier)
+    if untiered:
+        raise pytest.UsageError(
+            f"no tier for {', '.join(sorted(untiered))}: add the module or its folder to TIERS "
+            "in tests/conftest.py (unit, integration or e2e)"
+        )
+
+
+def _refuse(what: str, tier: str, spawned: list[str]) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        if what == "start a process" and tier == "integration" and _incidental(args[1]):
+            return POPEN_INIT(*args, **kwargs)
+        if args and isinstance(args[0], subprocess.Popen):
+            args[0]._child_created = False  # type: ignore[attr-defined]  # Popen.__del__ reads it
+            args[0].returncode = None
+        spawned.append(what)
+        raise RuntimeError(f"a {tier} test may not {what}: make it e2e in tests/conftest.py")
+
+    return refuse
+
+
+def _no_ip(method: Any, spawned: list[str]) -> Any:
+    def guarded(sock: socket.socket, *args: Any) -> Any:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            spawned.append(f"{method.__name__} an IP socket")
+            raise RuntimeError("a unit test may not use the network: make it integration")
+        return method(sock, *args)
+
+    return guarded
+
+
+@contextmanager
+def _in_process_only(item: pytest.Item) -> Iterator[None]:
+    """While a unit or integration test (and its fixtures) runs, starting a process raises, and for
+    a unit test so does binding or connecting an IP socket; either fails the test even if the
+    code under test swallows the error."""
+    tier = next((t for t in IN_PROCESS if item.get_closest_marker(t)), None)
+    if tier is None:
+        yield
+        return
+    spawned: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", _refuse("start a process", tier, spawned))
+        for name in ("fork", "forkpty", "system", "posix_spawn", "posix_spawnp"):
+            patch.setattr(os, name, _refuse(f"call os.{name}", tier, spawned))
+        for name in ("create_subprocess_exec", "create_subprocess_shell"):
+            patch.setattr(asyncio, name, _refuse(f"call asyncio.{name}", tier, spawned))
+            patch.setattr(asyncio.subprocess, name, _refuse(f"call asyncio.{name}", tier, spawned))
+        if tier == "unit":
+            for name in ("bind", "connect", "connect_ex"):
+                patch.setattr(socket.socket, name, _no_ip(getattr(socket.socket, name), spawned))
+        yield
+    if spawned:
+        pytest.fail(f"a {tier} test tried to {spawned[0]}: give it another tier in TIERS")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _in_process_only(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _in_process_only(item):
+        return (yield)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.relays import ServeProcess
-from tests.support.users import User, pair
+from tests.support.users import User, pair, stop_leftovers
 
 
 @pytest.fixture
@@ -21,3 +21,9 @@ def relay() -> Iterator[ServeProcess]:
 @pytest.fixture
 def people(tmp_path: Path, relay: ServeProcess) -> tuple[User, User]:
     return pair(tmp_path, relay.url)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    stop_leftovers()

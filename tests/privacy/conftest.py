@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.relays import ServeProcess
-from tests.support.users import Couple, User
+from tests.support.users import Couple, User, stop_leftovers
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,9 @@ def carol(tmp_path: Path, relay: ServeProcess, people: tuple[User, User]) -> Use
     user = User("carol", tmp_path / "carol", relay.url)
     user.add(people[1])
     return user
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    stop_leftovers()

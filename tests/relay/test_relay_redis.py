@@ -1,4 +1,5 @@
-"""Two relay nodes sharing routing through a real redis-server on loopback."""
+"""Relay nodes sharing routing through a real redis-server on loopback: `tcall serve` processes and
+in-process nodes, and a sign-in whose messages race the Redis subscription."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import nacl.signing
 import pytest
 
 from tcall.engine.errors import RelayUnreachable
+from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
 from tcall.engine.server.server import RelayConfig
+from tcall.engine.server.websocket import Opcode
+from tests.support.relay_links import Wire
 from tests.support.relays import ServeProcess, StartRelay
+
+KEY = nacl.signing.SigningKey(bytes(range(32)))
 
 
 def new_key() -> nacl.signing.SigningKey:
@@ -65,3 +71,21 @@ async def test_one_link_per_mailbox_across_nodes(redis_url: str, start_relay: St
     assert key_mailbox not in node_a.peers
     for client in (first, second, sender):
         await client.close()
+
+
+async def test_sign_in_through_redis_keeps_messages_sent_before_ready(
+    redis_url: str, start_relay: StartRelay
+) -> None:
+    url, server = await start_relay(redis_url=redis_url)
+    receiver = await RelayClient.connect(url, nacl.signing.SigningKey.generate())
+    wire = await Wire.open(url)
+    challenge = await wire.upgrade()
+    sends = [protocol.encode_send(receiver.mailbox, b"%d" % i) for i in range(5)]
+    wire.writer.write(
+        wire.auth(KEY, challenge) + b"".join(wire.frame_bytes(Opcode.BINARY, s) for s in sends)
+    )
+    assert (await wire.frame())[1][0] == protocol.Kind.READY
+    assert [await receiver.receive() for _ in sends] == [b"%d" % i for i in range(5)]
+    assert len(server.peers) == 2
+    wire.close()
+    await receiver.close()

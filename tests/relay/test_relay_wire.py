@@ -113,21 +113,3 @@ async def test_a_silent_link_is_pinged_then_dropped(start_relay: StartRelay) -> 
     assert await lively.receive() == b"still here"
     await lively.close()
     wire.close()
-
-
-async def test_sign_in_through_redis_keeps_messages_sent_before_ready(
-    redis_url: str, start_relay: StartRelay
-) -> None:
-    url, server = await start_relay(redis_url=redis_url)
-    receiver = await RelayClient.connect(url, nacl.signing.SigningKey.generate())
-    wire = await Wire.open(url)
-    challenge = await wire.upgrade()
-    sends = [protocol.encode_send(receiver.mailbox, b"%d" % i) for i in range(5)]
-    wire.writer.write(
-        wire.auth(KEY, challenge) + b"".join(wire.frame_bytes(Opcode.BINARY, s) for s in sends)
-    )
-    assert (await wire.frame())[1][0] == protocol.Kind.READY
-    assert [await receiver.receive() for _ in sends] == [b"%d" % i for i in range(5)]
-    assert len(server.peers) == 2
-    wire.close()
-    await receiver.close()

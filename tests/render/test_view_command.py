@@ -1,15 +1,9 @@
-"""`tcall view`: piped output, bad arguments, and a real run under tmux."""
+"""`tcall view` in-process: piped output and bad arguments (tests/render/test_view_tmux.py runs it
+in a real terminal)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
 
@@ -60,41 +54,3 @@ def test_bad_input_is_one_line(
     err = capfd.readouterr().err
     assert code in (ExitCode.USAGE, ExitCode.DEVICE_MISSING)
     assert err.startswith("tcall: error:") and message in err and err.count("\n") == 1
-
-
-def tcall_path() -> str:
-    path = Path(sys.executable).parent / "tcall"
-    return str(path) if path.exists() else shutil.which("tcall") or "tcall"
-
-
-def test_view_pattern_under_tmux() -> None:
-    sock = f"tcall-test-{uuid.uuid4().hex[:8]}"
-    tmux = ["tmux", "-L", sock]
-    env = {**os.environ, "COLORTERM": "truecolor"}
-    cmd = f"{tcall_path()} view pattern --frames 600; sleep 30"
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-x", "80", "-y", "24", "-e", "COLORTERM=truecolor", cmd],
-        check=True,
-        env=env,
-        timeout=30,
-    )
-    try:
-
-        def capture() -> str:
-            return subprocess.run(
-                [*tmux, "capture-pane", "-p", "-e"], capture_output=True, text=True, check=True
-            ).stdout
-
-        deadline = time.monotonic() + 40
-        first = capture()
-        while first.count("▀") < 80 * 20 and time.monotonic() < deadline:
-            time.sleep(0.2)
-            first = capture()
-        assert first.count("▀") >= 80 * 20, first[:500]
-        time.sleep(0.5)
-        second = capture()
-        colours = re.compile(r"\x1b\[48;2;\d+;\d+;\d+m")
-        assert colours.search(first) and colours.search(second)
-        assert first != second  # the picture moves
-    finally:
-        subprocess.run([*tmux, "kill-server"], check=False, timeout=30)

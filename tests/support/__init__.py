@@ -1,5 +1,5 @@
 """What more than one test folder uses, in one place: test folders import helpers from here (or
-from their own folder), never from each other. tests/test_layout.py checks this.
+from their own folder), never from each other (tests/test_support_imports.py checks this).
 
 - cli: the `tcall` console script as a process, the same CLI in-process, JSON events
 - users: people with their own TCALL_HOME who call and listen as real `tcall` processes

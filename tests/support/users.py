@@ -83,6 +83,8 @@ class User:
 class Listener:
     """A background `tcall listen --json` (or `call`) process; `wait_for(event)` reads its events."""
 
+    started: list[Listener] = []  # every one so far: `stop_leftovers` ends those still running
+
     def __init__(self, user: User, args: list[str], stdin: int | IO[Any] | None) -> None:
         self.process = subprocess.Popen(
             [*user.prefix, TCALL, *args],
@@ -92,6 +94,7 @@ class Listener:
             text=True,
             env=user.env,
         )
+        Listener.started.append(self)
         self.events: list[dict[str, Any]] = []
         self.wait_for("relay", state="online")
 
@@ -147,6 +150,16 @@ class Listener:
 
 
 Couple = Callable[[str], tuple[User, User]]  # makes an alice and a bob in a folder of their own
+
+
+def stop_leftovers() -> None:
+    """End the background processes a test left running (a failed assertion skips its `stop()`),
+    so that they do not go on using a CPU the next tests need."""
+    while Listener.started:
+        listener = Listener.started.pop()
+        if listener.process.poll() is None:
+            listener.process.kill()
+            listener.process.communicate()
 
 
 def pair(tmp_path: Path, relay_url: str) -> tuple[User, User]:

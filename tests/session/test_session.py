@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from tcall.engine.ice import IceSettings
-from tests.engine.helpers import candidates
+from tests import support
+from tests.support.sessions import candidates
 
-SCRIPT = Path(__file__).with_name("two_peers.py")
+SCRIPT = Path(support.__file__).with_name("two_peers.py")
 
 
 def test_two_peers_on_a_loopback_only_host_connect() -> None:

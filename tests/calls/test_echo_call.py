@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.engine.helpers import TCALL, events, loopback_env, run_tcall
+from tests.support.cli import TCALL, events, loopback_env, run_tcall
 
 
 @pytest.mark.parametrize("codec", ["vp8", "h264"])

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).with_name("loopback_audio.py")
+from tests import support
+from tests.support.cli import TCALL
+
+SCRIPT = Path(support.__file__).with_name("loopback_audio.py")
 
 
 @pytest.mark.parametrize("frequency", [440.0, 1000.0])
@@ -30,9 +33,8 @@ def test_tone_played_is_captured_at_its_frequency(
 
 
 def test_devices_lists_the_pulse_devices(pulse_env: dict[str, str]) -> None:
-    tcall = str(Path(sys.executable).with_name("tcall"))
     result = subprocess.run(
-        [tcall, "devices", "--json"], capture_output=True, text=True, timeout=30, env=pulse_env
+        [TCALL, "devices", "--json"], capture_output=True, text=True, timeout=30, env=pulse_env
     )
     assert result.returncode == 0, result.stderr
     kinds = {d["kind"] for d in json.loads(result.stdout)}
@@ -40,9 +42,8 @@ def test_devices_lists_the_pulse_devices(pulse_env: dict[str, str]) -> None:
 
 
 def test_devices_says_plainly_when_there_are_none() -> None:
-    tcall = str(Path(sys.executable).with_name("tcall"))
     result = subprocess.run(
-        [tcall, "devices"],
+        [TCALL, "devices"],
         capture_output=True,
         text=True,
         timeout=30,
