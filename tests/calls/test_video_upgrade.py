@@ -40,6 +40,7 @@ def test_video_turned_on_mid_call_waits_for_consent(people: tuple[User, User]) -
     mark = len(listener.events)
     _wait_stats(listener, 2)
     assert max(_fps_after(listener, mark)) > 10
+    caller.send("hangup")  # all seen: end the call now rather than wait out its --duration
     assert caller.finish(timeout=30) == 0
     assert listener.finish(timeout=30) == 0
 
@@ -56,5 +57,6 @@ def test_without_ask_before_video_it_shows_at_once(people: tuple[User, User]) ->
     _wait_stats(listener, 2)
     assert max(_fps_after(listener, mark)) > 10
     assert not [e for e in listener.events if e["event"] == "video_request"]
+    caller.send("hangup")  # all seen: end the call now rather than wait out its --duration
     caller.finish(timeout=30)
     listener.finish(timeout=30)

@@ -1,10 +1,13 @@
-"""Fixtures for the TUI tests: a truecolor terminal, loopback-only ICE, and ready-made contacts."""
+"""Fixtures for the TUI tests: a truecolor terminal, loopback-only ICE, ready-made contacts, and key
+presses that do not wait out a busy call."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
+import textual.app
 
 from tcall.engine.contacts import ContactBook
 from tcall.engine.identity import Identity
@@ -15,6 +18,15 @@ def tui_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLORTERM", "truecolor")
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def keys_in_a_busy_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After each key, Pilot.press waits until the process looks idle, for at most a second, twice.
+    During a call it never looks idle (it is encoding video), so every key cost two seconds. A
+    quarter of that is plenty: press then still waits until the app has handled the key."""
+    quick = functools.partial(textual.app.wait_for_idle, max_sleep=0.25)
+    monkeypatch.setattr(textual.app, "wait_for_idle", quick)
 
 
 @pytest.fixture
