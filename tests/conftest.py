@@ -3,8 +3,8 @@
 Every test gets its own TCALL_HOME, so no developer key or config leaks in.
 
 Every test is in exactly one tier, given by TIERS below (its module, else its folder), and marked
-with it: `pytest -m unit` runs one tier. A test module that TIERS does not cover stops the run at
-collection: a new folder or module must be given its tier here, on purpose.
+with it: `pytest -m unit` runs one tier. A test module that TIERS does not cover is a collection
+error, which fails the run: a new folder or module must be given its tier here, on purpose.
 
 - unit: pure or in-process; no subprocess and no IP socket (both raise while such a test runs)
 - integration: in-process, on loopback: real aiortc, Textual's pilot, in-process relays; no
@@ -81,7 +81,7 @@ def _library_lookup() -> bool:
 
 def tier_of(path: Path) -> str | None:
     """The tier of the test module at `path`: its own entry in TIERS, else its nearest folder's."""
-    relative = path.relative_to(TESTS)
+    relative = path.relative_to(TESTS)  # a path under tests/
     for key in (relative, *relative.parents):
         if key.as_posix() in TIERS:
             return TIERS[key.as_posix()]
@@ -101,22 +101,31 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None if selected else True
 
 
+class Untiered(pytest.Module):
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        raise self.CollectError(
+            f"no tier for {self.path.relative_to(TESTS)}: add the module or its folder to TIERS "
+            "in tests/conftest.py (unit, integration or e2e)"
+        )
+
+
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
+    """A test module under tests/ with no tier is a collection error, not a test left out."""
+    if module_path.is_relative_to(TESTS) and tier_of(module_path) is None:
+        return Untiered.from_parent(parent, path=module_path)
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    untiered: set[str] = set()
     for item in items:
         if any(item.get_closest_marker(name) for name in set(TIERS.values())):
             raise pytest.UsageError(f"{item.nodeid}: tiers come from TIERS in tests/conftest.py")
-        tier = tier_of(item.path)
-        if tier is None:
-            untiered.add(item.path.relative_to(TESTS).as_posix())
-        else:
+        tier = tier_of(item.path) if item.path.is_relative_to(TESTS) else None
+        if tier is not None:
             item.add_marker(tier)
-    if untiered:
-        raise pytest.UsageError(
-            f"no tier for {', '.join(sorted(untiered))}: add the module or its folder to TIERS "
-            "in tests/conftest.py (unit, integration or e2e)"
-        )
 
 
 def _refuse(what: str, tier: str, spawned: list[str]) -> Any:

@@ -8,9 +8,8 @@ import re
 import pytest
 
 from tcall.engine.errors import CallFailed
-from tcall.engine.ice import IceSettings
-from tcall.engine.media.video import open_video_source
 from tcall.engine.session import Session
+from tests.support.sessions import pattern_session
 
 
 def _ignore(state: str) -> None:
@@ -18,20 +17,8 @@ def _ignore(state: str) -> None:
 
 
 async def _call_with_answer(edit: bool) -> tuple[Session, Session]:
-    alice = Session(
-        ice=IceSettings(),
-        video=open_video_source("pattern", 160, 120),
-        audio=None,
-        audio_sink=None,
-        on_state=_ignore,
-    )
-    bob = Session(
-        ice=IceSettings(),
-        video=open_video_source("pattern", 160, 120),
-        audio=None,
-        audio_sink=None,
-        on_state=_ignore,
-    )
+    alice = pattern_session(160, 120, _ignore)
+    bob = pattern_session(160, 120, _ignore)
     answer = await bob.create_answer(await alice.create_offer())
     if edit:
         # The answer claims a certificate bob does not have, as a relay swapping fingerprints would.

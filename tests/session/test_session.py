@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from tcall.engine.ice import IceSettings
-from tests import support
 from tests.support.sessions import candidates
 
-SCRIPT = Path(support.__file__).with_name("two_peers.py")
+ROOT = Path(__file__).resolve().parents[2]
+TWO_PEERS = [sys.executable, "-m", "tests.support.two_peers"]  # run from ROOT
 
 
 def test_two_peers_on_a_loopback_only_host_connect() -> None:
     # A private network namespace whose only interface is lo: aioice alone gathers no candidate here.
     env = {k: v for k, v in os.environ.items() if k != "TCALL_ICE_ADDRESSES"}
     result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {sys.executable} {SCRIPT}"],
+        ["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {shlex.join(TWO_PEERS)}"],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
@@ -37,11 +39,12 @@ def test_two_peers_on_a_loopback_only_host_connect() -> None:
 def test_no_servers_means_host_candidates_only() -> None:
     assert IceSettings().configuration().iceServers == []
     result = subprocess.run(
-        [sys.executable, str(SCRIPT)],
+        TWO_PEERS,
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, "TCALL_ICE_ADDRESSES": "127.0.0.1"},
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])

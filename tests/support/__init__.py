@@ -8,7 +8,7 @@ from their own folder), never from each other (tests/test_support_imports.py che
 - relay_links: raw WebSocket links and byte-level sockets to a relay
 - services: PulseAudio, redis-server, coturn and network namespaces, one of each per test worker
 - tmux: a tmux server of a test's own
-- sessions: SDP candidate lines
+- sessions: a Session that sends the test pattern; the ICE candidates of an SDP
 - wire_pair: two identities that exchange sealed signaling messages by hand
 - decoders: sixel, kitty and ANSI output back into pixels and screens
 - call_app, direct_app: call-like Textual apps for the VideoView tests

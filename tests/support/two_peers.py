@@ -1,6 +1,7 @@
 """Two tcall Sessions in one process call each other; prints one JSON line with what happened.
 
-Run as a script by the tests, e.g. inside `unshare -n` where loopback is the only interface.
+Run by the tests as `python -m tests.support.two_peers [CODEC]` from the repository, e.g. inside
+`unshare -n` where loopback is the only interface.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ import asyncio
 import json
 import sys
 
-from tcall.engine.ice import IceSettings
-from tcall.engine.media.video import open_video_source
-from tcall.engine.session import Session
+from tests.support.sessions import pattern_session
 
 
 async def main(codec: str) -> None:
@@ -20,22 +19,8 @@ async def main(codec: str) -> None:
     def recorder(name: str):  # type: ignore[no-untyped-def]
         return states[name].append
 
-    a = Session(
-        ice=IceSettings(),
-        video=open_video_source("pattern", 320, 240),
-        audio=None,
-        audio_sink=None,
-        on_state=recorder("a"),
-        codec=codec,
-    )
-    b = Session(
-        ice=IceSettings(),
-        video=open_video_source("pattern", 320, 240),
-        audio=None,
-        audio_sink=None,
-        on_state=recorder("b"),
-        codec=codec,
-    )
+    a = pattern_session(320, 240, recorder("a"), codec)
+    b = pattern_session(320, 240, recorder("b"), codec)
     offer = await a.create_offer()
     answer = await b.create_answer(offer)
     await a.accept_answer(answer)
