@@ -52,7 +52,7 @@ from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
 from tcall.engine.settings import Settings
 from tcall.engine.wire import (
-    ReplayGuard,
+    ReplayGuards,
     WireRefusal,
     new_call_id,
     open_message,
@@ -157,7 +157,7 @@ class Phone:
         self._contacts = ContactBook.load()
         self._settings = Settings.load()
         self._history = History.open(self._settings.history_retention_days, clock)
-        self._replay_guard = ReplayGuard()
+        self._replay_guard = ReplayGuards()
         self._calls: dict[str, LiveCall] = {}
         self._online: set[str] = set()
         self._relay_state = "offline" if self._settings.relay_url else "not set"
@@ -312,18 +312,17 @@ class Phone:
                 allow_unknown=True,
             )
         except WireRefusal as exc:
-            self._refuse(refusal(exc))
+            self._refuse(refusal(exc, self._cores()))
             return
         message = received.message
         contact = self._contacts.by_key(message.sender)
         if message.kind == "presence":
             self._presence(received.contact, message.presence == "online")
             return
-        cores = {call_id: live.core for call_id, live in self._calls.items()}
         verdict = route(
             message,
             contact,
-            cores,
+            self._cores(),
             self._settings,
             datetime.fromtimestamp(self.clock()),
             auto_answer_contacts=self.auto_answer_contacts,
@@ -351,10 +350,13 @@ class Phone:
                 if auto_answer:
                     live.feed(Accept(video=core.video_allowed))
 
+    def _cores(self) -> dict[str, CallCore]:
+        return {call_id: live.core for call_id, live in self._calls.items()}
+
     def _refuse(self, verdict: Refuse) -> None:
         self._emit(verdict.event)
-        if verdict.fail_waiting is not None:
-            self._fail_waiting(verdict.fail_waiting)
+        if verdict.fail_call is not None:
+            self._calls[verdict.fail_call].feed(Failed(verdict.error))
 
     def _fail_waiting(self, error: TcallError) -> None:
         for live in list(self._calls.values()):

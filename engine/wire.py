@@ -66,9 +66,16 @@ _KIND_FIELDS: dict[str, set[str]] = {
 
 
 class WireRefusal(TcallError):
-    """A message that `open_message` refused; `reason` is a stable code for JSON output."""
+    """A message that `open_message` refused; `reason` is a stable code for JSON output.
+
+    A refusal made after the signature was verified (stale, replayed, ...) names the `sender_key`
+    and `call_id` it came with, so a caller can tell whether it concerns one of its calls; before
+    that, nothing in the message can be trusted and both are None.
+    """
 
     reason: ClassVar[str] = "refused"
+    sender_key: bytes | None = None
+    call_id: str | None = None
 
 
 class OversizeMessage(WireRefusal, ProtocolError):
@@ -350,6 +357,7 @@ class ReplayGuard:
         return len(self._seen)
 
     def check_and_remember(self, sender: bytes, nonce: bytes, timestamp: float, now: float) -> None:
+        """Refuse a nonce seen before (ReplayedMessage), or any when full (ReplayGuardFull)."""
         while self._expiry and self._expiry[0][0] < now:
             _, old_sender, old_nonce = heapq.heappop(self._expiry)
             self._seen.discard((old_sender, old_nonce))
@@ -362,11 +370,37 @@ class ReplayGuard:
         heapq.heappush(self._expiry, (timestamp + self.window, sender, nonce))
 
 
+@dataclass
+class ReplayGuards:
+    """A replay guard for each contact and one that every stranger shares.
+
+    A flood of validly signed messages from fresh keys fills only the strangers' guard, so it can
+    never crowd out a contact (each contact's own guard is far larger than a contact sends in the
+    replay window); strangers are refused only while their own guard is full.
+    """
+
+    window: float = MAX_SKEW_SECONDS
+    per_contact: int = 10_000
+    strangers: int = 50_000
+    _contacts: dict[bytes, ReplayGuard] = field(default_factory=dict)
+    _strangers: ReplayGuard | None = None
+
+    def for_sender(self, sender: bytes, known: bool) -> ReplayGuard:
+        if not known:
+            if self._strangers is None:
+                self._strangers = ReplayGuard(self.window, self.strangers)
+            return self._strangers
+        guard = self._contacts.get(sender)
+        if guard is None:
+            guard = self._contacts[sender] = ReplayGuard(self.window, self.per_contact)
+        return guard
+
+
 def open_message(
     identity: Identity,
     data: bytes,
     now: float,
-    replay_guard: ReplayGuard,
+    replay_guard: ReplayGuard | ReplayGuards,
     pinned_key_lookup: PinnedKeyLookup,
     *,
     allow_unknown: bool = False,
@@ -393,6 +427,36 @@ def open_message(
         nacl.signing.VerifyKey(sender).verify(_canonical(fields), signature)
     except (nacl.exceptions.CryptoError, ValueError, TypeError):
         raise BadSignature("bad signature: the message was not signed by its sender key") from None
+    try:
+        _check_verified(fields, sender, nonce, now, replay_guard, pinned_key_lookup, allow_unknown)
+    except WireRefusal as refusal:
+        refusal.sender_key, refusal.call_id = sender, fields["call_id"]
+        raise
+    status = pinned_key_lookup(sender)
+    message = Message(
+        kind=fields["type"],
+        call_id=fields["call_id"],
+        sender=sender,
+        recipient=recipient,
+        nonce=nonce,
+        timestamp=fields["ts"] / 1000,
+        sdp=fields.get("sdp"),
+        video=fields.get("video"),
+        presence=fields.get("presence"),
+    )
+    return Received(message, status.name if status.kind == "known" else None)
+
+
+def _check_verified(
+    fields: dict[str, Any],
+    sender: bytes,
+    nonce: bytes,
+    now: float,
+    replay_guard: ReplayGuard | ReplayGuards,
+    pinned_key_lookup: PinnedKeyLookup,
+    allow_unknown: bool,
+) -> None:
+    """The checks of a message whose signature is good: SDP coverage, age, key, replay."""
     if "sdp" in fields:
         _check_sdp_covered(fields)
     timestamp = fields["ts"] / 1000
@@ -408,16 +472,6 @@ def open_message(
         raise UnknownSender(
             f"message from an unknown key {key_fingerprint(sender)}", sender_key=sender
         )
+    if isinstance(replay_guard, ReplayGuards):
+        replay_guard = replay_guard.for_sender(sender, known=status.kind == "known")
     replay_guard.check_and_remember(sender, nonce, timestamp, now)
-    message = Message(
-        kind=fields["type"],
-        call_id=fields["call_id"],
-        sender=sender,
-        recipient=recipient,
-        nonce=nonce,
-        timestamp=timestamp,
-        sdp=fields.get("sdp"),
-        video=fields.get("video"),
-        presence=fields.get("presence"),
-    )
-    return Received(message, status.name if status.kind == "known" else None)

@@ -19,7 +19,7 @@ from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallErr
 from tcall.engine.events import Missed, NotRung, Refused, Silenced
 from tcall.engine.identity import fingerprint
 from tcall.engine.settings import Settings
-from tcall.engine.wire import ChangedKey, Message
+from tcall.engine.wire import ChangedKey, Message, WireRefusal
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,33 @@ class NotRinging:
 
 @dataclass(frozen=True)
 class Refuse:
-    """A message we cannot trust or use. With `fail_waiting`, every outgoing call still waiting
-    for its answer ends with that error: a tampering relay must not stall a call silently. Calls
-    already set up go on: strangers who know our address must not be able to cut them off."""
+    """A message we cannot trust or use: always reported. It ends a call (`fail_call`, with
+    `error`) only when it is verified evidence that the path to that call's peer is tampered with:
+    signed by the peer and carrying the call's id (a replay, a stale copy) or carrying the call's id
+    under another key, while the call still waits for its answer. Anything else (junk, strangers'
+    messages, late mail) ends nothing: a stranger who knows our address must not be able to end a
+    ringing call, and calls already set up never depend on the relay."""
 
     event: Refused
-    fail_waiting: TcallError | None
+    error: TcallError
+    fail_call: str | None = None
 
 
 Route = ForCall | Ring | NotRinging | Refuse
 
 
-def refusal(error: TcallError, waiting: bool = True) -> Refuse:
+def refusal(error: TcallError, calls: Mapping[str, CallCore], call_id: str | None = None) -> Refuse:
+    """Report `error`; end call `call_id` with it if that call still waits for its answer. A
+    refusal from `open_message` names its own call id, and counts only if its sender is that
+    call's peer."""
     reason = getattr(error, "reason", "identity" if error.code == ExitCode.IDENTITY else "protocol")
-    return Refuse(Refused(reason, str(error)), error if waiting else None)
+    if call_id is None and isinstance(error, WireRefusal) and error.call_id is not None:
+        claimed = calls.get(error.call_id)
+        if claimed is not None and claimed.peer_key == error.sender_key:
+            call_id = error.call_id
+    call = calls.get(call_id) if call_id is not None else None
+    fail = call_id if call is not None and call.waiting else None
+    return Refuse(Refused(reason, str(error)), error, fail)
 
 
 def peer_name(contact: Contact | None, key: bytes) -> str:
@@ -85,14 +98,16 @@ def route(
     if call is None:
         # Late mail for a call that is over (the relay holds messages for a while): reported, but
         # it must not end the call we are making now.
-        return refusal(ProtocolError(f"a {message.kind} for no call of ours"), waiting=False)
+        return refusal(ProtocolError(f"a {message.kind} for no call of ours"), calls)
     if message.sender != call.peer_key:
         text = f"a {message.kind} for our call with {call.peer} was signed by another key"
         if call.is_contact and contact is None:
             # An unknown key speaking for a contact: to us, that contact's key has changed.
             changed = ChangedKey.for_contact(call.peer, message.sender)
-            return refusal(ChangedKey(f"{text}: {changed}", call.peer, message.sender))
-        return refusal(IdentityError(text))
+            error: TcallError = ChangedKey(f"{text}: {changed}", call.peer, message.sender)
+        else:
+            error = IdentityError(text)
+        return refusal(error, calls, call.call_id)
     return ForCall(call.call_id, PeerMessage(message.kind, message.sdp, message.video))
 
 

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from tcall.engine.contacts import Contact
 from tcall.engine.core.call import CallCore, CallSettings, PeerMessage
-from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, route
-from tcall.engine.events import Missed, Silenced
+from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
+from tcall.engine.events import CallPhase, Missed, Silenced
 from tcall.engine.settings import Settings
-from tcall.engine.wire import Message
+from tcall.engine.wire import Message, ReplayedMessage, StaleMessage, UndecryptableMessage
 
 ME = b"m" * 32
 BOB = Contact("bob", b"b" * 32, verified=True)
@@ -76,13 +76,32 @@ def test_a_message_for_our_call_from_its_peer_goes_to_the_call() -> None:
 
 def test_late_mail_is_refused_but_ends_no_call() -> None:
     verdict = routed(message("hangup", BOB.public_key, "old-call-9"), BOB, our_call_with_bob())
-    assert isinstance(verdict, Refuse) and verdict.fail_waiting is None
+    assert isinstance(verdict, Refuse) and verdict.fail_call is None
     assert verdict.event.reason == "protocol"
+
+
+def test_junk_and_strangers_messages_never_end_a_ringing_call() -> None:
+    """Anyone who knows our address can send junk, or validly signed stale messages of their own;
+    only verified evidence about the call's own path may end it."""
+    calls = our_call_with_bob()
+    junk = refusal(UndecryptableMessage("junk"), calls)
+    stale = StaleMessage("stale")
+    stale.sender_key, stale.call_id = STRANGER, "call-1"
+    assert junk.fail_call is None and refusal(stale, calls).fail_call is None
+
+
+def test_a_replay_of_the_peers_own_message_ends_the_ringing_call() -> None:
+    calls = our_call_with_bob()
+    replayed = ReplayedMessage("replayed message")
+    replayed.sender_key, replayed.call_id = BOB.public_key, "call-1"
+    assert refusal(replayed, calls).fail_call == "call-1"
+    calls["call-1"].phase = CallPhase.CONNECTED  # once set up, the call no longer needs the relay
+    assert refusal(replayed, calls).fail_call is None
 
 
 def test_an_unknown_key_speaking_for_a_contacts_call_is_a_changed_key() -> None:
     verdict = routed(message("answer", STRANGER, sdp="v=0", video=True), None, our_call_with_bob())
-    assert isinstance(verdict, Refuse) and verdict.fail_waiting is not None
+    assert isinstance(verdict, Refuse) and verdict.fail_call == "call-1"
     assert verdict.event.reason == "changed_key"
     assert "signed by another key" in verdict.event.message
     assert "the key of contact bob has changed" in verdict.event.message
@@ -92,5 +111,5 @@ def test_another_contact_speaking_for_the_call_is_an_identity_error() -> None:
     verdict = routed(
         message("answer", CAROL.public_key, sdp="v=0", video=True), CAROL, our_call_with_bob()
     )
-    assert isinstance(verdict, Refuse) and verdict.fail_waiting is not None
+    assert isinstance(verdict, Refuse) and verdict.fail_call == "call-1"
     assert verdict.event.reason == "identity"
