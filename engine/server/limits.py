@@ -16,16 +16,16 @@ class TokenBucket:
         self._tokens = burst
         self._last = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token if there is one; False means the caller is over its limit."""
+    def take(self, now: float, count: int = 1) -> bool:
+        """Spend `count` tokens if there are; False means the caller is over its limit."""
         tokens = self._tokens
         if now > self._last:
             tokens += (now - self._last) * self.rate
             if tokens > self.burst:
                 tokens = self.burst
             self._last = now
-        if tokens < 1:
+        if tokens < count:
             self._tokens = tokens
             return False
-        self._tokens = tokens - 1
+        self._tokens = tokens - count
         return True

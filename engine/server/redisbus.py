@@ -39,6 +39,7 @@ _BATCH = 512
 log = logging.getLogger("tcall.relay")
 
 OnPayload = Callable[[str, bytes], None]
+OnUnclaimed = Callable[[str, bytes, str], None]  # mailbox, payload, the sender's mailbox
 OnOnline = Callable[[str, int], Awaitable[None]]
 
 
@@ -50,7 +51,7 @@ class RedisBus:
         url: str,
         on_payload: OnPayload,
         on_online_elsewhere: OnOnline,
-        on_unclaimed: OnPayload,
+        on_unclaimed: OnUnclaimed,
     ) -> None:
         self.url = url
         self.node_id = os.urandom(_NODE_ID_SIZE)
@@ -60,7 +61,7 @@ class RedisBus:
         self._redis: aioredis.Redis | None = None
         self._pubsub: Any = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._outbox: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._outbox: collections.deque[tuple[str, bytes, str]] = collections.deque()
         self._wake = asyncio.Event()
         # Redis confirms each SUBSCRIBE once and in order, so waiters are served first come first.
         self._confirm: dict[bytes, collections.deque[asyncio.Future[None]]] = {}
@@ -94,13 +95,13 @@ class RedisBus:
             await self._redis.aclose()
             self._redis = None
 
-    def offer(self, mailbox: str, payload: bytes) -> bool:
+    def offer(self, mailbox: str, payload: bytes, sender: str = "") -> bool:
         """Queue a payload for whichever node holds `mailbox`; False if the queue is full.
 
         A payload no node takes comes back through `on_unclaimed`."""
         if len(self._outbox) >= _MAX_OUTBOX:
             return False
-        self._outbox.append((mailbox, payload))
+        self._outbox.append((mailbox, payload, sender))
         self._wake.set()
         return True
 
@@ -147,15 +148,15 @@ class RedisBus:
                 batch = [self._outbox.popleft() for _ in range(count)]
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
-                        for mailbox, payload in batch:
+                        for mailbox, payload, _ in batch:
                             pipe.publish(_MAILBOX_PREFIX + mailbox.encode(), payload)
                         taken = await pipe.execute()
                 except Exception as exc:  # a Redis outage must cost these payloads, never a link
                     log.error("redis publish failed: %s", exc or type(exc).__name__)
                     taken = [0] * count
-                for (mailbox, payload), receivers in zip(batch, taken, strict=True):
+                for (mailbox, payload, sender), receivers in zip(batch, taken, strict=True):
                     if not receivers:
-                        self._on_unclaimed(mailbox, payload)
+                        self._on_unclaimed(mailbox, payload, sender)
 
     async def _read(self) -> None:
         while True:

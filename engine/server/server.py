@@ -34,6 +34,7 @@ from tcall.engine.server.hold import MailboxHold
 from tcall.engine.server.limits import TokenBucket
 from tcall.engine.server.redisbus import RedisBus
 from tcall.engine.server.websocket import (
+    MAX_FRAGMENTS,
     MAX_HEAD,
     CloseCode,
     FrameParser,
@@ -57,8 +58,12 @@ class RelayConfig:
 
     hold_seconds: float = 60.0
     hold_per_mailbox: int = 32
-    hold_max_bytes: int = 32 << 20
+    hold_max_bytes: int = 32 << 20  # memory the hold may take, entries' own cost included
+    hold_max_entries: int = 100_000
+    hold_per_sender_bytes: int = 1 << 20  # of that memory, what one sending mailbox may take
+    hold_per_sender_share: int = 8  # slots of one mailbox one sender may hold
     max_frame: int = protocol.MAX_FRAME
+    max_fragments: int = MAX_FRAGMENTS  # frames one message may be split into
     rate: float = 50.0  # messages a second, sustained, per link
     burst: float = 100.0
     auth_timeout: float = 10.0
@@ -85,6 +90,7 @@ _CLOSE_CODES = {
     ErrorCode.TOO_LARGE: CloseCode.TOO_BIG,
     ErrorCode.MALFORMED: CloseCode.PROTOCOL_ERROR,
 }
+_WS_ERRORS = {CloseCode.TOO_BIG: ErrorCode.TOO_LARGE, CloseCode.POLICY: ErrorCode.RATE_LIMITED}
 _PING_FRAME = frame_header(Opcode.PING, 0)
 _BINARY, _TEXT, _PING, _CLOSE = (
     int(Opcode.BINARY),
@@ -152,12 +158,18 @@ class Link(asyncio.Protocol):
             if not self.closing:
                 self._http(data)
             return
+        parsed = frames.frames
         try:
             messages = frames.feed(data)
+            # Every frame costs a token, not only whole messages: fragments, pings and closes too.
+            extra = frames.frames - parsed - len(messages)
+            bucket = self._bucket
+            if extra and bucket is not None and not bucket.take(now, extra):
+                raise WebSocketError(CloseCode.POLICY, "too many frames")
         except WebSocketError as exc:
             if not self.closing:
                 self.server.stats["refused"] += 1
-                code = ErrorCode.TOO_LARGE if exc.code == CloseCode.TOO_BIG else ErrorCode.MALFORMED
+                code = _WS_ERRORS.get(exc.code, ErrorCode.MALFORMED)
                 self.kick(code, exc.reason)
             # What follows a broken frame cannot be framed: ignore it until the client hangs up.
             self._frames = None
@@ -252,7 +264,10 @@ class Link(asyncio.Protocol):
             return
         rest = bytes(head[end + 4 :])
         self._head = bytearray()
-        self._frames = FrameParser(self.server.config.max_frame)
+        config = self.server.config
+        self._frames = FrameParser(config.max_frame, config.max_fragments)
+        # The rate limit holds from the first frame, before sign-in too (a ping flood, say).
+        self._bucket = TokenBucket(config.rate, config.burst, self.server.loop.time())
         self.server.stats["links"] += 1
         hello = self._conn.hello()
         transport.write(answer + frame_header(Opcode.BINARY, len(hello)) + hello)
@@ -290,6 +305,9 @@ class Link(asyncio.Protocol):
                     else:
                         bucket = self._bucket
                 elif opcode == _PING:
+                    if transport.get_write_buffer_size() > self.server.config.max_backlog:
+                        self.abort()  # it sends pings and reads no pongs
+                        return
                     transport.write(frame_header(Opcode.PONG, len(payload)) + payload)
                 elif opcode == _CLOSE:
                     transport.write(encode_close(CloseCode.NORMAL))
@@ -310,7 +328,7 @@ class Link(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         config = self.server.config
-        self._bucket = TokenBucket(config.rate, config.burst, now)
+        self._bucket = TokenBucket(config.rate, config.burst, now)  # a full burst once signed in
         return self.server.sign_in(self, mailbox)
 
     def _auth_timeout(self) -> None:
@@ -345,8 +363,14 @@ class RelayServer:
         self.pages = pages
         self.links: set[Link] = set()
         self.peers: dict[str, Link] = {}
+        config = self.config
         self.hold = MailboxHold(
-            self.config.hold_seconds, self.config.hold_per_mailbox, self.config.hold_max_bytes
+            config.hold_seconds,
+            config.hold_per_mailbox,
+            config.hold_max_bytes,
+            config.hold_max_entries,
+            config.hold_per_sender_bytes,
+            config.hold_per_sender_share,
         )
         self.stats: collections.Counter[str] = collections.Counter()
         self.bus: RedisBus | None = None
@@ -390,7 +414,8 @@ class RelayServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _sweep(self) -> None:
-        interval = min(1.0, max(0.05, self.config.hold_seconds / 4))
+        # Expiry pops only what is due (put() expires too), so sweeping often costs little.
+        interval = min(0.25, max(0.05, self.config.hold_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             self.stats["expired"] += self.hold.expire(self.loop.time())
@@ -473,23 +498,24 @@ class RelayServer:
         self.stats["routed"] += 1
         peer = self.peers.get(to_mailbox)
         if peer is not None:
-            self._deliver_local(peer, payload)
+            self._deliver_local(peer, payload, sender)
         elif self.bus is None:
-            self._hold(to_mailbox, payload)
-        elif not self.bus.offer(to_mailbox, payload):
+            self._hold(to_mailbox, payload, sender)
+        elif not self.bus.offer(to_mailbox, payload, sender):
             self.stats["dropped"] += 1
 
-    def _deliver_local(self, peer: Link, payload: bytes) -> None:
+    def _deliver_local(self, peer: Link, payload: bytes, sender: str = "") -> None:
         if peer.deliver(payload):
             return
         if peer.closing or peer.transport is None or peer.transport.is_closing():
-            self._hold(peer.mailbox, payload)  # it is going away: keep it for its next sign-in
+            # It is going away: keep it for its next sign-in.
+            self._hold(peer.mailbox, payload, sender)
         else:
             self.stats["dropped"] += 1
             peer.abort()  # its backlog is full: an ERROR frame would only queue behind it
 
-    def _hold(self, mailbox: str, payload: bytes) -> None:
-        if self.hold.put(mailbox, payload, self.loop.time()):
+    def _hold(self, mailbox: str, payload: bytes, sender: str = "") -> None:
+        if self.hold.put(mailbox, payload, self.loop.time(), sender):
             self.stats["held"] += 1
         else:
             self.stats["dropped"] += 1

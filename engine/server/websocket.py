@@ -20,6 +20,7 @@ from http import HTTPStatus
 import numpy as np
 
 MAX_HEAD = 8192  # bytes of HTTP request head before the relay gives up on a client
+MAX_FRAGMENTS = 16  # frames one fragmented message may take; browsers and aiohttp send one
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_CONTROL = 125
 
@@ -184,18 +185,24 @@ class FrameParser:
     """Masked client frames in, whole messages out: `feed(data)` returns `(opcode, payload)` pairs.
 
     Fragmented messages come out whole, with the opcode of their first frame; control frames come
-    out as they arrive, even between fragments. A frame whose header breaks the RFC, or a message
-    over `max_message` bytes, raises WebSocketError as soon as its header is in: the server never
-    buffers more than one message's worth for a client.
+    out as they arrive, even between fragments. A frame whose header breaks the RFC, a message over
+    `max_message` bytes, or one in more than `max_fragments` frames raises WebSocketError as soon as
+    its header is in. What a link can make the server keep is bounded in bytes, whatever the
+    frames: one frame's worth of unparsed bytes (`max_message` + 14) and one message's fragments,
+    joined as they come into one buffer (`max_message`): never a Python object per fragment.
+    `frames` counts every frame parsed, fragments and control frames included, so the caller can
+    charge each against its rate limit.
     """
 
-    def __init__(self, max_message: int) -> None:
+    def __init__(self, max_message: int, max_fragments: int = MAX_FRAGMENTS) -> None:
         self.max_message = max_message
+        self.max_fragments = max_fragments
+        self.frames = 0
         self._pending = bytearray()
         self._need = 2  # bytes `_pending` must hold before parsing is worth another try
-        self._fragments: list[bytes] = []
+        self._fragments = bytearray()
+        self._fragment_count = 0  # frames of the message being joined; 0 when there is none
         self._fragment_opcode = 0
-        self._fragment_size = 0
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         if self._pending:
@@ -206,33 +213,43 @@ class FrameParser:
             self._pending.clear()
         out: list[tuple[int, bytes]] = []
         pos, end = 0, len(data)
-        while True:
-            if end - pos < 2:
-                self._need = 2
-                break
-            first, second = data[pos], data[pos + 1]
-            size = second & 0x7F
-            start = pos + (2 if size < 126 else 4 if size == 126 else 10)
-            if end < start:
-                self._need = start - pos
-                break
-            if size >= 126:
-                size = int.from_bytes(data[pos + 2 : start], "big")
-            # The usual frame, one whole masked binary message, skips the checks' method call.
-            if first != 0x82 or second < 0x80 or size > self.max_message or self._fragments:
-                self._check(first, second, size)
-            if end - start - 4 < size:
-                self._need = start + 4 + size - pos
-                break
-            mask = data[start : start + 4]
-            pos = start + 4 + size
-            # `unmask`, inlined with an offset: no slice copy and no call, once per message.
-            key = np.frombuffer((mask * ((size >> 2) + 1))[:size], np.uint8)
-            payload = (np.frombuffer(data, np.uint8, size, start + 4) ^ key).tobytes()
-            if first == 0x82 and not self._fragments:
-                out.append((2, payload))
-            elif (message := self._message(first, payload)) is not None:
-                out.append(message)
+        frames = 0
+        try:
+            while True:
+                if end - pos < 2:
+                    self._need = 2
+                    break
+                first, second = data[pos], data[pos + 1]
+                size = second & 0x7F
+                start = pos + (2 if size < 126 else 4 if size == 126 else 10)
+                if end < start:
+                    self._need = start - pos
+                    break
+                if size >= 126:
+                    size = int.from_bytes(data[pos + 2 : start], "big")
+                # The usual frame, one whole masked binary message, skips the checks' method call.
+                if (
+                    first != 0x82
+                    or second < 0x80
+                    or size > self.max_message
+                    or self._fragment_count
+                ):
+                    self._check(first, second, size)
+                if end - start - 4 < size:
+                    self._need = start + 4 + size - pos
+                    break
+                mask = data[start : start + 4]
+                pos = start + 4 + size
+                frames += 1
+                # `unmask`, inlined with an offset: no slice copy and no call, once per message.
+                key = np.frombuffer((mask * ((size >> 2) + 1))[:size], np.uint8)
+                payload = (np.frombuffer(data, np.uint8, size, start + 4) ^ key).tobytes()
+                if first == 0x82 and not self._fragment_count:
+                    out.append((2, payload))
+                elif (message := self._message(first, payload)) is not None:
+                    out.append(message)
+        finally:
+            self.frames += frames
         if pos < end:
             self._pending += data[pos:]
         return out
@@ -248,24 +265,30 @@ class FrameParser:
         if opcode >= Opcode.CLOSE:
             if not first & 0x80 or size > _MAX_CONTROL:
                 raise WebSocketError(CloseCode.PROTOCOL_ERROR, "bad control frame")
-        elif opcode == Opcode.CONTINUATION:
-            if not self._fragments:
+            return
+        if opcode == Opcode.CONTINUATION:
+            if not self._fragment_count:
                 raise WebSocketError(CloseCode.PROTOCOL_ERROR, "continuation of nothing")
-        elif self._fragments:
+            if self._fragment_count >= self.max_fragments:
+                raise WebSocketError(
+                    CloseCode.TOO_BIG, f"message in more than {self.max_fragments} frames"
+                )
+        elif self._fragment_count:
             raise WebSocketError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
-        if opcode < Opcode.CLOSE and self._fragment_size + size > self.max_message:
+        if len(self._fragments) + size > self.max_message:
             raise WebSocketError(CloseCode.TOO_BIG, f"message over {self.max_message} bytes")
 
     def _message(self, first: int, payload: bytes) -> tuple[int, bytes] | None:
         opcode, fin = first & 0x0F, first & 0x80
-        if opcode >= Opcode.CLOSE or (fin and not self._fragments):
+        if opcode >= Opcode.CLOSE or (fin and not self._fragment_count):
             return opcode, payload
         if opcode in _DATA:
             self._fragment_opcode = opcode
-        self._fragments.append(payload)
-        self._fragment_size += len(payload)
+        self._fragments += payload
+        self._fragment_count += 1
         if not fin:
             return None
-        whole = b"".join(self._fragments)
-        self._fragments, self._fragment_size = [], 0
+        whole = bytes(self._fragments)
+        self._fragments = bytearray()
+        self._fragment_count = 0
         return self._fragment_opcode, whole
