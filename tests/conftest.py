@@ -36,6 +36,7 @@ TIERS = {
     "compat": "integration",
     "core": "unit",
     "identity": "unit",
+    "identity/test_concurrent_writers.py": "e2e",
     "media": "unit",
     "media/test_media.py": "integration",  # sources paced in real time
     "media/test_audio_devices.py": "e2e",
@@ -55,6 +56,7 @@ TIERS = {
     "render/test_sixel_libsixel.py": "e2e",
     "render/test_view_tmux.py": "e2e",
     "session/test_dtls_mismatch.py": "integration",
+    "session/test_malformed_sdp.py": "integration",
     "session/test_session.py": "e2e",
     "settings": "unit",
     "test_support_imports.py": "unit",
