@@ -2,7 +2,8 @@
 
 A contact's key is pinned when it is added. A different key for an existing name is never
 taken silently: `add` refuses unless the caller passes `replace=True`, and a replaced key
-starts unverified. Every change rewrites the whole file atomically (mode 0600).
+starts unverified. Every change rewrites the whole file atomically (mode 0600), under the
+folder's lock (engine/locking.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import base64
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,14 @@ import tomli_w
 
 from tcall.engine import paths
 from tcall.engine.address import check_relay_url, format_address
-from tcall.engine.atomic import write_atomic
+from tcall.engine.atomic import read_file, write_atomic
 from tcall.engine.errors import ConfigError, IdentityError, UsageError
 from tcall.engine.identity import PUBLIC_KEY_BYTES, fingerprint
+from tcall.engine.locking import locked
 from tcall.engine.wire import SenderStatus
 
 CONTACTS_FILE = "contacts.toml"
+MAX_BYTES = 4 << 20  # about 20,000 contacts
 _NAME = re.compile(r"[^\W_][\w.-]{0,63}")
 
 
@@ -87,8 +92,27 @@ def _contact_from_toml(path: Path, index: int, entry: Any) -> Contact:
     return Contact(name=name, public_key=key, relay_url=relay, **flags)
 
 
+def _read_contacts(path: Path) -> list[Contact]:
+    raw = read_file(path, MAX_BYTES, "contacts file")
+    if raw is None:
+        return []
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read contacts file {path}: {exc}") from None
+    entries = data.get("contact", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: 'contact' must be an array of tables")
+    return [_contact_from_toml(path, i, e) for i, e in enumerate(entries)]
+
+
 class ContactBook:
-    """The contacts of one tcall home. Mutating methods save immediately."""
+    """The contacts of one tcall home. Mutating methods save immediately.
+
+    Each change takes the folder's lock, re-reads the file, applies itself and writes the file
+    before letting go, so a change made meanwhile by another process (or another ContactBook) is
+    kept, never overwritten with this object's older copy.
+    """
 
     def __init__(self, path: Path, contacts: list[Contact]) -> None:
         self.path = path
@@ -97,16 +121,7 @@ class ContactBook:
     @classmethod
     def load(cls, path: Path | None = None) -> ContactBook:
         path = path if path is not None else paths.data_dir() / CONTACTS_FILE
-        if not path.exists():
-            return cls(path, [])
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read contacts file {path}: {exc}") from exc
-        entries = data.get("contact", [])
-        if not isinstance(entries, list):
-            raise ConfigError(f"{path}: 'contact' must be an array of tables")
-        return cls(path, [_contact_from_toml(path, i, e) for i, e in enumerate(entries)])
+        return cls(path, _read_contacts(path))
 
     def save(self) -> None:
         entries = []
@@ -115,7 +130,16 @@ class ContactBook:
             entry["key"] = _key_text(entry.pop("public_key"))
             entry["relay"] = entry.pop("relay_url")
             entries.append(entry)
-        write_atomic(self.path, tomli_w.dumps({"contact": entries}).encode("utf-8"), mode=0o600)
+        with locked(self.path.parent):
+            write_atomic(self.path, tomli_w.dumps({"contact": entries}).encode("utf-8"))
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Under the lock: the file as it is now, then this change, then saved."""
+        with locked(self.path.parent):
+            self._contacts = {c.name: c for c in _read_contacts(self.path)}
+            yield
+            self.save()
 
     def contacts(self) -> list[Contact]:
         return sorted(self._contacts.values(), key=lambda c: c.name.casefold())
@@ -134,49 +158,53 @@ class ContactBook:
     ) -> Contact:
         """Add or update a contact. A new key for a known name needs `replace_key=True`."""
         check_name(name)
-        holder = self.by_key(public_key)
-        if holder is not None and holder.name != name:
-            raise UsageError(f"that key already belongs to contact {holder.name}")
-        old = self._contacts.get(name)
-        if old is None:
-            return self._store(Contact(name=name, public_key=public_key, relay_url=relay_url))
-        if old.public_key != public_key:
-            if not replace_key:
-                raise IdentityError(
-                    f"contact {name} already has a different key (fingerprint "
-                    f"{old.fingerprint}); if {name} really has a new key, add it again with "
-                    "--replace and verify the safety number"
-                )
-            # A new key earns nothing the old one had been trusted with; a block still holds.
-            old = replace(old, public_key=public_key, verified=False, auto_answer=False)
-        return self._store(replace(old, relay_url=relay_url))
+        with self._changing():
+            holder = self.by_key(public_key)
+            if holder is not None and holder.name != name:
+                raise UsageError(f"that key already belongs to contact {holder.name}")
+            old = self._contacts.get(name)
+            if old is None:
+                return self._put(Contact(name=name, public_key=public_key, relay_url=relay_url))
+            if old.public_key != public_key:
+                if not replace_key:
+                    raise IdentityError(
+                        f"contact {name} already has a different key (fingerprint "
+                        f"{old.fingerprint}); if {name} really has a new key, add it again with "
+                        "--replace and verify the safety number"
+                    )
+                # A new key earns nothing the old one had been trusted with; a block still holds.
+                old = replace(old, public_key=public_key, verified=False, auto_answer=False)
+            return self._put(replace(old, relay_url=relay_url))
 
     def remove(self, name: str) -> None:
-        self.get(name)
-        del self._contacts[name]
-        self.save()
+        with self._changing():
+            self.get(name)
+            del self._contacts[name]
 
     def rename(self, old: str, new: str) -> Contact:
-        contact = self.get(old)
         check_name(new)
-        if new in self._contacts and new != old:
-            raise UsageError(f"contact {new} already exists")
-        del self._contacts[old]
-        return self._store(replace(contact, name=new))
+        with self._changing():
+            contact = self.get(old)
+            if new in self._contacts and new != old:
+                raise UsageError(f"contact {new} already exists")
+            del self._contacts[old]
+            return self._put(replace(contact, name=new))
 
-    def _store(self, contact: Contact) -> Contact:
+    def _put(self, contact: Contact) -> Contact:
         self._contacts[contact.name] = contact
-        self.save()
         return contact
 
     def set_blocked(self, name: str, blocked: bool) -> Contact:
-        return self._store(replace(self.get(name), blocked=blocked))
+        with self._changing():
+            return self._put(replace(self.get(name), blocked=blocked))
 
     def set_verified(self, name: str, verified: bool) -> Contact:
-        return self._store(replace(self.get(name), verified=verified))
+        with self._changing():
+            return self._put(replace(self.get(name), verified=verified))
 
     def set_auto_answer(self, name: str, auto_answer: bool) -> Contact:
-        return self._store(replace(self.get(name), auto_answer=auto_answer))
+        with self._changing():
+            return self._put(replace(self.get(name), auto_answer=auto_answer))
 
     def lookup(self, public_key: bytes) -> SenderStatus:
         """Who sent this? For `wire.open_message` when any contact may be the sender."""

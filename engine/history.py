@@ -1,25 +1,30 @@
 """The local call log: `history.json` in the data dir, kept only as long as the user chose.
 
 Entries older than `history_retention_days` are purged when the log is opened and then daily;
-with retention 0 nothing is ever written. The file is rewritten atomically on each change.
+with retention 0 nothing is ever written. The file is rewritten atomically on each change, under
+the folder's lock and after reading it again, so entries another process added are kept.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tcall.engine import paths
-from tcall.engine.atomic import write_atomic
+from tcall.engine.atomic import read_file, write_atomic
 from tcall.engine.errors import ConfigError
+from tcall.engine.locking import locked
 
 HISTORY_FILE = "history.json"
 OUTCOMES = ("answered", "missed", "declined", "silenced", "failed", "busy", "no_answer")
 DAY = 86400.0
+MAX_BYTES = 64 << 20  # some 300,000 calls
 Clock = Callable[[], float]
 
 
@@ -31,6 +36,35 @@ class CallRecord:
     duration_s: float  # 0 unless answered
     outcome: str  # one of OUTCOMES
     video: bool = True
+
+
+FIELDS = {f.name for f in fields(CallRecord)}
+REQUIRED = FIELDS - {"video"}
+
+
+def _number(value: Any) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise TypeError("not a number")
+    return float(value)
+
+
+def _record(path: Path, index: int, entry: Any) -> CallRecord:
+    """One checked entry: the types the app and `tcall history` rely on, or a ConfigError."""
+    try:
+        if not isinstance(entry, dict):
+            raise TypeError("not an object")
+        if set(entry) - FIELDS or not set(entry) >= REQUIRED:
+            raise TypeError(f"fields must be {', '.join(sorted(FIELDS))}")
+        contact, direction, outcome = entry["contact"], entry["direction"], entry["outcome"]
+        video = entry.get("video", True)
+        if not isinstance(contact, str) or not isinstance(video, bool):
+            raise TypeError("contact must be text and video true or false")
+        if direction not in ("outgoing", "incoming") or outcome not in OUTCOMES:
+            raise TypeError(f"bad direction or outcome {direction!r}/{outcome!r}")
+        started_at, duration_s = _number(entry["started_at"]), _number(entry["duration_s"])
+    except TypeError as exc:
+        raise ConfigError(f"{path}: unreadable call history (entry #{index + 1}: {exc})") from None
+    return CallRecord(contact, direction, started_at, duration_s, outcome, video)
 
 
 class History:
@@ -47,16 +81,19 @@ class History:
         return cls(paths.data_dir() / HISTORY_FILE, retention_days, clock)
 
     def _read(self) -> list[CallRecord]:
-        try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return [CallRecord(**entry) for entry in raw]
-        except FileNotFoundError:
+        raw = read_file(self.path, MAX_BYTES, "call history")
+        if raw is None:
             return []
-        except (ValueError, TypeError, OSError) as exc:
+        try:
+            entries = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             raise ConfigError(f"{self.path}: unreadable call history ({exc})") from None
+        if not isinstance(entries, list):
+            raise ConfigError(f"{self.path}: unreadable call history (not a JSON array)")
+        return [_record(self.path, i, entry) for i, entry in enumerate(entries)]
 
     def _write(self) -> None:
-        if not self._records and not self.path.exists():
+        if not self._records and not os.path.lexists(self.path):
             return
         data = json.dumps([asdict(r) for r in self._records], indent=1).encode()
         write_atomic(self.path, data)
@@ -71,24 +108,31 @@ class History:
         self._purge_if_due()
         if self.retention_days == 0:
             return  # keep nothing: not even a file
-        self._records.append(record)
-        self._write()
+        with locked(self.path.parent):  # what others wrote meanwhile is kept
+            self._records = self._read()
+            self._records.append(record)
+            self._write()
 
     def clear(self) -> None:
         self._records = []
-        if self.path.exists():
-            self._write()
+        if os.path.lexists(self.path):
+            with locked(self.path.parent):
+                self._write()
 
     def purge(self) -> int:
         """Drop records older than the retention; returns how many went."""
         self._purged_at = self.clock()
-        cutoff = self._purged_at - self.retention_days * DAY
-        kept = [r for r in self._records if r.started_at >= cutoff and self.retention_days > 0]
-        dropped = len(self._records) - len(kept)
-        if dropped:
-            self._records = kept
+        if not self._records or all(map(self._keep, self._records)):
+            return 0
+        with locked(self.path.parent):
+            current = self._read()
+            self._records = [r for r in current if self._keep(r)]
             self._write()
-        return dropped
+        return len(current) - len(self._records)
+
+    def _keep(self, record: CallRecord) -> bool:
+        cutoff = self._purged_at - self.retention_days * DAY
+        return self.retention_days > 0 and record.started_at >= cutoff
 
     def _purge_if_due(self) -> None:
         if self.clock() - self._purged_at >= DAY:

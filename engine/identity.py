@@ -1,7 +1,9 @@
 """The user's long-term Ed25519 identity key: created on first use, kept in one 0600 file.
 
-The key file holds the 32-byte Ed25519 seed and nothing else. The public key is what friends pin;
-its fingerprint (grouped hex of SHA-256 of the public key) is a short human-readable form of it.
+The key file holds the 32-byte Ed25519 seed and nothing else. Like ssh, tcall refuses a key file
+that group or others may read or write, or that another user owns (engine/atomic.py). The public
+key is what friends pin; its fingerprint (grouped hex of SHA-256 of the public key) is a short
+human-readable form of it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import nacl.public
 import nacl.signing
 
 from tcall.engine import paths
-from tcall.engine.atomic import write_atomic
+from tcall.engine.atomic import read_file, write_atomic
 from tcall.engine.errors import ConfigError, IdentityError
 
 KEY_FILE = "identity.key"
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 SEED_BYTES = 32
+KEY_FILE_LIMIT = 4096
 
 
 def fingerprint(public_key: bytes) -> str:
@@ -79,20 +82,28 @@ def identity_path() -> Path:
     return paths.data_dir() / KEY_FILE
 
 
+def _read_seed(path: Path) -> bytes | None:
+    # A little room above 32 bytes, so a damaged key is reported as damaged, not as too large.
+    return read_file(path, KEY_FILE_LIMIT, "identity key", secret=True)
+
+
 def load_identity(path: Path) -> Identity:
-    try:
-        seed = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read identity key {path}: {exc.strerror}") from exc
+    seed = _read_seed(path)
+    if seed is None:
+        raise ConfigError(f"cannot read identity key {path}: No such file or directory")
     if len(seed) != SEED_BYTES:
         raise ConfigError(f"identity key {path} is damaged (expected 32 bytes, found {len(seed)})")
     return Identity.from_seed(seed)
 
 
 def load_or_create_identity(path: Path | None = None) -> Identity:
-    """The user's identity; the first call creates it (mode 0600, written atomically)."""
+    """The user's identity; the first call creates it (mode 0600, written atomically).
+
+    Creation never replaces anything: the key is linked into place only if the path is free, so
+    of two processes creating it at once one wins and both read back the winner's key. A dangling
+    symbolic link in its place is refused (read_file), never taken as "no key yet".
+    """
     path = path if path is not None else identity_path()
-    if not path.exists():
-        write_atomic(path, Identity.generate().seed, mode=0o600)
-    # Read back what is on disk, so two processes racing to create the key agree on one.
+    if _read_seed(path) is None:
+        write_atomic(path, Identity.generate().seed, mode=0o600, exclusive=True)
     return load_identity(path)

@@ -23,10 +23,12 @@ import tomli_w
 
 from tcall.engine import paths
 from tcall.engine.address import check_relay_url
-from tcall.engine.atomic import write_atomic
+from tcall.engine.atomic import read_file, write_atomic
 from tcall.engine.errors import ConfigError, UsageError
+from tcall.engine.locking import locked
 
 CONFIG_FILE = "config.toml"
+MAX_BYTES = 1 << 20
 _ON_OFF = ("on", "off")
 _WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
@@ -202,6 +204,26 @@ def _checked(key: str, value: Any) -> Any:
         raise ValueError(f"bad value {value!r} for {key} (allowed: {setting.allowed})") from None
 
 
+def _read_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checked values and the unknown keys of config.toml (both empty if there is none)."""
+    raw = read_file(path, MAX_BYTES, "settings file")
+    if raw is None:
+        return {}, {}
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key in SCHEMA.keys() & data.keys():
+        try:
+            values[key] = _checked(key, data[key])
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return values, {k: v for k, v in data.items() if k not in SCHEMA}
+
+
 class Settings:
     """The settings of one tcall home. `set` saves at once; reads use the typed properties."""
 
@@ -213,22 +235,7 @@ class Settings:
     @classmethod
     def load(cls, path: Path | None = None) -> Settings:
         path = path if path is not None else config_path()
-        if not path.exists():
-            return cls(path, {}, {})
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-        values: dict[str, Any] = {}
-        for key in SCHEMA.keys() & data.keys():
-            try:
-                values[key] = _checked(key, data[key])
-            except ValueError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-        unknown = {k: v for k, v in data.items() if k not in SCHEMA}
-        return cls(path, values, unknown)
+        return cls(path, *_read_settings(path))
 
     @property
     def warnings(self) -> list[str]:
@@ -243,18 +250,26 @@ class Settings:
         return {key: self.get(key) for key in SCHEMA}
 
     def set(self, key: str, text: str) -> Any:
-        """Set `key` from command-line text and save; UsageError names the allowed values."""
+        """Set `key` from command-line text and save; UsageError names the allowed values.
+
+        Under the folder's lock the file is read again first, so a setting another process
+        changed meanwhile is kept rather than overwritten with this object's older copy.
+        """
         self.get(key)
         try:
-            self._values[key] = _checked(key, SCHEMA[key].from_text(text))
+            value = _checked(key, SCHEMA[key].from_text(text))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        self.save()
-        return self._values[key]
+        with locked(self.path.parent):
+            self._values, self._unknown = _read_settings(self.path)
+            self._values[key] = value
+            self.save()
+        return value
 
     def save(self) -> None:
         data = {k: self._values[k] for k in SCHEMA if k in self._values} | self._unknown
-        write_atomic(self.path, tomli_w.dumps(data).encode("utf-8"), mode=0o600)
+        with locked(self.path.parent):
+            write_atomic(self.path, tomli_w.dumps(data).encode("utf-8"), mode=0o600)
 
     def _on(self, key: str) -> bool:
         return bool(self.get(key) == "on")

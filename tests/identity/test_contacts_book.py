@@ -11,6 +11,7 @@ import pytest
 from tcall.engine.contacts import ContactBook
 from tcall.engine.errors import ConfigError, ExitCode, IdentityError, UsageError
 from tcall.engine.identity import Identity
+from tcall.engine.locking import LOCK_FILE
 from tcall.engine.wire import SenderStatus
 
 ALICE = Identity.from_seed(b"\x01" * 32).public_key
@@ -109,10 +110,10 @@ def test_a_crash_during_save_keeps_the_old_file(
         raise OSError(5, "I/O error")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match="cannot write .*I/O error"):
         book.add("bob", BOB)
     assert book.path.read_bytes() == before
-    assert [p.name for p in book.path.parent.iterdir()] == ["contacts.toml"]
+    assert sorted(p.name for p in book.path.parent.iterdir()) == [LOCK_FILE, "contacts.toml"]
 
 
 @pytest.mark.parametrize(

@@ -33,14 +33,15 @@ def test_a_crash_while_writing_leaves_no_key_file(
     def crash(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, "link", crash)  # the key is linked into place, never replaced
+    with pytest.raises(ConfigError, match="cannot write .*No space left on device"):
         load_or_create_identity()
     assert list(tcall_home.iterdir()) == []
 
 
 def test_damaged_key_file_is_a_config_error(tcall_home: Path) -> None:
     (tcall_home / "identity.key").write_bytes(b"short")
+    (tcall_home / "identity.key").chmod(0o600)
     with pytest.raises(ConfigError, match="damaged"):
         load_or_create_identity()
 
