@@ -71,7 +71,7 @@ def test_ten_parallel_settings_set_are_all_kept(tcall_home: Path) -> None:
     assert {key: values[key] for key in SETTINGS} == SETTINGS
 
 
-@pytest.mark.parametrize("round_", range(3))
+@pytest.mark.parametrize("round_", range(5))  # before the fix, about 1 round in 5 disagreed
 def test_two_first_run_ids_print_the_same_key(tmp_path: Path, round_: int) -> None:
     home = tmp_path / f"fresh{round_}"
     results = _together(home, [["id", "--json"], ["id", "--json"]])
