@@ -55,6 +55,8 @@ def check_relay_url(url: str) -> str:
         raise ValueError("the relay port must be a number from 1 to 65535")
     if parts.username is not None or parts.query or parts.fragment:
         raise ValueError("a relay URL has no user, query or fragment part")
+    if not url.isascii() or not url.isprintable():
+        raise ValueError("a relay URL has only printable ASCII characters")
     if any(ch.isspace() or ch in "#@" for ch in url):
         raise ValueError("a relay URL contains no spaces, '#' or '@'")
     return url

@@ -15,6 +15,7 @@ from tcall.engine.media.handle import VideoHandle
 from tcall.engine.phone import ECHO, CallHandle, ContactView, Phone, Snapshot
 from tcall.engine.safety import grouped, safety_number
 from tcall.engine.settings import SCHEMA
+from tcall.engine.text import printable
 
 __all__ = [
     "ECHO",
@@ -31,6 +32,7 @@ __all__ = [
     "grouped",
     "list_all",
     "parse_address",
+    "printable",
     "qr_lines",
     "safety_number",
 ]

@@ -20,10 +20,11 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
 from tcall.engine.api import ECHO as ECHO_PEER
-from tcall.engine.api import CallOptions, Phone, Snapshot
+from tcall.engine.api import CallOptions, Phone, Snapshot, printable
 from tcall.engine.errors import TcallError
 from tcall.engine.events import (
     CallState,
@@ -130,6 +131,25 @@ class TcallApp(App[None]):
                 await asyncio.wait_for(self.engine.run(self.phone.close()), 5)
             self.engine.stop()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every toast shows its text as text: never markup, never a control character (a relay's
+        or a peer's words may carry either)."""
+        super().notify(
+            printable(message),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     def snapshot(self) -> Snapshot:
         """The engine's latest snapshot (replaced whole by the engine, so safe to read here)."""
         return self.phone.snapshot
@@ -169,7 +189,7 @@ class TcallApp(App[None]):
             await self._engine().run(self.phone.start())
         except TcallError as exc:
             self.relay_state = "offline"
-            self.notify(str(exc), title="Relay", severity="warning", markup=False)
+            self.notify(str(exc), title="Relay", severity="warning")
 
     def _reconnect(self) -> None:
         if self.relay_state == "offline" and self.snapshot().relay_url:
@@ -192,12 +212,11 @@ class TcallApp(App[None]):
                 self._snapshot_changed()
             case Missed():
                 self._snapshot_changed()
-                self.notify(f"Missed call from {event.peer} ({event.reason})", markup=False)
+                self.notify(f"Missed call from {event.peer} ({event.reason})")
             case Refused() | Notice(call_id=None):
                 self.notify(
                     event.message,
                     severity="warning" if isinstance(event, Refused) else "information",
-                    markup=False,
                 )
             case CallState() | Stats() | Summary() | Notice():
                 if event.call_id is not None:
@@ -214,19 +233,19 @@ class TcallApp(App[None]):
                 if ringing in self.screen_stack:
                     ringing.pop_until_active()
                     ringing.dismiss(None)
-                self.notify(_summary_text(event), title="Missed call", markup=False)
+                self.notify(_summary_text(event), title="Missed call")
                 return
         screen = self._calls.get(call_id)
         if screen is None:
             self._early.setdefault(call_id, []).append(event)
             return
         if isinstance(event, Notice):
-            self.notify(event.message, markup=False)
+            self.notify(event.message)
             return
         screen.engine_event(event)
         if isinstance(event, Summary):
             del self._calls[call_id]
-            self.notify(_summary_text(event), title="Call ended", markup=False)
+            self.notify(_summary_text(event), title="Call ended")
             self._close(screen)
 
     def _close(self, screen: CallScreen) -> None:
@@ -270,7 +289,7 @@ class TcallApp(App[None]):
         try:
             call = await self._engine().run(self.phone.dial(name, self.call_options(video)))
         except TcallError as exc:
-            self.notify(str(exc), title="Call failed", severity="error", markup=False)
+            self.notify(str(exc), title="Call failed", severity="error")
             if screen in self.screen_stack:
                 self._close(screen)
             return
@@ -302,7 +321,7 @@ class TcallApp(App[None]):
         try:
             await self._engine().run(command)
         except TcallError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
+            self.notify(str(exc), severity="warning")
 
     def _ask_video(self, event: VideoRequest) -> None:
         """ask_before_video: the peer turned video on; show it only if the user says so."""
@@ -318,7 +337,7 @@ class TcallApp(App[None]):
         try:
             await self._engine().run(self.phone.allow_video(call_id))
         except TcallError as exc:
-            self.notify(str(exc), severity="warning", markup=False)
+            self.notify(str(exc), severity="warning")
 
     # --- incoming calls --------------------------------------------------------------------
 
@@ -344,7 +363,7 @@ class TcallApp(App[None]):
         try:
             call = await self._engine().run(self.phone.accept(call_id, video, options))
         except TcallError as exc:
-            self.notify(str(exc), title="Call failed", severity="error", markup=False)
+            self.notify(str(exc), title="Call failed", severity="error")
             if screen in self.screen_stack:
                 self._close(screen)
             return
@@ -387,9 +406,9 @@ class TcallApp(App[None]):
         try:
             await self._engine().run(command)
         except TcallError as exc:
-            self.notify(str(exc), title=failed, severity="error", markup=False)
+            self.notify(str(exc), title=failed, severity="error")
             return
-        self.notify(done, markup=False)
+        self.notify(done)
 
     def on_change_setting(self, message: ChangeSetting) -> None:
         self.change_setting(message)

@@ -10,6 +10,7 @@ import click
 
 from tcall.engine import paths
 from tcall.engine.errors import ExitCode, TcallError
+from tcall.engine.text import printable
 
 # Each module under tui/commands/ exposes a click command (or group) named `command`.
 COMMAND_MODULES = [
@@ -77,10 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        click.echo(f"tcall: error: {exc.format_message()}", err=True)
+        click.echo(f"tcall: error: {printable(exc.format_message())}", err=True)
         return ExitCode.USAGE
     except TcallError as exc:
-        click.echo(f"tcall: error: {exc}", err=True)
+        click.echo(f"tcall: error: {printable(exc)}", err=True)
         return exc.code
     except KeyboardInterrupt:
         click.echo("tcall: interrupted", err=True)

@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from textual.app import App
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from tcall.engine.address import format_address
 from tcall.engine.contacts import ContactBook
-from tcall.engine.events import IncomingCall, Silenced, Summary
+from tcall.engine.events import IncomingCall, Refused, Silenced, Summary
 from tcall.engine.history import CallRecord, History
 from tcall.engine.identity import Identity
 from tcall.engine.settings import Settings
@@ -61,6 +63,7 @@ async def test_contacts_list_echo_first_with_marks(friends: ContactBook) -> None
         assert "blocked" not in lines[3]
         # carol's presence message, as the engine handles it after opening it
         assert app.engine is not None
+
         async def online() -> None:
             app.phone._presence("carol", True)
 
@@ -280,6 +283,20 @@ async def test_silenced_callers_never_pop_up(friends: ContactBook) -> None:
         app.post_message(EngineEvent(Silenced("unknown 12", "x")))
         await pilot.pause(0.2)
         assert isinstance(app.screen, ContactsScreen)
+
+
+async def test_a_relays_or_peers_words_are_shown_as_text(
+    friends: ContactBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Escape sequences and markup in a refusal's text reach no terminal (issue #12, item 15)."""
+    shown: list[tuple[str, dict[str, object]]] = []
+    monkeypatch.setattr(App, "notify", lambda _app, message, **how: shown.append((message, how)))
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(EngineEvent(Refused("protocol", "\x1b]0;pwned\x07 [/PATH]")))
+        await until(pilot, lambda: bool(shown))
+    message, how = shown[-1]
+    assert message == "\\x1b]0;pwned\\x07 [/PATH]" and how["markup"] is False
 
 
 async def test_incoming_keys_answer_video_audio_decline_block() -> None:

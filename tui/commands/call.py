@@ -20,6 +20,7 @@ from tcall.engine.media.audio import AUDIO_SPECS
 from tcall.engine.media.video import VIDEO_SPECS
 from tcall.engine.phone import ECHO, Phone
 from tcall.engine.session import CODECS
+from tcall.engine.text import printable
 from tcall.tui.commands.control import obey_stdin
 
 
@@ -47,9 +48,11 @@ class EventPrinter:
             return  # for UIs that show contacts and settings; nothing to print
         event = typed.to_json() if isinstance(typed, Event) else typed
         if self.as_json:
-            click.echo(json.dumps(event))
+            click.echo(json.dumps(event))  # JSON escapes control characters itself
             sys.stdout.flush()
             return
+        # A relay's or a peer's words must not reach the terminal as control sequences.
+        event = {k: printable(v) if isinstance(v, str) else v for k, v in event.items()}
         kind = event["event"]
         if kind == "notice":
             click.echo(f"tcall: {event['message']}", err=True)

@@ -11,6 +11,7 @@ from tcall.engine.contacts import ContactBook
 from tcall.engine.errors import ExitCode
 from tcall.engine.identity import fingerprint, load_or_create_identity
 from tcall.engine.safety import grouped, safety_number
+from tcall.engine.text import printable
 
 
 @click.group("contacts")
@@ -47,7 +48,8 @@ def list_(as_json: bool) -> None:
     for c in contacts:
         flags = ["verified" if c.verified else "unverified"]
         flags += ["blocked"] * c.blocked + ["auto-answer"] * c.auto_answer
-        click.echo(f"{c.name}  {c.fingerprint}  {c.relay_url or '-'}  {', '.join(flags)}")
+        relay = printable(c.relay_url) or "-"
+        click.echo(f"{c.name}  {c.fingerprint}  {relay}  {', '.join(flags)}")
 
 
 @command.command("remove")

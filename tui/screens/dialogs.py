@@ -7,10 +7,18 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from tcall.engine.api import Address, check_name, grouped, parse_address, safety_number
+from tcall.engine.api import (
+    Address,
+    check_name,
+    grouped,
+    parse_address,
+    printable,
+    safety_number,
+)
 from tcall.engine.errors import UsageError
 
 
@@ -55,7 +63,7 @@ class AddContactDialog(ModalScreen[NewContact | None]):
             address = parse_address(self.query_one("#address", Input).value)
             name = check_name(self.query_one("#name", Input).value.strip())
         except UsageError as exc:
-            self.query_one("#error", Label).update(str(exc))
+            self.query_one("#error", Label).update(Content(printable(exc)))
             return
         self.dismiss(NewContact(name, address))
 

@@ -13,11 +13,12 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Select, Static
 
-from tcall.engine.api import SCHEMA, Snapshot, list_all
+from tcall.engine.api import SCHEMA, Snapshot, list_all, printable
 from tcall.tui.screens.status import RelayStatus
 
 PRIVACY = (
@@ -138,5 +139,5 @@ class SettingsScreen(Screen[None]):
 
     def show_error(self, key: str, message: str) -> None:
         note = self.query_one(f"#note-{key}", Label)
-        note.update(message)
+        note.update(Content(printable(message)))  # the text is the user's value: never markup
         note.set_classes("note error")
