@@ -67,7 +67,7 @@ class LeanLink(asyncio.Protocol):
     def __init__(self, worker: Worker, host: str, key: nacl.signing.SigningKey) -> None:
         self.worker = worker
         self.host = host
-        self.conn = protocol.ClientConnection(key)
+        self.conn = protocol.ClientConnection(key, protocol.relay_origin(f"ws://{host}"))
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""

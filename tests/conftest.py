@@ -49,6 +49,7 @@ TIERS = {
     "relay/test_relay_websocket.py": "unit",
     "relay/test_relay_redis.py": "e2e",
     "relay/test_relay_serve.py": "e2e",
+    "relay/test_relay_attacks.py": "e2e",
     "render": "unit",
     "render/test_direct_frames.py": "integration",
     "render/test_video_view.py": "integration",

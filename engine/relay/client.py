@@ -61,7 +61,8 @@ class RelayClient:
     ) -> RelayClient:
         """Connect and prove we hold `signing_key`; RelayUnreachable if down or refused."""
         endpoint = relay_ws_url(url)
-        conn = protocol.ClientConnection(signing_key)
+        # Our AUTH is signed for this relay's origin: no other relay can pass it on as its own.
+        conn = protocol.ClientConnection(signing_key, protocol.relay_origin(endpoint))
         session = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):

@@ -3,16 +3,25 @@
 Every relay message is one binary WebSocket message. Its first byte says what it is:
 
     kind  name       direction  body
-    0x01  CHALLENGE  relay->us  version (1 byte, = 1) | challenge (32 random bytes)
+    0x01  CHALLENGE  relay->us  version (1 byte, = 2) | challenge (32 random bytes)
     0x02  AUTH       us->relay  Ed25519 public key (32) | signature (64)
     0x03  READY      relay->us  our mailbox (16)
     0x04  SEND       us->relay  recipient mailbox (16) | payload (1 byte or more)
     0x05  DELIVER    relay->us  payload (1 byte or more)
     0x06  ERROR      relay->us  error code (1) | reason, UTF-8 (at most 200 bytes)
 
-The relay speaks first with a CHALLENGE. The client signs `AUTH_CONTEXT + challenge` with its
-identity key (the domain prefix keeps this signature from meaning anything anywhere else) and sends
-AUTH. Only after a good AUTH does the relay answer READY and accept SEND; a DELIVER carries the
+The relay speaks first with a CHALLENGE. The client signs, with its identity key,
+
+    AUTH_CONTEXT ("tcall-relay-auth-v2") | length of origin (1 byte) | origin (ASCII) | challenge
+
+and sends AUTH. The domain prefix keeps this signature from meaning anything anywhere else; the
+origin binds it to the relay the client meant: `relay_origin` of the URL it dialled,
+`scheme://host:port` (lower case, the port always written, IPv6 in brackets). The relay checks it
+against its own origin, taken from the Host header of the opening handshake only when that names
+the relay itself (see engine/server/server.py), or from its `--public-url`. So a relay that passes
+another relay's challenge on to its own clients (a contact's relay, say) gets a signature the other
+relay refuses: it cannot sign in there as them. Version 1 signed the challenge alone; a version 2
+client refuses a version 1 relay, and the other way round. Only after a good AUTH does the relay answer READY and accept SEND; a DELIVER carries the
 payload alone, so the relay never tells a recipient who sent it. An ERROR is always the relay's last
 frame: the link closes after it. A whole frame is at most `MAX_FRAME` bytes.
 
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import enum
 import os
+import urllib.parse
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -32,9 +42,11 @@ import nacl.exceptions
 import nacl.hash
 import nacl.signing
 
-VERSION = 1
+VERSION = 2
 WS_PATH = "/ws"  # where a relay serves its WebSocket; `ws://host:port` means this path
-AUTH_CONTEXT = b"tcall-relay-auth-v1"
+AUTH_CONTEXT = b"tcall-relay-auth-v2"
+MAX_ORIGIN = 255
+_DEFAULT_PORTS = {"ws": 80, "wss": 443, "http": 80, "https": 443}
 CHALLENGE_SIZE = 32
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
@@ -102,9 +114,34 @@ def mailbox_bytes(mailbox: str) -> bytes:
     return bytes.fromhex(mailbox)
 
 
-def auth_message(challenge: bytes) -> bytes:
-    """What a client signs to answer `challenge`."""
-    return AUTH_CONTEXT + challenge
+def relay_origin(url: str) -> str:
+    """`scheme://host:port` of a relay URL, the form both sides sign and check; ValueError if
+    it is not a ws:// or wss:// URL with a host."""
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a relay URL: {url!r}") from exc
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in ("ws", "wss") or not host:
+        raise ValueError(f"not a relay URL (want ws://HOST:PORT): {url!r}")
+    return origin(scheme, host, port)
+
+
+def origin(scheme: str, host: str, port: int | None) -> str:
+    """The origin of `host` (a name or an address, IPv6 with or without brackets) and `port`."""
+    host = host.lower().strip("[]").rstrip(".")
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port if port is not None else _DEFAULT_PORTS[scheme]}"
+
+
+def auth_message(challenge: bytes, origin: str) -> bytes:
+    """What a client signs to answer `challenge` from the relay at `origin`."""
+    raw = origin.encode("ascii")
+    if len(raw) > MAX_ORIGIN:
+        raise ValueError(f"a relay origin has at most {MAX_ORIGIN} characters")
+    return AUTH_CONTEXT + bytes((len(raw),)) + raw + challenge
 
 
 # --- encoders ---------------------------------------------------------------------------------
@@ -198,11 +235,14 @@ def _check_size(data: bytes, max_frame: int) -> None:
 class ServerConnection:
     """The relay's side of one link: challenge, then AUTH, then any number of SENDs."""
 
-    def __init__(self, challenge: bytes | None = None, max_frame: int = MAX_FRAME) -> None:
+    def __init__(
+        self, challenge: bytes | None = None, max_frame: int = MAX_FRAME, origin: str = ""
+    ) -> None:
         self.challenge = challenge if challenge is not None else os.urandom(CHALLENGE_SIZE)
         if len(self.challenge) != CHALLENGE_SIZE:
             raise ValueError("a challenge has 32 bytes")
         self.max_frame = max_frame
+        self.origin = origin  # this relay's own `relay_origin`: an AUTH must be signed for it
         self.mailbox: str | None = None
 
     def hello(self) -> bytes:
@@ -236,7 +276,8 @@ class ServerConnection:
         public_key = data[1 : 1 + PUBLIC_KEY_SIZE]
         signature = data[1 + PUBLIC_KEY_SIZE :]
         try:
-            nacl.signing.VerifyKey(public_key).verify(auth_message(self.challenge), signature)
+            message = auth_message(self.challenge, self.origin)
+            nacl.signing.VerifyKey(public_key).verify(message, signature)
         except (nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError, ValueError) as exc:
             raise RelayProtocolError(ErrorCode.AUTH_FAILED, "bad signature") from exc
         self.mailbox = mailbox_id(public_key)
@@ -246,8 +287,10 @@ class ServerConnection:
 class ClientConnection:
     """Our side of one link: answer the challenge, then send and receive payloads."""
 
-    def __init__(self, signing_key: nacl.signing.SigningKey) -> None:
+    def __init__(self, signing_key: nacl.signing.SigningKey, origin: str = "") -> None:
+        """`origin`: `relay_origin` of the URL we dialled; our AUTH is good for that relay only."""
         self._signing_key = signing_key
+        self.origin = origin
         self.public_key = bytes(signing_key.verify_key)
         self.mailbox = mailbox_id(self.public_key)
         self.ready = False
@@ -291,6 +334,6 @@ class ClientConnection:
             raise RelayProtocolError(ErrorCode.MALFORMED, "CHALLENGE has the wrong length")
         if data[1] != VERSION:
             raise RelayProtocolError(ErrorCode.UNSUPPORTED, f"relay speaks version {data[1]}")
-        signature = self._signing_key.sign(auth_message(data[2:])).signature
+        signature = self._signing_key.sign(auth_message(data[2:], self.origin)).signature
         self._outgoing.append(encode_auth(self.public_key, signature))
         self._answered = True

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import ipaddress
 import logging
+import socket
 import struct
 from collections.abc import Callable, Coroutine, Mapping
 from http import HTTPStatus
@@ -71,6 +73,7 @@ class RelayConfig:
     heartbeat: float = 30.0  # a link silent this long is pinged; silent twice as long, dropped
     close_timeout: float = 2.0
     stats_interval: float = 60.0
+    public_urls: tuple[str, ...] = ()  # `protocol.relay_origin`s clients reach us by (a proxy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,11 +262,34 @@ class Link(asyncio.Protocol):
                 self._answer(self.server.page(request))
                 return
             answer = upgrade_response(request)
+            origin = self.server.origin(request, transport)
         except HttpError as exc:
             self._answer(http_response(exc.status, headers=exc.headers))
             return
         rest = bytes(head[end + 4 :])
         self._head = bytearray()
+        if isinstance(origin, str):
+            self._open(answer, origin, rest)
+        else:  # a host name: see that it is ours before the link opens
+            transport.pause_reading()
+            self.server.spawn(self._resolved(answer, origin, rest))
+
+    async def _resolved(
+        self, answer: bytes, origin: Coroutine[Any, Any, str | None], rest: bytes
+    ) -> None:
+        name = await origin
+        if self.closing or self.transport is None or self.transport.is_closing():
+            return
+        if name is None:
+            self._answer(http_response(HTTPStatus.MISDIRECTED_REQUEST))
+            return
+        self.transport.resume_reading()
+        self._open(answer, name, rest)
+
+    def _open(self, answer: bytes, origin: str, rest: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._conn.origin = origin
         config = self.server.config
         self._frames = FrameParser(config.max_frame, config.max_fragments)
         # The rate limit holds from the first frame, before sign-in too (a ping flood, say).
@@ -340,6 +366,41 @@ class Link(asyncio.Protocol):
             self.kick(ErrorCode.AUTH_TIMEOUT, "no AUTH in time")
 
 
+def _split_host(value: str) -> tuple[str, int | None]:
+    """Host and port of a Host header ("name", "name:80", "[::1]:80"); ("", None) if broken."""
+    value = value.strip()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return "", None
+        port_text = rest[1:]
+    else:
+        host, _, port_text = value.partition(":")
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return "", None
+    return host, int(port_text)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        x, y = ipaddress.ip_address(a.split("%")[0]), ipaddress.ip_address(b.split("%")[0])
+    except ValueError:
+        return False
+    x = getattr(x, "ipv4_mapped", None) or x
+    y = getattr(y, "ipv4_mapped", None) or y
+    return x == y
+
+
 def _error_frames(code: ErrorCode, reason: str) -> bytes:
     """An ERROR message and the close frame after it: always a link's last words."""
     message = protocol.encode_error(code, reason)
@@ -375,6 +436,7 @@ class RelayServer:
         self.stats: collections.Counter[str] = collections.Counter()
         self.bus: RedisBus | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._names: dict[str, tuple[float, frozenset[str]]] = {}  # host name: until, addresses
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -384,9 +446,9 @@ class RelayServer:
         if self.redis_url:
             self.bus = RedisBus(self.redis_url, self._from_bus, self._online_elsewhere, self._hold)
             await self.bus.start()
-        self._spawn(self._sweep())
-        self._spawn(self._heartbeat())
-        self._spawn(self._report())
+        self.spawn(self._sweep())
+        self.spawn(self._heartbeat())
+        self.spawn(self._report())
 
     async def close_links(self) -> None:
         """Tell every link the relay is stopping, and wait a little for them to hang up."""
@@ -408,7 +470,7 @@ class RelayServer:
         if self.bus is not None:
             await self.bus.close()
 
-    def _spawn(self, job: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(job)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -443,6 +505,49 @@ class RelayServer:
 
     # --- links ----------------------------------------------------------------------------------
 
+    def origin(
+        self, request: Request, transport: asyncio.Transport
+    ) -> str | Coroutine[Any, Any, str | None]:
+        """This relay's origin as the client named it (the Host header), which its AUTH must be
+        signed for; HttpError (421) if the header names another relay. A host name is checked
+        by resolving it (the coroutine returned), an address against the socket's own.
+
+        With `public_urls` (behind a proxy) only those are the relay's names. Without, the Host
+        must carry the port the client reached and name the address it reached: a relay that
+        passes another's challenge on cannot name that relay's address in its own clients' URL.
+        """
+        host, port = _split_host(request.headers.get("host", ""))
+        public = self.config.public_urls
+        if public:
+            for url in public:
+                scheme = url.split(":", 1)[0]
+                if url == protocol.origin(scheme, host, port):
+                    return url
+            raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
+        local = transport.get_extra_info("sockname")
+        if not host or not local or (port or 80) != local[1]:
+            raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
+        name = protocol.origin("ws", host, port or 80)
+        if _is_address(host):
+            if not _same_address(host, local[0]):
+                raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
+            return name
+        return self._name_is_ours(host, local[0], name)
+
+    async def _name_is_ours(self, host: str, address: str, name: str) -> str | None:
+        now = self.loop.time()
+        cached = self._names.get(host)
+        if cached is None or cached[0] < now:
+            try:
+                infos = await self.loop.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+                found = frozenset(str(info[4][0]) for info in infos)
+            except OSError:
+                found = frozenset()
+            if len(self._names) > 1024:
+                self._names.clear()
+            cached = self._names[host] = (now + 60.0, found)
+        return name if any(_same_address(a, address) for a in cached[1]) else None
+
     def page(self, request: Request) -> bytes:
         """The whole HTTP answer to a request that is not a WebSocket opening."""
         if request.method != "GET":
@@ -457,7 +562,7 @@ class RelayServer:
         if self.bus is None:
             self._register(link, mailbox, 0)
             return True
-        self._spawn(self._claim(link, mailbox))
+        self.spawn(self._claim(link, mailbox))
         return False
 
     async def _claim(self, link: Link, mailbox: str) -> None:
@@ -488,7 +593,7 @@ class RelayServer:
         if link.mailbox and self.peers.get(link.mailbox) is link:
             del self.peers[link.mailbox]
             if self.bus is not None:
-                self._spawn(self.bus.release(link.mailbox))
+                self.spawn(self.bus.release(link.mailbox))
 
     # --- routing --------------------------------------------------------------------------------
 

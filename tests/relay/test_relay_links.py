@@ -12,7 +12,7 @@ from tcall.engine.server.server import Link, RelayConfig, RelayServer
 from tcall.engine.server.websocket import Opcode, client_frame
 
 OPENING = (
-    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:7711\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 )
 
@@ -36,6 +36,9 @@ class FakeTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 7711) if name == "sockname" else None
+
     def abort(self) -> None:
         self.aborted = self.closing = True
 
@@ -49,7 +52,8 @@ def _signed_in(server: RelayServer, key: nacl.signing.SigningKey) -> tuple[Link,
     link.data_received(OPENING)
     challenge = link._conn.challenge
     auth = protocol.encode_auth(
-        bytes(key.verify_key), key.sign(protocol.auth_message(challenge)).signature
+        bytes(key.verify_key),
+        key.sign(protocol.auth_message(challenge, "ws://127.0.0.1:7711")).signature,
     )
     link.data_received(client_frame(Opcode.BINARY, auth, os.urandom(4)))
     assert link.mailbox == protocol.mailbox_id(bytes(key.verify_key))

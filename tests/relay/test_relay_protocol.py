@@ -63,7 +63,7 @@ def test_send_before_auth_is_refused() -> None:
 
 def test_auth_signed_by_another_key_is_refused() -> None:
     server = ServerConnection()
-    signature = KEY_B.sign(protocol.auth_message(server.challenge)).signature
+    signature = KEY_B.sign(protocol.auth_message(server.challenge, "")).signature
     frame = protocol.encode_auth(bytes(KEY_A.verify_key), signature)
     assert refusal(server, frame) == ErrorCode.AUTH_FAILED
     assert server.mailbox is None

@@ -54,7 +54,7 @@ async def test_mailbox_is_read_only_after_a_valid_signature(relay: tuple[str, Re
     async with raw_link(url) as link:
         hello = await link.frame()
         assert hello is not None and hello[0] == protocol.Kind.CHALLENGE
-        forged = new_key().sign(protocol.auth_message(hello[2:])).signature
+        forged = new_key().sign(protocol.auth_message(hello[2:], link.origin)).signature
         await link.ws.send_bytes(protocol.encode_auth(bytes(victim.verify_key), forged))
         assert await link.refusal() == ErrorCode.AUTH_FAILED
     async with raw_link(url) as link:

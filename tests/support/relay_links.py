@@ -20,9 +20,12 @@ from tcall.engine.server.websocket import Opcode, accept_key, client_frame
 class RawLink:
     """A WebSocket link to a relay that speaks the protocol only when told to."""
 
-    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
+    def __init__(
+        self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, origin: str
+    ):
         self.session = session
         self.ws = ws
+        self.origin = origin  # what a sign-in is signed for
 
     async def frame(self, timeout: float = 5.0) -> bytes | None:
         """The next binary frame, or None once the relay has closed the link."""
@@ -34,7 +37,7 @@ class RawLink:
 
     async def sign_in(self, key: nacl.signing.SigningKey) -> str:
         """Answer the challenge with `key`; returns our mailbox."""
-        conn = protocol.ClientConnection(key)
+        conn = protocol.ClientConnection(key, self.origin)
         while not conn.ready:
             data = await self.frame()
             assert data is not None, "relay closed the link during sign-in"
@@ -58,7 +61,7 @@ async def raw_link(url: str) -> AsyncIterator[RawLink]:
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(relay_ws_url(url), max_msg_size=0, compress=0)
         try:
-            yield RawLink(session, ws)
+            yield RawLink(session, ws, protocol.relay_origin(url))
         finally:
             await ws.close()
 
@@ -66,14 +69,18 @@ async def raw_link(url: str) -> AsyncIterator[RawLink]:
 class Wire:
     """A hand-driven client socket: write exactly these bytes, read server frames."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, url: str = ""
+    ) -> None:
         self.reader, self.writer = reader, writer
         self.mask = os.urandom(4)
+        self.url = url
+        self.host = url.removeprefix("ws://")  # the Host header: what the URL names
 
     @classmethod
     async def open(cls, url: str) -> Wire:
         host, port = url.removeprefix("ws://").rsplit(":", 1)
-        return cls(*await asyncio.open_connection(host, int(port)))
+        return cls(*await asyncio.open_connection(host.strip("[]"), int(port)), url)
 
     async def http(self, request: bytes) -> tuple[bytes, bytes]:
         """Send a request; the response head and everything after it until the server closes."""
@@ -85,7 +92,7 @@ class Wire:
     async def upgrade(self) -> bytes:
         key = base64.b64encode(os.urandom(16)).decode()
         self.writer.write(
-            f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET /ws HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
         )
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
@@ -95,9 +102,13 @@ class Wire:
         assert opcode == Opcode.BINARY and challenge[0] == protocol.Kind.CHALLENGE
         return challenge
 
-    def auth(self, key: nacl.signing.SigningKey, challenge: bytes) -> bytes:
-        """The AUTH frame answering `challenge` (the relay's whole CHALLENGE message)."""
-        signature = key.sign(protocol.auth_message(challenge[2:])).signature
+    def auth(
+        self, key: nacl.signing.SigningKey, challenge: bytes, origin: str | None = None
+    ) -> bytes:
+        """The AUTH frame answering `challenge` (the relay's whole CHALLENGE message), signed
+        for `origin` (by default the relay this wire was opened to)."""
+        origin = origin if origin is not None else protocol.relay_origin(self.url)
+        signature = key.sign(protocol.auth_message(challenge[2:], origin)).signature
         return self.frame_bytes(
             Opcode.BINARY, protocol.encode_auth(bytes(key.verify_key), signature)
         )

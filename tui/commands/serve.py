@@ -12,6 +12,7 @@ import click
 import uvloop
 
 from tcall.engine.errors import ExitCode
+from tcall.engine.relay import protocol
 from tcall.engine.server.server import RelayConfig, RelayServer, run
 
 
@@ -63,13 +64,44 @@ async def _serve(host: str, port: int, server: RelayServer) -> None:
     show_default=True,
     help="Messages a link may send in one burst.",
 )
+@click.option(
+    "--hold-memory",
+    type=click.IntRange(0, 1 << 20),
+    default=RelayConfig.hold_max_bytes >> 20,
+    show_default=True,
+    help="MiB of memory payloads for offline mailboxes may take, in all.",
+)
+@click.option(
+    "--public-url",
+    "public_urls",
+    multiple=True,
+    help="A ws:// or wss:// URL clients reach this relay by, when behind a proxy (repeatable). "
+    "Sign-ins are then accepted for these URLs only.",
+)
 def command(
-    host: str, port: int, redis_url: str | None, hold_seconds: float, rate: float, burst: float
+    host: str,
+    port: int,
+    redis_url: str | None,
+    hold_seconds: float,
+    rate: float,
+    burst: float,
+    hold_memory: int,
+    public_urls: tuple[str, ...],
 ) -> ExitCode:
     """Run a relay: it sees mailbox ids, sizes, times and IP addresses, and nothing else."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="tcall relay: %(message)s")
+    try:
+        origins = tuple(protocol.relay_origin(url) for url in public_urls)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--public-url") from exc
     _raise_fd_limit()
-    config = RelayConfig(hold_seconds=hold_seconds, rate=rate, burst=burst)
+    config = RelayConfig(
+        hold_seconds=hold_seconds,
+        rate=rate,
+        burst=burst,
+        hold_max_bytes=hold_memory << 20,
+        public_urls=origins,
+    )
     # uvloop roughly halves the relay's CPU per message; asyncio's own loop also works.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_serve(host, port, RelayServer(config, redis_url)))
