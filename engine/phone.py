@@ -233,7 +233,7 @@ class Phone:
         self._set_relay_state("online")
         if self._settings.presence == "contacts":
             for contact in self._contacts.contacts():
-                if not contact.blocked:
+                if not contact.blocked and self._on_our_relay(contact):
                     await self._send_quietly(contact, "presence", "", presence="online")
 
     async def close(self) -> None:
@@ -244,7 +244,7 @@ class Phone:
                 await asyncio.wait_for(asyncio.shield(call.done), 5)
         if self._settings.presence == "contacts" and self._links:
             for contact in self._contacts.contacts():
-                if contact.name in self._online:
+                if contact.name in self._online and self._on_our_relay(contact):
                     await self._send_quietly(contact, "presence", "", presence="offline")
         for reader in self._readers:
             reader.cancel()
@@ -292,6 +292,13 @@ class Phone:
         link = await self._link(relay_url or self.relay_url)
         payload = seal_message(self._identity, peer_key, kind, call_id, self.clock(), **fields)
         await link.send(mailbox_id(peer_key), payload)
+
+    def _on_our_relay(self, contact: Contact) -> bool:
+        """Presence goes only to contacts on our own relay: tcall connects to another relay only
+        to call someone there (or to answer their call), never just to say it is online, so a
+        contact's relay learns our IP address only when we call through it, and a dead one never
+        slows anything else down."""
+        return not contact.relay_url or contact.relay_url == self.relay_url
 
     async def _send_quietly(self, contact: Contact, kind: str, call_id: str, **fields: Any) -> None:
         with contextlib.suppress(TcallError):
@@ -373,7 +380,7 @@ class Phone:
         if online != was_online:
             self._emit(PresenceChanged(contact, online))
             self._republish()
-        if online and not was_online:
+        if online and not was_online and self._on_our_relay(self._contacts.get(contact)):
             asyncio.ensure_future(
                 self._send_quietly(self._contacts.get(contact), "presence", "", presence="online")
             )
