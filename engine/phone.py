@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from tcall.engine.core.call import (
 )
 from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
 from tcall.engine.echo import EchoChannel
-from tcall.engine.errors import TcallError, UsageError
+from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
 from tcall.engine.events import Event, Notice, PresenceChanged, RelayChanged, SnapshotChanged
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings
@@ -60,6 +61,8 @@ from tcall.engine.wire import (
 )
 
 ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
+RECONNECT_FIRST_S = 1.0  # after the relay link drops: 1, 2, 4, ... s, each +-20%,
+RECONNECT_MAX_S = 30.0  # and never more than this between tries
 Clock = Callable[[], float]
 EmitEvent = Callable[[Event], None]
 
@@ -147,8 +150,11 @@ class Phone:
         auto_answer_contacts: bool = False,
         ring_timeout: float = 30.0,
         incoming_options: CallOptions | None = None,
+        reconnect: bool = True,
     ) -> None:
         self._emit = emit
+        self.reconnect = reconnect  # False: a lost relay link stays lost (`relay_lost`)
+        self.relay_lost: TcallError | None = None  # the link is gone and will not come back
         self.clock = clock
         self.auto_answer_contacts = auto_answer_contacts
         self.ring_timeout = ring_timeout
@@ -163,6 +169,8 @@ class Phone:
         self._relay_state = "offline" if self._settings.relay_url else "not set"
         self._links: dict[str, RelayClient] = {}
         self._readers: list[asyncio.Task[None]] = []
+        self._reconnector: asyncio.Task[None] | None = None
+        self._closing = False
         self.snapshot = self._take_snapshot()
 
     # --- snapshots -------------------------------------------------------------------------
@@ -236,7 +244,34 @@ class Phone:
                 if not contact.blocked and self._on_our_relay(contact):
                     await self._send_quietly(contact, "presence", "", presence="online")
 
+    async def stay_online(self) -> None:
+        """Sign in to our relay, and keep trying (with backoff) until it works; never raises for an
+        unreachable relay: RelayChanged events tell how it goes."""
+        try:
+            await self.start()
+        except RelayUnreachable as exc:
+            self._emit_notice(str(exc))
+            self._keep_trying()
+
+    def _keep_trying(self) -> None:
+        if self._reconnector is None or self._reconnector.done():
+            self._reconnector = asyncio.create_task(self._reconnect(), name="relay reconnect")
+
+    async def _reconnect(self) -> None:
+        delay = RECONNECT_FIRST_S
+        while not self._closing and self.relay_url:
+            # The jitter keeps every client of a restarted relay from coming back at once.
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                await self.start()
+                return
+            except RelayUnreachable:
+                delay = min(delay * 2, RECONNECT_MAX_S)
+
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
         for call in list(self._calls.values()):
             with contextlib.suppress(TcallError):
                 await self.hangup(call.call_id)
@@ -278,10 +313,20 @@ class Phone:
                     self._emit_notice(str(exc))
         except TcallError as exc:
             self._links.pop(link.url, None)
-            if link.url == self.relay_url:
-                self._set_relay_state("offline")
-                self._emit_notice(str(exc))
             self._fail_waiting(exc)
+            if link.url != self.relay_url or self._closing:
+                return
+            self._set_relay_state("offline")
+            self._emit_notice(str(exc))
+            if link.replaced:
+                # Coming back would only push the other one off in turn, for ever.
+                self.relay_lost = RelayUnreachable(
+                    f"{exc}: this identity signed in to the relay from somewhere else"
+                )
+            elif self.reconnect:
+                self._keep_trying()
+            else:
+                self.relay_lost = exc
 
     def _emit_notice(self, message: str) -> None:
         self._emit(Notice(message))

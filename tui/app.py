@@ -59,7 +59,6 @@ from tcall.tui.screens.incoming import IncomingCallScreen
 from tcall.tui.screens.settings import ChangeSetting
 
 T = TypeVar("T")
-RECONNECT_S = 5.0
 
 
 class EngineEvent(Message):
@@ -123,7 +122,6 @@ class TcallApp(App[None]):
         self.engine = EngineLoop()
         self.push_screen(ContactsScreen(self.snapshot))
         self.connect_relay()
-        self.set_interval(RECONNECT_S, self._reconnect)
 
     async def on_unmount(self) -> None:
         if self.engine is not None:
@@ -182,18 +180,11 @@ class TcallApp(App[None]):
 
     @work(exclusive=True, group="relay", exit_on_error=False)
     async def connect_relay(self) -> None:
+        """Sign in to the relay; the engine keeps trying by itself while it is unreachable."""
         if not self.snapshot().relay_url:
             self.relay_state = "not set"
             return
-        try:
-            await self._engine().run(self.phone.start())
-        except TcallError as exc:
-            self.relay_state = "offline"
-            self.notify(str(exc), title="Relay", severity="warning")
-
-    def _reconnect(self) -> None:
-        if self.relay_state == "offline" and self.snapshot().relay_url:
-            self.connect_relay()
+        await self._engine().run(self.phone.stay_online())
 
     # --- engine events ---------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ class RelayClient:
         self._conn = conn
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._closed_reason: str | None = None
+        self.replaced = False  # the relay closed us because this identity signed in elsewhere
         self._reader = asyncio.create_task(self._read(), name="tcall-relay-client")
 
     @property
@@ -132,6 +133,7 @@ class RelayClient:
                 if isinstance(event, protocol.Delivered):
                     self._inbox.put_nowait(event.payload)
                 elif isinstance(event, protocol.Refused):
+                    self.replaced = event.code == protocol.ErrorCode.REPLACED
                     reason = f"relay {self.url} closed the link: {event.reason}"
                     break
         except protocol.RelayProtocolError as exc:

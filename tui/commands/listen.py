@@ -34,6 +34,8 @@ async def _listen(
         while not stop.is_set() and not (once and summaries):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
+            if phone.relay_lost is not None:
+                raise phone.relay_lost  # a bot must never stay up deaf: exit 6
         for call_id in phone.call_ids():
             await phone.interrupt(call_id)
     finally:
@@ -48,9 +50,19 @@ async def _listen(
 @click.command("listen")
 @click.option("--auto-answer", is_flag=True, help="Answer calls from contacts at once.")
 @click.option("--once", is_flag=True, help="Exit after the first call, with its exit code.")
+@click.option(
+    "--exit-on-relay-loss",
+    is_flag=True,
+    help="Exit 6 when the relay link drops, instead of reconnecting (1, 2, 4 ... 30 s).",
+)
 @call_flags
 def command(
-    auto_answer: bool, once: bool, ring_timeout: float, as_json: bool, **media: Any
+    auto_answer: bool,
+    once: bool,
+    exit_on_relay_loss: bool,
+    ring_timeout: float,
+    as_json: bool,
+    **media: Any,
 ) -> ExitCode:
     """Wait for calls (relay from `tcall settings set relay_url ...`)."""
     options = call_options(**media)
@@ -63,7 +75,11 @@ def command(
         printer(event)
 
     phone = Phone(
-        emit, auto_answer_contacts=auto_answer, ring_timeout=ring_timeout, incoming_options=options
+        emit,
+        auto_answer_contacts=auto_answer,
+        ring_timeout=ring_timeout,
+        incoming_options=options,
+        reconnect=not exit_on_relay_loss,
     )
     asyncio.run(_listen(phone, printer, once, summaries))
     if once and summaries:
