@@ -36,10 +36,19 @@ class CallRecord:
     duration_s: float  # 0 unless answered
     outcome: str  # one of OUTCOMES
     video: bool = True
+    count: int = 1  # more than 1: that many calls in one entry (silenced calls from strangers)
 
 
 FIELDS = {f.name for f in fields(CallRecord)}
-REQUIRED = FIELDS - {"video"}
+REQUIRED = FIELDS - {"video", "count"}
+
+
+def _entry(record: CallRecord) -> dict[str, Any]:
+    """A record as stored and as `tcall history --json` prints it (`count` only when above 1)."""
+    entry = asdict(record)
+    if record.count == 1:
+        del entry["count"]
+    return entry
 
 
 def _number(value: Any) -> float:
@@ -62,9 +71,12 @@ def _record(path: Path, index: int, entry: Any) -> CallRecord:
         if direction not in ("outgoing", "incoming") or outcome not in OUTCOMES:
             raise TypeError(f"bad direction or outcome {direction!r}/{outcome!r}")
         started_at, duration_s = _number(entry["started_at"]), _number(entry["duration_s"])
+        count = entry.get("count", 1)
+        if type(count) is not int or count < 1:
+            raise TypeError("count must be a whole number from 1 up")
     except TypeError as exc:
         raise ConfigError(f"{path}: unreadable call history (entry #{index + 1}: {exc})") from None
-    return CallRecord(contact, direction, started_at, duration_s, outcome, video)
+    return CallRecord(contact, direction, started_at, duration_s, outcome, video, count)
 
 
 class History:
@@ -95,7 +107,7 @@ class History:
     def _write(self) -> None:
         if not self._records and not os.path.lexists(self.path):
             return
-        data = json.dumps([asdict(r) for r in self._records], indent=1).encode()
+        data = json.dumps([_entry(r) for r in self._records], indent=1).encode()
         write_atomic(self.path, data)
 
     @property
@@ -139,4 +151,4 @@ class History:
             self.purge()
 
     def as_json(self) -> list[dict[str, Any]]:
-        return [asdict(r) for r in self.records]
+        return [_entry(r) for r in self.records]

@@ -40,10 +40,18 @@ from tcall.engine.core.call import (
     SetMuted,
     Start,
 )
+from tcall.engine.core.quota import Quota
 from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
 from tcall.engine.echo import EchoChannel
 from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
-from tcall.engine.events import Event, Notice, PresenceChanged, RelayChanged, SnapshotChanged
+from tcall.engine.events import (
+    Event,
+    Notice,
+    PresenceChanged,
+    RelayChanged,
+    Silenced,
+    SnapshotChanged,
+)
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings
 from tcall.engine.identity import Identity, load_or_create_identity
@@ -63,6 +71,12 @@ from tcall.engine.wire import (
 ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
 RECONNECT_FIRST_S = 1.0  # after the relay link drops: 1, 2, 4, ... s, each +-20%,
 RECONNECT_MAX_S = 30.0  # and never more than this between tries
+# Strangers' calls that policy silences, and messages we refuse, cost a few events a minute however
+# many come (engine/core/quota.py); silenced calls one history entry for the first of a minute and
+# one "strangers" entry for the rest.
+QUOTA_WINDOW_S = 60.0
+SHOWN_PER_WINDOW = 5
+STRANGERS = "strangers"
 Clock = Callable[[], float]
 EmitEvent = Callable[[Event], None]
 
@@ -171,6 +185,9 @@ class Phone:
         self._readers: list[asyncio.Task[None]] = []
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
+        self._silenced = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
+        self._refused = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
+        self._quota_timers: dict[str, asyncio.TimerHandle] = {}
         self.snapshot = self._take_snapshot()
 
     # --- snapshots -------------------------------------------------------------------------
@@ -270,6 +287,10 @@ class Phone:
 
     async def close(self) -> None:
         self._closing = True
+        for timer in self._quota_timers.values():
+            timer.cancel()
+        self._close_silenced()
+        self._close_refused()
         if self._reconnector is not None:
             self._reconnector.cancel()
         for call in list(self._calls.values()):
@@ -385,6 +406,8 @@ class Phone:
                 self._calls[call_id].feed(event)
             case Refuse():
                 self._refuse(verdict)
+            case NotRinging(Silenced() as silenced, video, _) if contact is None:
+                self._stranger_silenced(silenced, video)
             case NotRinging(event, video, reply_busy):
                 self._history.add(
                     CallRecord(event.peer, "incoming", self.clock(), 0.0, event.kind, video)
@@ -402,13 +425,51 @@ class Phone:
                 if auto_answer:
                     live.feed(Accept(video=core.video_allowed))
 
+    def _stranger_silenced(self, event: Silenced, video: bool) -> None:
+        """A stranger's call that policy silenced: cheap however many come (a flood must not
+        rewrite the history file thousands of times, nor delay a contact's call)."""
+        if self._silenced.report(self.clock()):
+            self._emit(event)
+        if self._silenced.opens_window:
+            self._history.add(
+                CallRecord(event.peer, "incoming", self.clock(), 0.0, "silenced", video)
+            )
+            self._republish()
+            self._close_later(self._close_silenced)
+
+    def _close_silenced(self) -> None:
+        """Log the window's other silenced strangers' calls as one entry, and say how many."""
+        more = self._silenced.count - 1
+        hidden = self._silenced.close()
+        if more > 0:
+            start = self.clock() - QUOTA_WINDOW_S
+            self._history.add(
+                CallRecord(STRANGERS, "incoming", start, 0.0, "silenced", False, more)
+            )
+            self._republish()
+        if hidden:
+            self._emit_notice(f"silenced {hidden} more calls from strangers in the last minute")
+
+    def _close_refused(self) -> None:
+        if hidden := self._refused.close():
+            self._emit_notice(f"refused {hidden} more messages in the last minute")
+
+    def _close_later(self, close: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._quota_timers[close.__name__] = loop.call_later(QUOTA_WINDOW_S, close)
+
     def _cores(self) -> dict[str, CallCore]:
         return {call_id: live.core for call_id, live in self._calls.items()}
 
     def _refuse(self, verdict: Refuse) -> None:
-        self._emit(verdict.event)
-        if verdict.fail_call is not None:
+        if verdict.fail_call is not None:  # about our own call: always said, never counted
+            self._emit(verdict.event)
             self._calls[verdict.fail_call].feed(Failed(verdict.error))
+            return
+        if self._refused.report(self.clock()):
+            self._emit(verdict.event)
+        if self._refused.opens_window:
+            self._close_later(self._close_refused)
 
     def _fail_waiting(self, error: TcallError) -> None:
         for live in list(self._calls.values()):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from tcall.engine.contacts import Contact
 from tcall.engine.core.call import CallCore, CallSettings, PeerMessage
+from tcall.engine.core.quota import Quota
 from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
 from tcall.engine.events import CallPhase, Missed, Silenced
 from tcall.engine.settings import Settings
@@ -113,3 +114,10 @@ def test_another_contact_speaking_for_the_call_is_an_identity_error() -> None:
     )
     assert isinstance(verdict, Refuse) and verdict.fail_call == "call-1"
     assert verdict.event.reason == "identity"
+
+
+def test_a_quota_shows_a_few_reports_a_window_and_counts_the_rest() -> None:
+    quota = Quota(window_s=60.0, shown=2)
+    assert [quota.report(now=1.0) for _ in range(5)] == [True, True, False, False, False]
+    assert quota.close() == 3
+    assert quota.report(now=70.0) and quota.opens_window

@@ -20,7 +20,8 @@ def _line(record: CallRecord) -> str:
     arrow = "->" if record.direction == "outgoing" else "<-"
     media = "video" if record.video else "audio"
     duration = f"{record.duration_s:.0f} s" if record.outcome == "answered" else "-"
-    return f"{when}  {arrow} {record.contact:<24}  {record.outcome:<9}  {duration:>7}  {media}"
+    outcome = record.outcome if record.count == 1 else f"{record.outcome} x{record.count}"
+    return f"{when}  {arrow} {record.contact:<24}  {outcome:<9}  {duration:>7}  {media}"
 
 
 @click.command("history")

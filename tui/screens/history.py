@@ -31,7 +31,7 @@ def row(record: CallRecord) -> tuple[str, ...]:
         when,
         record.contact,
         arrow,
-        record.outcome,
+        record.outcome if record.count == 1 else f"{record.outcome} ×{record.count}",
         length,
         "video" if record.video else "audio",
     )
