@@ -26,8 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 pytest.register_assert_rewrite("tests.support")
+
+from tests.support.fuzz import examples  # noqa: E402 - after the rewrite hook, so it is rewritten
+
+# Property tests that name no example count run Hypothesis' default (100) under CI, a tenth of it
+# in a developer's loop (tests/support/fuzz.py).
+settings.register_profile("tcall", max_examples=examples(100))
+settings.load_profile("tcall")
 
 TESTS = Path(__file__).parent
 TIERS = {

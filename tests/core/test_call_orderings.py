@@ -22,6 +22,7 @@ from tcall.engine.core.outcome import EXIT_CODES, Outcome
 from tcall.engine.errors import ExitCode, TcallError
 from tcall.engine.events import CallPhase
 from tests.core.pair import CorePair, Side
+from tests.support.fuzz import examples
 
 STEPS = st.lists(
     st.one_of(
@@ -104,7 +105,7 @@ def check(side: Side) -> None:
         assert not finishes
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(STEPS)
 def test_any_ordering_ends_each_call_once_and_honestly(steps: list[tuple[str, object]]) -> None:
     pair = run(steps)
@@ -112,7 +113,7 @@ def test_any_ordering_ends_each_call_once_and_honestly(steps: list[tuple[str, ob
     check(pair.bob)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(STEPS)
 def test_no_call_waits_forever_before_it_connects(steps: list[tuple[str, object]]) -> None:
     pair = run(steps)

@@ -81,14 +81,14 @@ async def test_a_payload_for_a_link_closing_unreported_is_held_and_the_sender_un
 
 
 async def test_heartbeat_passes_over_a_link_closing_unreported() -> None:
-    server = RelayServer(RelayConfig(heartbeat=0.05))
+    server = RelayServer(RelayConfig(heartbeat=0.02))
     await server.start()
     try:
         _, closing = _signed_in(server, nacl.signing.SigningKey.generate())
         closing.closing = True  # a ping written to it would raise inside the heartbeat task
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.08)
         silent, transport = _signed_in(server, nacl.signing.SigningKey.generate())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.15)
         assert b"\x89\x00" in transport.written  # still pinging: the heartbeat task lives on
         assert transport.aborted and silent.mailbox not in server.peers  # and then dropped
     finally:

@@ -15,6 +15,7 @@ from tcall.engine.relay.protocol import (
     ServerConnection,
     mailbox_id,
 )
+from tests.support.fuzz import examples
 
 KEY_A = nacl.signing.SigningKey(bytes(range(32)))
 KEY_B = nacl.signing.SigningKey(bytes(range(1, 33)))
@@ -176,7 +177,7 @@ def mutated(draw: st.DrawFn) -> bytes:
 FRAMES = st.one_of(st.binary(max_size=200), mutated())
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.lists(FRAMES, max_size=6))
 def test_fuzz_server_connection(frames: list[bytes]) -> None:
     server = ServerConnection(challenge=bytes(32))
@@ -193,7 +194,7 @@ def test_fuzz_server_connection(frames: list[bytes]) -> None:
             assert server.mailbox is not None and len(event.payload) > 0
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.lists(FRAMES, max_size=6))
 def test_fuzz_client_connection(frames: list[bytes]) -> None:
     client = ClientConnection(KEY_A)

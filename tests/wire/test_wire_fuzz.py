@@ -14,13 +14,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcall.engine.wire import MAX_MESSAGE_BYTES, Received, ReplayGuard, WireRefusal
+from tests.support.fuzz import examples
 from tests.support.wire_pair import SDP, ConnectionPair
 
 PAIR = ConnectionPair()
 VALID = PAIR.seal(PAIR.alice, "offer", sdp=SDP, video=True)
 VALID_PLAIN = nacl.public.SealedBox(PAIR.bob.box_private_key()).decrypt(VALID)
 BOX_TO_BOB = nacl.public.SealedBox(PAIR.bob.box_private_key().public_key)
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _open(data: bytes) -> Received | None:
