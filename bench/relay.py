@@ -228,7 +228,7 @@ def worker_main(
 
 class Relay:
     def __init__(self) -> None:
-        code = "import sys; from tui.cli import entry; sys.argv[0] = 'tcall'; entry()"
+        code = "import sys; from tcall.tui.cli import entry; sys.argv[0] = 'tcall'; entry()"
         # The per-link rate limit stays on; the bench's links send ~20/s each at 1k clients.
         self.proc = subprocess.Popen(
             [
