@@ -15,8 +15,14 @@ what every other process on the machine used ("others", from /proc/stat). The re
 and the others share the machine's cores: when their sum nears 100 % per core, latency measures the
 queue for a CPU, not the relay.
 
+With `--variant websockets` the relay is bench/relay_ws_variant.py instead: the same relay with
+the `websockets` library's sans-I/O `ServerProtocol` as its WebSocket layer. `--variant both` runs
+the two one after the other for each client count (a fresh relay and clients each), prints a line
+for each, then a summary: relay CPU %, us per message, p50 and p99 of both side by side, with the
+ratio of their CPU per message (websockets / ours).
+
     python bench/relay.py [--clients 1000,5000,10000] [--rates 5000,10000,20000] [--seconds 5]
-                          [--workers 2]
+                          [--workers 2] [--variant ours|websockets|both]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import nacl.signing
@@ -226,16 +233,26 @@ def worker_main(
 # --- the relay process ------------------------------------------------------------------------------
 
 
+VARIANT = Path(__file__).with_name("relay_ws_variant.py")
+
+
 class Relay:
-    def __init__(self) -> None:
-        code = "import sys; from tcall.tui.cli import entry; sys.argv[0] = 'tcall'; entry()"
+    def __init__(self, variant: str = "ours") -> None:
+        if variant == "ours":
+            code = "import sys; from tcall.tui.cli import entry; sys.argv[0] = 'tcall'; entry()"
+            command = [code, "serve"]
+        else:  # the same relay with websockets' ServerProtocol as its WebSocket layer
+            code = (
+                "import runpy, sys; sys.argv[0] = 'tcall'; "
+                f"runpy.run_path({str(VARIANT)!r}, run_name='__main__')"
+            )
+            command = [code]
         # The per-link rate limit stays on; the bench's links send ~20/s each at 1k clients.
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                code,
-                "serve",
+                *command,
                 "--port",
                 "0",
                 "--rate",
@@ -331,9 +348,12 @@ def measure(
     }
 
 
-def run_clients(clients: int, rates: list[float], seconds: float, workers: int) -> None:
+def run_clients(
+    clients: int, rates: list[float], seconds: float, workers: int, variant: str = "ours"
+) -> list[dict[str, Any]]:
     """Sign `clients` in to a fresh relay, then print one line per offered rate."""
-    relay = Relay()
+    relay = Relay(variant)
+    results = []
     ctx = multiprocessing.get_context("fork")
     pipes, procs = [], []
     try:
@@ -357,8 +377,10 @@ def run_clients(clients: int, rates: list[float], seconds: float, workers: int) 
         rss_idle = relay.rss_mib()
         for rate in rates:
             r = measure(relay, pipes, mailboxes, rate, seconds)
+            r["clients"], r["rate"], r["variant"], r["rss_idle"] = clients, rate, variant, rss_idle
+            results.append(r)
             print(
-                f"{clients:>8} {sign_in:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
+                f"{variant[:4]:>4} {clients:>8} {sign_in:>9.1f} {r['offered']:>10.0f} {r['delivered']:>9.0f} "
                 f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['lost']:>6} {r['errors']:>5} "
                 f"{rss_idle:>6.0f} -> {r['rss']:>5.0f} {r['cpu']:>8.0f}% {r['relay_us']:>6.0f} "
                 f"{r['user_us']:>4.0f}+{r['kernel_us']:<4.0f}"
@@ -374,6 +396,7 @@ def run_clients(clients: int, rates: list[float], seconds: float, workers: int) 
             if proc.is_alive():
                 proc.kill()
         relay.stop()
+    return results
 
 
 def main() -> None:
@@ -384,6 +407,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--variant",
+        choices=("ours", "websockets", "both"),
+        default="ours",
+        help="the relay's WebSocket layer: engine/server/websocket.py, websockets, or both in turn",
+    )
     args = parser.parse_args()
     raise_fd_limit()
     print(
@@ -392,15 +421,45 @@ def main() -> None:
         flush=True,
     )
     header = (
-        f"{'clients':>8} {'sign-in s':>9} {'offered/s':>10} {'deliv/s':>9} {'p50 ms':>8} "
+        f"{'ws':>4} {'clients':>8} {'sign-in s':>9} {'offered/s':>10} {'deliv/s':>9} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'lost':>6} {'errs':>5} {'RSS MiB':>15} {'relay CPU':>9} {'us/msg':>6} "
         f"{'usr+sys':>9}"
         f"{'client CPU':>10} {'relay wait':>10} {'others':>7} {'load':>5}"
     )
     print(header, flush=True)
     rates = [float(rate) for rate in args.rates.split(",")]
+    variants = ("ours", "websockets") if args.variant == "both" else (args.variant,)
+    results: list[dict[str, Any]] = []
     for clients in (int(c) for c in args.clients.split(",")):
-        run_clients(clients, rates, args.seconds, args.workers)
+        for variant in variants:
+            results += run_clients(clients, rates, args.seconds, args.workers, variant)
+    if len(variants) == 2:
+        print_comparison(results)
+
+
+def print_comparison(results: list[dict[str, Any]]) -> None:
+    """Both relays side by side, per client count and rate: ours / websockets."""
+    print(
+        "\nours / websockets, same run: relay CPU % (one core), us per message, p50 ms, p99 ms, "
+        "delivered/s, RSS MiB after; ratio = websockets' CPU per message / ours",
+        flush=True,
+    )
+    print(
+        f"{'clients':>8} {'msg/s':>6} {'relay CPU %':>11} {'us/msg':>11} {'p50 ms':>11} "
+        f"{'p99 ms':>13} {'deliv/s':>13} {'RSS':>9} {'ratio':>6}"
+    )
+    by_key = {(r["variant"], r["clients"], r["rate"]): r for r in results}
+    for (variant, clients, rate), a in by_key.items():
+        b = by_key.get(("websockets", clients, rate))
+        if variant != "ours" or b is None:
+            continue
+        print(
+            f"{clients:>8} {rate:>6.0f} {a['cpu']:>5.0f}/{b['cpu']:<5.0f} "
+            f"{a['relay_us']:>5.0f}/{b['relay_us']:<5.0f} {a['p50']:>5.2f}/{b['p50']:<5.2f} "
+            f"{a['p99']:>6.2f}/{b['p99']:<6.2f} {a['delivered']:>6.0f}/{b['delivered']:<6.0f} "
+            f"{a['rss']:>4.0f}/{b['rss']:<4.0f} {b['relay_us'] / a['relay_us']:>6.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
