@@ -18,7 +18,7 @@ from tests.support.users import User
 
 @pytest.fixture
 def other_relay() -> Iterator[tuple[str, list[object]]]:
-    """A port that counts who connects to it and answers nothing (a contact's relay)."""
+    """A port that counts who connects to it and hangs up on them (a contact's dead relay)."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.2)
     knocks: list[object] = []
@@ -30,7 +30,8 @@ def other_relay() -> Iterator[tuple[str, list[object]]]:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
-            knocks.append(conn)
+            knocks.append(conn.getpeername())
+            conn.close()  # a dead relay: refused at once, so the call fails fast
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
