@@ -370,6 +370,11 @@ class ReplayGuard:
         heapq.heappush(self._expiry, (timestamp + self.window, sender, nonce))
 
 
+# Messages from strangers remembered at once (for MAX_SKEW_SECONDS each): far more than people who
+# are not your contacts send you in two minutes; a flood beyond it refuses only strangers.
+STRANGERS_REPLAY_BUDGET = 1000
+
+
 @dataclass
 class ReplayGuards:
     """A replay guard for each contact and one that every stranger shares.
@@ -381,7 +386,7 @@ class ReplayGuards:
 
     window: float = MAX_SKEW_SECONDS
     per_contact: int = 10_000
-    strangers: int = 50_000
+    strangers: int = STRANGERS_REPLAY_BUDGET
     _contacts: dict[bytes, ReplayGuard] = field(default_factory=dict)
     _strangers: ReplayGuard | None = None
 
