@@ -47,7 +47,7 @@ from tcall.engine.core.call import (
     TimerExpired,
 )
 from tcall.engine.core.outcome import Outcome
-from tcall.engine.errors import ProtocolError, TcallError
+from tcall.engine.errors import CallFailed, ProtocolError, TcallError
 from tcall.engine.events import Event, MediaFigures, Notice, Stats, Summary
 from tcall.engine.history import CallRecord, History
 from tcall.engine.media.handle import VideoHandle
@@ -195,6 +195,9 @@ class LiveCall:
                         self._feed_quietly(SendFailed(action.kind, exc))
                         break  # the rest of this batch assumed the message went out
                     self._feed_quietly(Failed(exc))
+                    break
+                except Exception as exc:  # a library's surprise must not leave the call hanging
+                    self._feed_quietly(Failed(CallFailed(f"{type(action).__name__} failed: {exc}")))
                     break
                 if not go_on:
                     return
