@@ -69,6 +69,8 @@ TIERS = {
     "session/test_session.py": "e2e",
     "settings": "unit",
     "test_support_imports.py": "unit",
+    "test_cli_options.py": "unit",
+    "test_cli_process.py": "e2e",
     "tui": "integration",
     "tui/test_tmux_call.py": "e2e",
     "wire": "unit",

@@ -3,40 +3,59 @@
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
-from tcall.engine import paths
 from tcall.engine.errors import ExitCode, TcallError
 from tcall.engine.text import printable
 
-# Each module under tui/commands/ exposes a click command (or group) named `command`.
-COMMAND_MODULES = [
-    "tcall.tui.commands.call",
-    "tcall.tui.commands.contacts",
-    "tcall.tui.commands.devices",
-    "tcall.tui.commands.history",
-    "tcall.tui.commands.identity",
-    "tcall.tui.commands.listen",
-    "tcall.tui.commands.serve",
-    "tcall.tui.commands.settings",
-    "tcall.tui.commands.view",
-]
+# Each module under tui/commands/ exposes a click command (or group) named `command`. Its short
+# help is kept here too, so that `tcall --help` lists the commands without importing any of them
+# (tests/tui/test_cli_lazy.py checks that each line matches its command).
+COMMANDS = {
+    "call": ("tcall.tui.commands.call", "Call NAME (a contact, or `echo` for the echo test)."),
+    "contacts": ("tcall.tui.commands.contacts", "Manage contacts and their pinned keys."),
+    "devices": ("tcall.tui.commands.devices", "List media devices."),
+    "history": ("tcall.tui.commands.history", "Show the local call log, newest first."),
+    "id": ("tcall.tui.commands.identity", "Show your tcall address."),
+    "listen": ("tcall.tui.commands.listen", "Wait for calls, without the TUI."),
+    "serve": ("tcall.tui.commands.serve", "Run a relay."),
+    "settings": ("tcall.tui.commands.settings", "Read and change settings (config.toml)."),
+    "view": ("tcall.tui.commands.view", "Play a video source in this terminal."),
+}
+COMMAND_MODULES = [module for module, _ in COMMANDS.values()]
+
+
+class Bounded(click.FloatRange):
+    """A float in [min, max] that is a number: click's FloatRange lets NaN through (every
+    comparison with NaN is false), and a NaN duration or rate would reach the engine."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class LazyGroup(click.Group):
     """Imports a subcommand's module only when it runs: `tcall settings` should not pay for
-    importing aiortc, OpenCV and PyAV (over a second per process)."""
+    importing aiortc, OpenCV and PyAV (over a second per process), nor `tcall --help` at all."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.modules = {name.rsplit(".", 1)[1]: name for name in COMMAND_MODULES}
-        self.modules["id"] = self.modules.pop("identity")
+        self.modules = {name: module for name, (module, _) in COMMANDS.items()}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.modules)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = self.modules.get(cmd_name)
@@ -51,6 +70,7 @@ class LazyGroup(click.Group):
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+@click.version_option(package_name="tcall", prog_name="tcall", message="%(prog)s %(version)s")
 @click.option(
     "--home",
     type=click.Path(file_okay=False),
@@ -61,6 +81,8 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, home: str | None) -> None:
     """tcall: verifiable end-to-end encrypted video calls in the terminal."""
     if home:
+        from tcall.engine import paths  # platformdirs: only when it is needed
+
         paths.set_home(home)
     if ctx.invoked_subcommand is None:
         from tcall.tui.app import TcallApp  # Textual loads only when the TUI itself runs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -21,20 +22,28 @@ from tcall.engine.media.video import VIDEO_SPECS
 from tcall.engine.phone import ECHO, Phone
 from tcall.engine.session import CODECS
 from tcall.engine.text import printable
+from tcall.tui.cli import Bounded
 from tcall.tui.commands.control import obey_stdin
+
+# Each ends a call as Ctrl-C does: hang up, record history, print the summary, exit 130. SIGHUP is a
+# closed terminal, a dropped SSH session or a killed tmux session: the peer must still be told.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_SIZE = (3840, 2160)
+DAY = 86400.0
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if (
-        not sep
-        or not width.isdigit()
-        or not height.isdigit()
-        or int(width) < 16
-        or int(height) < 16
+    """`WIDTHxHEIGHT`, each from 16 up to 3840x2160 (a larger one would only exhaust memory)."""
+    match = re.fullmatch(r"([0-9]{1,5})[xX]([0-9]{1,5})", text.strip())
+    if not match or not all(
+        16 <= int(n) <= most for n, most in zip(match.groups(), MAX_SIZE, strict=True)
     ):
-        raise UsageError(f"bad --resolution {text!r} (expected WIDTHxHEIGHT, e.g. 640x480)")
-    return int(width) & ~1, int(height) & ~1  # the encoders need even sizes
+        raise UsageError(
+            f"bad --resolution {printable(text)!r} (expected WIDTHxHEIGHT from 16x16 to "
+            f"{MAX_SIZE[0]}x{MAX_SIZE[1]}, e.g. 640x480)"
+        )
+    width, height = (int(n) for n in match.groups())
+    return width & ~1, height & ~1  # the encoders need even sizes
 
 
 class EventPrinter:
@@ -108,13 +117,13 @@ async def _run(
 ) -> dict[str, Any]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop.set)
     try:
         return await _call(name, options, emit, stop, ring_timeout)
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
 
 
 async def _call(
@@ -152,16 +161,16 @@ def call_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--codec", type=click.Choice(CODECS), default="vp8", show_default=True),
         click.option(
             "--duration",
-            type=click.FloatRange(min=0.1),
+            type=Bounded(min=0.1, max=DAY),
             default=None,
             help="Hang up (each call) after S seconds.",
         ),
         click.option(
-            "--connect-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True
+            "--connect-timeout", type=Bounded(min=0.1, max=3600), default=15.0, show_default=True
         ),
         click.option(
             "--ring-timeout",
-            type=click.FloatRange(min=1),
+            type=Bounded(min=1, max=3600),
             default=30.0,
             show_default=True,
             help="How long a call rings before it counts as unanswered.",
@@ -169,9 +178,7 @@ def call_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--resolution", default="640x480", show_default=True, help="Camera/pattern size."
         ),
-        click.option(
-            "--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True
-        ),
+        click.option("--fps", type=Bounded(min=1, max=120), default=30.0, show_default=True),
         click.option(
             "--camera",
             type=click.Choice(["on", "off"]),

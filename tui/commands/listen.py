@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from typing import Any
 
 import click
@@ -17,7 +16,7 @@ from tcall.engine.core.outcome import exit_code
 from tcall.engine.errors import ExitCode
 from tcall.engine.events import Event, Summary
 from tcall.engine.phone import Phone
-from tcall.tui.commands.call import EventPrinter, call_flags, call_options
+from tcall.tui.commands.call import STOP_SIGNALS, EventPrinter, call_flags, call_options
 from tcall.tui.commands.control import obey_stdin
 
 
@@ -26,8 +25,8 @@ async def _listen(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    for number in STOP_SIGNALS:  # SIGHUP too: a closed terminal still hangs up
+        loop.add_signal_handler(number, stop.set)
     obeying = asyncio.ensure_future(obey_stdin(phone, emit))
     try:
         await phone.start()
@@ -41,8 +40,8 @@ async def _listen(
     finally:
         obeying.cancel()
         await phone.close()
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
     if stop.is_set() and not summaries:
         raise KeyboardInterrupt
 

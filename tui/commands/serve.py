@@ -14,6 +14,7 @@ import uvloop
 from tcall.engine.errors import ExitCode
 from tcall.engine.relay import protocol
 from tcall.engine.server.server import RelayConfig, RelayServer, run
+from tcall.tui.cli import Bounded
 
 
 def _raise_fd_limit() -> None:
@@ -45,21 +46,21 @@ async def _serve(host: str, port: int, server: RelayServer) -> None:
 @click.option("--redis", "redis_url", default=None, help="Share routing with other relay nodes.")
 @click.option(
     "--hold-seconds",
-    type=click.FloatRange(0, 3600),
+    type=Bounded(0, 3600),
     default=60.0,
     show_default=True,
     help="How long a payload for an offline mailbox is kept in memory.",
 )
 @click.option(
     "--rate",
-    type=click.FloatRange(1, 1e6),
+    type=Bounded(1, 1e6),
     default=RelayConfig.rate,
     show_default=True,
     help="Messages a second each link may send, sustained.",
 )
 @click.option(
     "--burst",
-    type=click.FloatRange(1, 1e6),
+    type=Bounded(1, 1e6),
     default=RelayConfig.burst,
     show_default=True,
     help="Messages a link may send in one burst.",

@@ -28,9 +28,13 @@ def command() -> None:
 
 @command.command("get")
 @click.argument("key")
-def get(key: str) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the value as JSON (a list stays a list)."
+)
+def get(key: str, as_json: bool) -> None:
     """Print the value of KEY."""
-    click.echo(_show(_load().get(key)))
+    value = _load().get(key)
+    click.echo(json.dumps(value) if as_json else _show(value))
 
 
 @command.command("set")

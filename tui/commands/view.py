@@ -21,6 +21,7 @@ import click
 from tcall.engine.errors import ExitCode, UsageError
 from tcall.engine.media.video import VIDEO_SPECS, open_video_source
 from tcall.engine.settings import Settings
+from tcall.tui.cli import Bounded
 from tcall.tui.render import RENDER_MODES, TEXT_MODES, make_encoder, make_text_encoder
 from tcall.tui.render.delta import NOISE_TOLERANCE, TextScreen, cup, synchronized
 from tcall.tui.render.fit import Frame
@@ -35,7 +36,7 @@ DEFAULT_SIZE = (80, 24)
 
 def parse_size(text: str) -> tuple[int, int]:
     """`COLSxROWS` -> (cols, rows)."""
-    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    match = re.fullmatch(r"([0-9]{1,4})[xX]([0-9]{1,4})", text.strip())
     if not match or not (0 < int(match.group(1)) <= 2000 and 0 < int(match.group(2)) <= 1000):
         raise UsageError(f"bad --size {text!r}: expected COLSxROWS, for example 120x40")
     return int(match.group(1)), int(match.group(2))
@@ -148,11 +149,13 @@ async def play(
     help="Render mode; default: the `render` setting (auto picks the best the terminal has).",
 )
 @click.option("--size", default=None, help="Box size in cells, COLSxROWS (default: the terminal).")
-@click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after N frames.")
-@click.option("--fps", type=click.FloatRange(min=1, max=120), default=30.0, show_default=True)
+@click.option(
+    "--frames", type=click.IntRange(min=1, max=10**7), default=None, help="Stop after N frames."
+)
+@click.option("--fps", type=Bounded(min=1, max=120), default=30.0, show_default=True)
 def command(
     source: str, render_mode: str | None, size: str | None, frames: int | None, fps: float
 ) -> int:
     mode = render_mode or Settings.load().render
-    asyncio.run(play(source, mode, parse_size(size) if size else None, frames, fps))
+    asyncio.run(play(source, mode, parse_size(size) if size is not None else None, frames, fps))
     return ExitCode.OK
