@@ -41,7 +41,15 @@ from tcall.engine.core.call import (
     Start,
 )
 from tcall.engine.core.quota import Quota
-from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
+from tcall.engine.core.switchboard import (
+    ForCall,
+    Ignore,
+    NotRinging,
+    Refuse,
+    Ring,
+    refusal,
+    route,
+)
 from tcall.engine.echo import EchoChannel
 from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
 from tcall.engine.events import (
@@ -77,6 +85,7 @@ RECONNECT_MAX_S = 30.0  # and never more than this between tries
 QUOTA_WINDOW_S = 60.0
 SHOWN_PER_WINDOW = 5
 STRANGERS = "strangers"
+OVER_IDS_KEPT = 1000  # call ids whose late mail is dropped quietly (a bounded memory)
 Clock = Callable[[], float]
 EmitEvent = Callable[[Event], None]
 
@@ -188,6 +197,8 @@ class Phone:
         self._silenced = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._refused = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._quota_timers: dict[str, asyncio.TimerHandle] = {}
+        # Ids of recent calls, in arrival order, so late mail for them is expected, not refused.
+        self._over_ids: dict[str, None] = {}
         self.snapshot = self._take_snapshot()
 
     # --- snapshots -------------------------------------------------------------------------
@@ -400,8 +411,13 @@ class Phone:
             datetime.fromtimestamp(self.clock()),
             auto_answer_contacts=self.auto_answer_contacts,
             call_settings=self._call_settings(self.incoming_options),
+            over=self._over_ids,
         )
+        if isinstance(verdict, NotRinging):
+            self._remember_over(message.call_id)  # the caller's courtesy hangup is expected
         match verdict:
+            case Ignore():
+                pass
             case ForCall(call_id, event):
                 self._calls[call_id].feed(event)
             case Refuse():
@@ -457,6 +473,11 @@ class Phone:
     def _close_later(self, close: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         self._quota_timers[close.__name__] = loop.call_later(QUOTA_WINDOW_S, close)
+
+    def _remember_over(self, call_id: str) -> None:
+        self._over_ids[call_id] = None
+        if len(self._over_ids) > OVER_IDS_KEPT:
+            del self._over_ids[next(iter(self._over_ids))]
 
     def _cores(self) -> dict[str, CallCore]:
         return {call_id: live.core for call_id, live in self._calls.items()}
@@ -515,6 +536,7 @@ class Phone:
             self._over,
         )
         self._calls[core.call_id] = live
+        self._remember_over(core.call_id)
         return live
 
     def _over(self, live: LiveCall) -> None:
@@ -539,6 +561,11 @@ class Phone:
             channel: Any = EchoChannel(ice, options.low_latency, lambda m: live.feed(m))
         else:
             contact = self._contacts.get(name)
+            if not (contact.relay_url or self.relay_url):
+                raise UsageError(
+                    "no relay configured: set relay_url in Settings (s on the contacts screen) "
+                    "or: tcall settings set relay_url ws://HOST:PORT"
+                )
             if contact.blocked:
                 raise UsageError(
                     f"{name} is blocked: unblock them first (tcall contacts unblock {name})"

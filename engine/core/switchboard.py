@@ -8,7 +8,7 @@ progress; the Phone performs the answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,7 +60,13 @@ class Refuse:
     fail_call: str | None = None
 
 
-Route = ForCall | Ring | NotRinging | Refuse
+@dataclass(frozen=True)
+class Ignore:
+    """Late mail for a call we know is over (one policy never let ring, or one that ended): the
+    caller's courtesy hangup after we silenced it, a hangup that crossed ours. Nothing is wrong."""
+
+
+Route = ForCall | Ring | NotRinging | Refuse | Ignore
 
 
 def refusal(error: TcallError, calls: Mapping[str, CallCore], call_id: str | None = None) -> Refuse:
@@ -90,9 +96,13 @@ def route(
     *,
     auto_answer_contacts: bool,
     call_settings: CallSettings,
+    over: Container[str] = (),
 ) -> Route:
-    """What a verified call message (anything but presence) means to us."""
+    """What a verified call message (anything but presence) means to us. `over` holds the ids of
+    recent calls that are over, so their late mail is dropped quietly."""
     call = calls.get(message.call_id)
+    if call is None and message.call_id in over:
+        return Ignore()
     if message.kind == "offer" and call is None:
         return _offer(message, contact, calls, settings, now, auto_answer_contacts, call_settings)
     if call is None:

@@ -91,3 +91,24 @@ def test_missing_microphone_is_one_line_with_its_exit_code() -> None:
     assert result.stderr.strip().splitlines() == [
         "tcall: error: no microphone: no audio input device found"
     ]
+
+
+def test_the_echo_call_obeys_control_lines_on_stdin() -> None:
+    """Issue #13, item 3: `tcall call echo` reads `mute`, `camera off`, `hangup` like any call."""
+    args = [TCALL, "call", "echo", "--video", "pattern", "--audio", "sine", "--json"]
+    with subprocess.Popen(
+        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=loopback_env()
+    ) as call:
+        assert call.stdin is not None and call.stdout is not None
+        seen = []
+        for line in call.stdout:
+            seen.append(line)
+            if '"stats"' in line and '"fps_received": 0.0' not in line:  # video came back
+                call.stdin.write("mute\ncamera off\nhangup\n")
+                call.stdin.flush()
+                break
+        seen += call.stdout.readlines()  # until it ends by itself, on `hangup`
+        assert call.wait(30) == 0
+    printed = events("".join(seen))
+    assert printed[-1]["event"] == "summary" and printed[-1]["outcome"] == "answered"
+    assert not [e for e in printed if e["event"] == "notice" and "unknown" in e["message"]]

@@ -7,7 +7,15 @@ from datetime import datetime
 from tcall.engine.contacts import Contact
 from tcall.engine.core.call import CallCore, CallSettings, PeerMessage
 from tcall.engine.core.quota import Quota
-from tcall.engine.core.switchboard import ForCall, NotRinging, Refuse, Ring, refusal, route
+from tcall.engine.core.switchboard import (
+    ForCall,
+    Ignore,
+    NotRinging,
+    Refuse,
+    Ring,
+    refusal,
+    route,
+)
 from tcall.engine.events import CallPhase, Missed, Silenced
 from tcall.engine.settings import Settings
 from tcall.engine.wire import Message, ReplayedMessage, StaleMessage, UndecryptableMessage
@@ -121,3 +129,18 @@ def test_a_quota_shows_a_few_reports_a_window_and_counts_the_rest() -> None:
     assert [quota.report(now=1.0) for _ in range(5)] == [True, True, False, False, False]
     assert quota.close() == 3
     assert quota.report(now=70.0) and quota.opens_window
+
+
+def test_late_mail_for_a_call_we_know_is_over_is_dropped_quietly() -> None:
+    """A silenced caller's courtesy hangup is expected: no false alarm (issue #13, item 10)."""
+    verdict = route(
+        message("hangup", STRANGER, "silenced-call-1"),
+        None,
+        {},
+        Settings.load(),
+        NOON,
+        auto_answer_contacts=False,
+        call_settings=CallSettings(),
+        over={"silenced-call-1"},
+    )
+    assert verdict == Ignore()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -96,6 +97,7 @@ class Listener:
         )
         Listener.started.append(self)
         self.events: list[dict[str, Any]] = []
+        self._stderr: str | None = None
         self.wait_for("relay", state="online")
 
     def wait_for(self, kind: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
@@ -130,12 +132,29 @@ class Listener:
         self.process.stdin.flush()
 
     def finish(self, timeout: float = 30) -> int:
+        """Wait for the process to end; every event it printed is in `events` then.
+
+        Not `communicate()`: it reads the pipe itself, past what `wait_for`'s readline has already
+        buffered, so lines printed just after the last one waited for would be lost."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        out: list[str] = []
+        err: list[str] = []
+        readers = [
+            threading.Thread(target=lambda: out.append(self.process.stdout.read()), daemon=True),  # type: ignore[union-attr]
+            threading.Thread(target=lambda: err.append(self.process.stderr.read()), daemon=True),  # type: ignore[union-attr]
+        ]
+        for reader in readers:
+            reader.start()
         try:
-            out, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
-        self.events += events(out)
+            self.process.wait()
+        for reader in readers:
+            reader.join(10)
+        self.events += events("".join(out))
+        self._stderr = "".join(err)
         return self.process.returncode
 
     def stop(self) -> None:
@@ -144,9 +163,11 @@ class Listener:
             self.finish()
 
     def stderr(self) -> str:
-        if self.process.poll() is None or self.process.stderr is None:
+        if self.process.poll() is None:
             return "(running)"
-        return self.process.stderr.read()
+        if self._stderr is None and self.process.stderr is not None:
+            self._stderr = self.process.stderr.read()
+        return self._stderr or ""
 
 
 Couple = Callable[[str], tuple[User, User]]  # makes an alice and a bob in a folder of their own

@@ -208,6 +208,39 @@ async def test_settings_save_at_once_and_refuse_bad_values(tcall_home: Path) -> 
         assert isinstance(app.screen, ContactsScreen)
 
 
+async def test_a_bad_setting_shows_its_error_as_text_and_is_not_saved(tcall_home: Path) -> None:
+    """Issue #13, item 4: the error (which may hold markup-like text) is shown, never a stale
+    "saved", and nothing is written."""
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        for key, bad in (("relay_url", "ftp://relay[/PATH]"), ("turn_servers", "turn:[/PATH]")):
+            box = screen.query_one(f"#set-{key}", Input)
+            box.focus()
+            box.value = bad
+            await pilot.press("enter")
+            note = screen.query_one(f"#note-{key}")
+            await until(pilot, lambda note=note: note.has_class("error"))  # type: ignore[misc]
+            assert "saved" not in str(note.render()) and str(note.render()).strip()
+        assert Settings.load().relay_url == "" and Settings.load().turn_servers == []
+
+
+async def test_calling_with_no_relay_says_so_at_once(
+    tcall_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #13, item 5: no 30 s of "Calling..." then "no_answer": the engine refuses at once."""
+    ContactBook.load().add("dave", Identity.from_seed(b"\x09" * 32).public_key, "")
+    shown: list[str] = []
+    monkeypatch.setattr(App, "notify", lambda _app, message, **how: shown.append(message))
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(Dial("dave", True))
+        await until(pilot, lambda: any("no relay configured" in m for m in shown))
+        await until(pilot, lambda: isinstance(app.screen, ContactsScreen))
+
+
 async def test_every_privacy_and_device_setting_is_on_screen(tcall_home: Path) -> None:
     app = TcallApp()
     async with app.run_test(size=SIZE) as pilot:
