@@ -40,6 +40,7 @@ from tcall.engine.core.call import (
     SetMuted,
     Start,
 )
+from tcall.engine.core.outcome import Outcome
 from tcall.engine.core.quota import Quota
 from tcall.engine.core.switchboard import (
     ForCall,
@@ -54,6 +55,7 @@ from tcall.engine.echo import EchoChannel
 from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
 from tcall.engine.events import (
     Event,
+    MediaFigures,
     Notice,
     PresenceChanged,
     RelayChanged,
@@ -63,7 +65,7 @@ from tcall.engine.events import (
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings
 from tcall.engine.identity import Identity, load_or_create_identity
-from tcall.engine.live import LiveCall
+from tcall.engine.live import Channel, LiveCall
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
@@ -157,7 +159,9 @@ class RelayChannel:
             fields = {"video": bool(video)}
         await self._phone._send(self._peer_key, self._relay_url, kind, call_id, **fields)
 
-    def review(self, outcome: Any, reason: str | None, figures: Any) -> tuple[Any, str | None]:
+    def review(
+        self, outcome: Outcome, reason: str | None, figures: MediaFigures | None
+    ) -> tuple[Outcome, str | None]:
         return outcome, reason
 
     async def close(self) -> None:
@@ -524,7 +528,7 @@ class Phone:
             camera_on=options.camera_on,
         )
 
-    def _live_call(self, core: CallCore, options: CallOptions, channel: Any) -> LiveCall:
+    def _live_call(self, core: CallCore, options: CallOptions, channel: Channel) -> LiveCall:
         options = dataclasses.replace(options, ice=self.ice_settings())
         live = LiveCall(
             core,
@@ -558,7 +562,7 @@ class Phone:
             core = CallCore(call_id, ECHO, outgoing=True, settings=settings, verified=True)
             core.video_allowed = options.video != "none"
             ice = IceSettings()  # the echo is on this machine: host candidates only
-            channel: Any = EchoChannel(ice, options.low_latency, lambda m: live.feed(m))
+            channel: Channel = EchoChannel(ice, options.low_latency, lambda m: live.feed(m))
         else:
             contact = self._contacts.get(name)
             if not (contact.relay_url or self.relay_url):
