@@ -239,10 +239,6 @@ class Phone:
     def relay_url(self) -> str:
         return self._settings.relay_url
 
-    @property
-    def busy(self) -> bool:
-        return any(not c.core.ended for c in self._calls.values())
-
     def call_ids(self) -> list[str]:
         """The calls in progress, oldest first."""
         return list(self._calls)

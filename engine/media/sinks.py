@@ -23,7 +23,8 @@ from tcall.engine.media.sound import list_devices, start_stream
 
 
 class LatestFrameSink:
-    """Keeps only the newest decoded video frame; older ones are simply replaced, never queued.
+    """Where decoded video goes: counted, measured, and handed to a watching viewer, whose handle
+    keeps only the newest; nothing is ever queued.
 
     When the sender is tcall's pattern source, each frame's timecode gives its glass-to-glass latency.
     Frames are converted to RGB only while a viewer watches (`viewer`), on the engine's thread.
@@ -36,11 +37,8 @@ class LatestFrameSink:
         self.width = 0
         self.height = 0
         self.allowed = True  # False: the user has not agreed to see the peer's video yet
-        self.frames_withheld = 0
-        self._latest: VideoFrame | None = None
         self.viewer: VideoHandle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._new_frame = asyncio.Event()
 
     def consume(self, track: MediaStreamTrack) -> None:
         self._task = asyncio.ensure_future(self._run(track))
@@ -52,29 +50,16 @@ class LatestFrameSink:
 
     def accept(self, frame: Any) -> None:
         if not self.allowed:
-            self.frames_withheld += 1
-            return
+            return  # withheld: the user has not agreed to see it
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
         self.frames_received += 1
         self.width, self.height = frame.width, frame.height
-        self._latest = frame
         if self.viewer is not None and self.viewer.watching:
             self.viewer.publish(to_rgb(frame, self.viewer.fit))
         stamp = timecode.read(top_luma(frame))
         if stamp is not None:
             self.latencies_ms.append(timecode.age_ms(stamp))
-        self._new_frame.set()
-
-    def latest_rgb(self) -> np.ndarray | None:
-        """The newest frame as H×W×3 RGB, or None before the first one."""
-        frame = self._latest
-        return None if frame is None else frame.to_ndarray(format="rgb24")
-
-    async def wait_frame(self) -> None:
-        """Wait for a frame newer than the last one waited for."""
-        self._new_frame.clear()
-        await self._new_frame.wait()
 
     async def stop(self) -> None:
         if self._task:
