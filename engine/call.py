@@ -42,6 +42,7 @@ class CallOptions:
     ice: IceSettings = field(default_factory=IceSettings)
     low_latency: bool = True
     camera_on: bool = True  # False: the call starts with the camera off (black frames)
+    camera_chosen: bool = False  # the user said `--camera on|off`: it beats answer_with_camera
     receive_video: bool = True  # False: an audio-only call
 
 

@@ -137,6 +137,7 @@ class CallHandle:
     verified: bool
     video: VideoHandle
     done: asyncio.Future[Any]
+    camera_on: bool  # our camera sends, as the call starts (answering may leave it off)
 
 
 class RelayChannel:
@@ -520,7 +521,9 @@ class Phone:
             connect_timeout=options.connect_timeout,
             duration=options.duration,
             ask_before_video=self._settings.ask_before_video,
-            answer_with_camera=self._settings.answer_with_camera,
+            answer_with_camera=(
+                options.camera_on if options.camera_chosen else self._settings.answer_with_camera
+            ),
             camera_on=options.camera_on,
         )
 
@@ -545,7 +548,9 @@ class Phone:
 
     def _handle(self, live: LiveCall) -> CallHandle:
         core = live.core
-        return CallHandle(core.call_id, core.peer, core.verified, live.video, live.done)
+        return CallHandle(
+            core.call_id, core.peer, core.verified, live.video, live.done, core.camera
+        )
 
     async def dial(self, name: str, options: CallOptions) -> CallHandle:
         """Call contact `name` (or `echo`); the handle's `done` resolves to the Summary.

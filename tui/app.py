@@ -284,7 +284,7 @@ class TcallApp(App[None]):
             if screen in self.screen_stack:
                 self._close(screen)
             return
-        screen.attach(call.video)
+        screen.attach(call.video, call.camera_on)
         self._track(call.call_id, screen)
         if screen.ended or not screen.is_attached:
             await self._engine().run(self.phone.hangup(call.call_id))
@@ -358,7 +358,7 @@ class TcallApp(App[None]):
             if screen in self.screen_stack:
                 self._close(screen)
             return
-        screen.attach(call.video)
+        screen.attach(call.video, call.camera_on)
 
     @work(group="call", exit_on_error=False)
     async def decline(self, call_id: str, block: str | None) -> None:

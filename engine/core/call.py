@@ -310,8 +310,8 @@ class CallSettings:
     connect_timeout: float = 15.0
     duration: float | None = None  # hang up after this long connected; None: until stopped
     ask_before_video: bool = True
-    answer_with_camera: bool = False
-    camera_on: bool = True  # the command line's --camera (outgoing: the start; incoming: allowed)
+    answer_with_camera: bool = False  # incoming: the camera starts on when answering with video
+    camera_on: bool = True  # outgoing: the camera starts on
 
 
 @dataclass
@@ -429,7 +429,7 @@ class CallCore:
     def _accept(self, video: bool) -> list[Action]:
         assert self.offer_sdp is not None
         with_video = video and self.video_allowed
-        camera_on = with_video and self.settings.answer_with_camera and self.settings.camera_on
+        camera_on = with_video and self.settings.answer_with_camera
         plan = MediaPlan(
             send_video=self.video_allowed,  # video calling off: strictly audio-only
             receive_video=self.video_allowed,

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, Select, Static
 
 from tcall.engine.address import format_address
+from tcall.engine.api import VideoHandle
 from tcall.engine.contacts import ContactBook
 from tcall.engine.events import IncomingCall, Refused, Silenced, Summary
 from tcall.engine.history import CallRecord, History
@@ -239,6 +240,22 @@ async def test_calling_with_no_relay_says_so_at_once(
         app.post_message(Dial("dave", True))
         await until(pilot, lambda: any("no relay configured" in m for m in shown))
         await until(pilot, lambda: isinstance(app.screen, ContactsScreen))
+
+
+async def test_a_call_answered_with_the_camera_off_says_so(tcall_home: Path) -> None:
+    """Issue #13, item 1: answering "with video" under answer_with_camera = off leaves the camera
+    off; the header says so, and the first `c` turns it on (the toggle is in step)."""
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = CallScreen("alice", True, True, ["halfblock"])
+        await app.push_screen(screen)
+        screen.call_id = "c1"
+        screen.attach(VideoHandle(), camera_on=False)
+        await pilot.pause()
+        assert "camera off (press c)" in str(screen.query_one("#topbar").render())
+        await pilot.press("c")
+        assert screen.camera_on
+        assert "camera off" not in str(screen.query_one("#topbar").render())
 
 
 async def test_every_privacy_and_device_setting_is_on_screen(tcall_home: Path) -> None:

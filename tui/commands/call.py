@@ -182,9 +182,10 @@ def call_flags(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--camera",
             type=click.Choice(["on", "off"]),
-            default="on",
-            show_default=True,
-            help="Start with the camera on or off (`camera on` on stdin turns it on later).",
+            default=None,
+            help="Start with the camera on or off (`camera on` on stdin turns it on later). "
+            "Calls you place start with it on; calls you answer follow the setting "
+            "answer_with_camera (off by default) unless this says otherwise.",
         ),
         click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout."
@@ -203,7 +204,7 @@ def call_options(
     connect_timeout: float,
     resolution: str,
     fps: float,
-    camera: str,
+    camera: str | None,
 ) -> CallOptions:
     width, height = parse_size(resolution)
     return CallOptions(
@@ -215,7 +216,8 @@ def call_options(
         width=width,
         height=height,
         fps=fps,
-        camera_on=camera == "on",
+        camera_on=camera != "off",
+        camera_chosen=camera is not None,
     )
 
 

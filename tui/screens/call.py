@@ -126,10 +126,12 @@ class CallScreen(Screen[None]):
         self.set_interval(1.0, self._draw_bar)
         self._draw_bar()
 
-    def attach(self, handle: VideoHandle) -> None:
-        """The call's frames: from now on the engine converts each received frame for us."""
+    def attach(self, handle: VideoHandle, camera_on: bool = True) -> None:
+        """The call's frames (from now on the engine converts each received frame for us), and
+        whether our camera really sends: answering may leave it off (answer_with_camera)."""
         handle.watching = True
         self.video_handle = handle
+        self.camera_on = camera_on and self.video
 
     @property
     def remote(self) -> VideoView:
@@ -171,8 +173,8 @@ class CallScreen(Screen[None]):
             parts.append(text)
         if self.muted:
             parts.append("[red]muted[/]")
-        if not self.camera_on:
-            parts.append("[red]camera off[/]")
+        if self.video and not self.camera_on:
+            parts.append("[red]camera off[/] (press c)")
         self.query_one("#topbar", Static).update("   ".join(parts))
         banner = self.query_one("#banner", Static)
         banner.update(text)
