@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tcall.engine.errors import ConfigError
+from tcall.engine.errors import ConfigError, RelayUnreachable
 
 LOCK_FILE = ".tcall.lock"
 WAIT_S = 10.0
@@ -49,8 +49,8 @@ def locked(folder: Path, wait_s: float = WAIT_S) -> Iterator[None]:
         os.close(fd)  # releases the flock
 
 
-def _open(folder: Path) -> int:
-    path = folder / LOCK_FILE
+def _open(folder: Path, name: str = LOCK_FILE) -> int:
+    path = folder / name
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -78,3 +78,30 @@ def _acquire(fd: int, folder: Path, wait_s: float) -> None:
             time.sleep(0.005)
         except OSError as exc:
             raise ConfigError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+
+
+ONLINE_FILE = ".tcall.online"
+
+
+class AlreadyOnline(RelayUnreachable):
+    """Another process of this identity is signed in (exit 6, like any relay that will not have us)."""
+
+
+def hold_online(folder: Path) -> int:
+    """Claim the right to sign in to the relay as this identity, for as long as the returned file
+    descriptor stays open (the kernel lets go when the process dies).
+
+    A relay keeps one link per identity: a second tcall signing in would push the first one off,
+    and each would then push the other off in turn. So the second one is told at once, before any
+    traffic, and the first one goes on undisturbed. Calls that need no relay (the echo test) need
+    no claim."""
+    fd = _open(folder, ONLINE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyOnline(
+            "tcall is already running with this identity (the app, `tcall listen` or a call): "
+            "use that one, or stop it first"
+        ) from None
+    return fd

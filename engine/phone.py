@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import random
 import time
 from collections.abc import Callable
@@ -64,8 +65,9 @@ from tcall.engine.events import (
 )
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings
-from tcall.engine.identity import Identity, load_or_create_identity
+from tcall.engine.identity import Identity, identity_path, load_or_create_identity
 from tcall.engine.live import Channel, LiveCall
+from tcall.engine.locking import hold_online
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
@@ -199,6 +201,7 @@ class Phone:
         self._readers: list[asyncio.Task[None]] = []
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
+        self._online_claim: int | None = None  # held while this process may sign in (locking.py)
         self._silenced = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._refused = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._quota_timers: dict[str, asyncio.TimerHandle] = {}
@@ -261,6 +264,8 @@ class Phone:
         """Sign in to our relay (RelayUnreachable if we cannot) and tell contacts we are online."""
         if not self.relay_url:
             raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
+        if self._online_claim is None:
+            self._online_claim = hold_online(identity_path().parent)
         self._set_relay_state("connecting")
         try:
             await self._link(self.relay_url)
@@ -319,6 +324,9 @@ class Phone:
         for link in self._links.values():
             await link.close()
         self._links.clear()
+        if self._online_claim is not None:
+            os.close(self._online_claim)
+            self._online_claim = None
         if self._relay_state in ("online", "connecting"):
             self._set_relay_state("offline")
 

@@ -3,7 +3,9 @@ by itself (capped backoff) and takes calls; with --exit-on-relay-loss it exits 6
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests.support.relays import ServeProcess
@@ -48,11 +50,17 @@ def test_listen_can_exit_6_when_the_relay_link_drops(
 
 
 def test_the_same_identity_signing_in_elsewhere_ends_listen_without_a_tug_of_war(
-    people: tuple[User, User],
+    people: tuple[User, User], relay: ServeProcess, tmp_path: Path
 ) -> None:
+    """Bob's key copied to another machine (another home: on the same one, the second tcall is
+    refused before it signs in, see test_one_identity_once.py)."""
     _, bob = people
+    elsewhere = tmp_path / "bob-elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    shutil.copy2(bob.home / "identity.key", elsewhere / "identity.key")
+    twin = User("bob", elsewhere, relay.url)
     first = bob.listen()
-    second = bob.listen()
+    second = twin.listen()
     assert first.finish() == 6
     online = [e for e in first.events if e["event"] == "relay" and e["state"] == "online"]
     assert len(online) == 1  # it did not come back to push the other one off
