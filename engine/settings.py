@@ -177,6 +177,8 @@ SCHEMA: dict[str, Setting] = {
         ),
         Setting("history_retention_days", 30, "a whole number of days, 0-36500", _days, _int_text),
         _choice("presence", ("contacts", "nobody"), "contacts"),
+        _choice("ring_bell", _ON_OFF, "on"),
+        _choice("ring_notify", _ON_OFF, "on"),
         Setting(
             "relay_url",
             "",

@@ -334,7 +334,14 @@ class TcallApp(App[None]):
 
     def _ring(self, event: IncomingCall) -> None:
         call_id = event.call_id
-        screen = IncomingCallScreen(event.peer, event.verified, event.video)
+        setting = self.snapshot().setting
+        screen = IncomingCallScreen(
+            event.peer,
+            event.verified,
+            event.video,
+            bell=setting("ring_bell") == "on",
+            notify=setting("ring_notify") == "on",
+        )
         self._ringing[call_id] = screen
 
         def answered(choice: str | None) -> None:

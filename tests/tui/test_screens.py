@@ -21,6 +21,7 @@ from tcall.engine.history import CallRecord, History
 from tcall.engine.identity import Identity
 from tcall.engine.settings import Settings
 from tcall.tui.app import EngineEvent, TcallApp, render_modes
+from tcall.tui.screens import incoming
 from tcall.tui.screens.call import CallScreen
 from tcall.tui.screens.contacts import ECHO, ContactsScreen, Dial
 from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, VerifyDialog, halves
@@ -256,6 +257,34 @@ async def test_a_call_answered_with_the_camera_off_says_so(tcall_home: Path) -> 
         await pilot.press("c")
         assert screen.camera_on
         assert "camera off" not in str(screen.query_one("#topbar").render())
+
+
+async def test_an_incoming_call_rings_the_bell_and_notifies_unless_turned_off(
+    friends: ContactBook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #13, item 7: BEL while it rings, and one OSC 9 / OSC 777 desktop notification."""
+    bells: list[int] = []
+    written: list[str] = []
+    monkeypatch.setattr(App, "bell", lambda _app: bells.append(1))
+    monkeypatch.setattr(incoming, "terminal_write", lambda _app, text: written.append(text))
+    for setting, on in (("on", True), ("off", False)):
+        bells.clear()
+        written.clear()
+        Settings.load().set("ring_bell", setting)
+        Settings.load().set("ring_notify", setting)
+        app = TcallApp()
+        async with app.run_test(size=SIZE) as pilot:
+            ring(app)
+            await until(pilot, lambda app=app: isinstance(app.screen, IncomingCallScreen))  # type: ignore[misc]
+            await pilot.pause(2.3)  # a second bell after RING_EVERY_S
+        assert (len(bells) >= 2) is on and (len(bells) == 0) is not on
+        assert (
+            written
+            == [
+                "\x1b]9;tcall: video call from alice\x07\x1b]777;notify;tcall;tcall: video call from alice\x07"
+            ]
+        ) is on
+        assert (written == []) is not on
 
 
 async def test_every_privacy_and_device_setting_is_on_screen(tcall_home: Path) -> None:

@@ -105,3 +105,10 @@ def check() -> None:
         raise _incompatible("Strip has no _segments and _render_cache slots")
     if not callable(getattr(getattr(WriterThread(io.StringIO()), "_queue", None), "qsize", None)):
         raise _incompatible("WriterThread has no _queue")
+
+
+def terminal_write(app: App, text: str) -> None:
+    """Write `text` to the terminal as is (a notification escape), through the app's driver."""
+    driver = app_driver(app)
+    if driver is not None:
+        driver.write(text)

@@ -8,7 +8,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label
 
+from tcall.engine.api import printable
+from tcall.tui.compat.textual import terminal_write
+
 CHOICES = ("video", "audio", "decline", "block")
+RING_EVERY_S = 2.0
 
 
 class IncomingCallScreen(ModalScreen[str | None]):
@@ -21,11 +25,15 @@ class IncomingCallScreen(ModalScreen[str | None]):
         Binding("b", "answer('block')", "Block", id="block"),
     ]
 
-    def __init__(self, caller: str, verified: bool, video: bool) -> None:
+    def __init__(
+        self, caller: str, verified: bool, video: bool, *, bell: bool = True, notify: bool = True
+    ) -> None:
         super().__init__()
         self.caller = caller
         self.verified = verified
         self.video = video
+        self.bell = bell  # the setting ring_bell: BEL every RING_EVERY_S while it rings
+        self.desktop_notification = notify  # ring_notify: one OSC 9 and OSC 777 notification
 
     def compose(self) -> ComposeResult:
         kind = "video call" if self.video else "audio call"
@@ -47,6 +55,15 @@ class IncomingCallScreen(ModalScreen[str | None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # An incoming call in another tmux window or terminal tab must not go unnoticed.
+        if self.bell:
+            self.app.bell()
+            self.set_interval(RING_EVERY_S, self.app.bell)
+        if self.desktop_notification:
+            kind = "video call" if self.video else "call"
+            text = printable(f"tcall: {kind} from {self.caller}").replace(";", ",")
+            # OSC 9 (iTerm2, kitty, WezTerm, Windows Terminal) and OSC 777 (VTE, urxvt, foot).
+            terminal_write(self.app, f"\x1b]9;{text}\x07\x1b]777;notify;tcall;{text}\x07")
         self.query_one(Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

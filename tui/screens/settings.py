@@ -35,7 +35,7 @@ PRIVACY = (
     "history_retention_days",
 )
 CONNECTION = ("relay_url", "stun_servers", "turn_servers")
-DEVICES = ("camera", "microphone", "speaker", "render")
+DEVICES = ("camera", "microphone", "speaker", "render", "ring_bell", "ring_notify")
 DEVICE_DEFAULTS = {
     "camera": ["camera", "pattern"],
     "microphone": ["mic", "sine"],
@@ -86,7 +86,7 @@ class SettingsScreen(Screen[None]):
             for title, keys in (
                 ("Privacy", PRIVACY),
                 ("Connection", CONNECTION),
-                ("Devices", DEVICES),
+                ("Devices and ringing", DEVICES),
             ):
                 yield Static(f"[b]{title}[/b]", classes="section")
                 for key in keys:
