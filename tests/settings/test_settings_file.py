@@ -26,10 +26,11 @@ ISSUE_5_KEYS = {
     "presence",
 }
 OURS = {"relay_url", "render", "camera", "microphone", "speaker", "auto_answer_from"}
+ISSUE_13_KEYS = {"ring_bell", "ring_notify"}
 
 
 def test_schema_has_every_key() -> None:
-    assert set(SCHEMA) == ISSUE_5_KEYS | OURS
+    assert set(SCHEMA) == ISSUE_5_KEYS | OURS | ISSUE_13_KEYS
 
 
 def test_private_defaults() -> None:
