@@ -59,9 +59,12 @@ def test_human_summary_without_json() -> None:
     assert "connected" in result.stderr
 
 
-def test_ctrl_c_ends_the_call_cleanly_with_a_summary() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "sighup"])
+def test_ctrl_c_or_a_closed_terminal_ends_the_call_cleanly_with_a_summary(stop: int) -> None:
+    """SIGHUP (a closed terminal, a dropped SSH session, a killed tmux session) is Ctrl-C."""
     process = subprocess.Popen(
-        [TCALL, "call", "echo", "--video", "pattern", "--audio", "sine", "--json"],
+        [TCALL, "call", "echo", "--video", "pattern", "--audio", "sine"]
+        + ["--duration", "30", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -72,7 +75,7 @@ def test_ctrl_c_ends_the_call_cleanly_with_a_summary() -> None:
     for line in process.stdout:  # wait until media is flowing
         if '"stats"' in line or time.monotonic() > deadline:
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     summary = events(out)[-1]
