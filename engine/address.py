@@ -118,9 +118,11 @@ def qr_lines(text: str) -> list[str]:
     """`text` as a QR code in half-block characters, two modules per character cell.
 
     Light modules are drawn as ink, so the code reads correctly on the usual light-on-dark
-    terminal; the quiet zone is two modules wide, which phone scanners accept.
+    terminal; the quiet zone is two modules wide, which phone scanners accept. The lowest error
+    correction (L, 7%) keeps the code small enough for an 80x24 terminal: a screen is never
+    smudged or torn, which is what the higher levels are for.
     """
-    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
     code.add_data(text)
     code.make(fit=True)
     matrix = [[not dark for dark in row] for row in code.get_matrix()]

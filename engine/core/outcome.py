@@ -60,6 +60,21 @@ _HISTORY_INCOMING: dict[Outcome, str] = {
 }
 
 
+# What a UI shows for an outcome, a Summary's or a history entry's: words, never the JSON code.
+_WORDS: dict[str, str] = {
+    Outcome.NO_ANSWER: "no answer",
+    Outcome.TIMEOUT: "could not connect in time",
+    Outcome.RELAY_UNREACHABLE: "relay unreachable",
+    Outcome.IDENTITY_ERROR: "identity check failed",
+    Outcome.PROTOCOL_ERROR: "protocol error",
+}
+
+
+def outcome_words(outcome: str) -> str:
+    """`no_answer` -> "no answer": the words for an outcome code (an unknown one, its spaced code)."""
+    return _WORDS.get(outcome, outcome.replace("_", " "))
+
+
 def history_outcome(outcome: Outcome, outgoing: bool) -> str:
     table = _HISTORY_OUTGOING if outgoing else _HISTORY_INCOMING
     return table.get(outcome, "failed")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 import aiohttp
 import nacl.signing
@@ -162,5 +163,31 @@ async def _sign_in(
 
 
 def _describe(exc: BaseException) -> str:
+    """Why a link failed, in words: aiohttp's own text quotes reprs, SSL contexts and C files."""
+    match exc:
+        case aiohttp.ClientConnectorDNSError():
+            return "its host name was not found"
+        case aiohttp.ClientConnectorCertificateError():
+            return "its TLS certificate is not trusted"
+        case aiohttp.ClientSSLError():
+            return "the TLS handshake failed (is it really wss://?)"
+        case aiohttp.ClientConnectorError():
+            return _describe_os_error(exc.os_error)
+        case aiohttp.WSServerHandshakeError():
+            return f"it is not a tcall relay (the server answered HTTP {exc.status})"
+        case aiohttp.ServerDisconnectedError():
+            return "the server closed the connection"
+        case OSError():
+            return _describe_os_error(exc)
     text = str(exc).splitlines()[0] if str(exc) else ""
     return text or type(exc).__name__
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing is listening there (connection refused)"
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset"
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return "the connection failed"

@@ -8,7 +8,7 @@ from textual.app import App, ComposeResult
 
 from tcall.tui.widgets import VideoView
 from tests.support.call_app import CallApp, Dialog
-from tests.support.decoders import rgb, screen_of
+from tests.support.decoders import app_screen, rgb
 
 W, H = 60, 20
 
@@ -16,11 +16,6 @@ W, H = 60, 20
 def gradient() -> np.ndarray:
     y, x = np.mgrid[0 : H * 2, 0:W]
     return np.stack([x * 4, y * 6, 255 - x * 4], axis=2).astype(np.uint8)
-
-
-def screen_text(app: App[None]):  # type: ignore[no-untyped-def]
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    return screen_of(update.render_segments(app.console).encode(), W, H)
 
 
 def expected(view: VideoView, row: int, col: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -37,7 +32,7 @@ async def test_overlays_draw_over_the_video_and_the_video_around_them() -> None:
         main.show_frame(gradient())
         pip.show_frame(np.full((60, 80, 3), [12, 200, 32], dtype=np.uint8))
         await pilot.pause()
-        screen = screen_text(app)
+        screen = app_screen(app)
         stats = app.query_one("#stats").region
         assert screen.display[stats.y][stats.x : stats.x + 11] == "STATS 30fps"
         # The video on both sides of the overlay, on the same row, keeps its own colours.
@@ -67,7 +62,7 @@ async def test_modal_dialog_is_drawn_over_tinted_video() -> None:
         await app.push_screen(Dialog())
         await pilot.pause()
         assert not main.unobstructed()
-        screen = screen_text(app)
+        screen = app_screen(app)
         dialog = app.screen.query_one("#dialog").region
         assert "HANG UP?" in screen.display[dialog.y]
         corner = screen.buffer[H - 1][W - 1]
@@ -99,7 +94,7 @@ async def test_only_changed_rows_are_repainted() -> None:
         main.show_frame(changed)
         assert len(repainted) == 1 and repainted[0].y == 5 and repainted[0].height == 1
         await pilot.pause()
-        screen = screen_text(app)
+        screen = app_screen(app)
         assert (rgb(screen.buffer[5][6].fg), rgb(screen.buffer[5][6].bg)) == expected(main, 5, 6)
 
 
@@ -129,12 +124,12 @@ async def test_graphics_modes_draw_the_image_over_blank_cells(mode: str) -> None
         # One image, and no half-blocks painted under it (that would double the output).
         assert len(written) == 1
         assert (b"\x1bP" if mode == "sixel" else b"\x1b_G") in written[0]
-        assert "▀" not in "".join(screen_text(app).display)
+        assert "▀" not in "".join(app_screen(app).display)
         # A modal covers it: half-blocks come back under the dialog, and a kitty image is deleted.
         await app.push_screen(Dialog())
         main.show_frame(gradient())
         await pilot.pause()
-        assert "▀" in "".join(screen_text(app).display)
+        assert "▀" in "".join(app_screen(app).display)
         assert len(written) == (2 if mode == "kitty" else 1)
         if mode == "kitty":
             assert b"a=d" in written[1]
@@ -142,7 +137,7 @@ async def test_graphics_modes_draw_the_image_over_blank_cells(mode: str) -> None
         await pilot.pause()
         main.show_frame(gradient())
         await pilot.pause()
-        assert "▀" not in "".join(screen_text(app).display)
+        assert "▀" not in "".join(app_screen(app).display)
         count = len(written)
         # A resize drops the image (kitty deletes it) and draws the next one at the new size.
         await pilot.resize_terminal(W - 10, H - 4)

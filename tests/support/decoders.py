@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import zlib
+from typing import Any
 
 import numpy as np
 import pyte
@@ -63,6 +64,13 @@ def screen_of(data: bytes, cols: int, rows: int) -> pyte.Screen:
     screen = pyte.Screen(cols, rows)
     pyte.ByteStream(screen).feed(data)
     return screen
+
+
+def app_screen(app: Any) -> pyte.Screen:
+    """What a terminal shows of a Textual app under test (its whole screen, modals included)."""
+    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    width, height = app.size
+    return screen_of(update.render_segments(app.console).encode(), width, height)
 
 
 def rgb(colour: str) -> tuple[int, int, int]:

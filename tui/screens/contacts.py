@@ -78,14 +78,15 @@ class ContactsScreen(Screen[None]):
         Binding("n", "add", "Add", id="add"),
         Binding("v", "verify", "Verify", id="verify"),
         Binding("b", "block", "Block", id="block", show=False),
-        Binding("delete", "remove", "Remove", id="remove"),
+        Binding("delete", "remove", "Remove", id="remove", show=False),  # ? lists it
         Binding("slash", "filter", "Filter", id="filter", show=False),
         Binding("i", "identity", "Me", id="identity"),
         Binding("h", "history", "History", id="history"),
         Binding("s", "settings", "Settings", id="settings"),
         Binding("q", "app.quit", "Quit", id="quit"),
     ]
-    COMMAND_KEYS = frozenset("anvbishq/")
+    COMMAND_KEYS = frozenset("anvbishq/?")
+    HELP = "Type any other letter to filter the list; ↑ ↓ choose a contact."
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()

@@ -36,7 +36,7 @@ class AddContactDialog(ModalScreen[NewContact | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("Add a contact", classes="title")
-            yield Label("Their address (they see it with `tcall id`, or under i in the app):")
+            yield Static("Their address (they see it with `tcall id`, or under i in the app):")
             yield Input(placeholder="tcall:…", id="address")
             yield Label("Name:")
             yield Input(placeholder="alice", id="name")
@@ -96,13 +96,15 @@ class VerifyDialog(ModalScreen[bool]):
             with Grid(id="halves"):
                 yield Static("[b]You[/b]\n" + _block(self.ours))
                 yield Static(f"[b]{self.contact}[/b]\n" + _block(self.theirs))
-            yield Label(
+            yield Static(
                 f"Safety number (the same on both screens):\n{grouped(self.number)}",
                 id="number",
             )
-            yield Label(
+            # Static, not Label: a Label does not wrap, and this sentence is wider than the dialog.
+            yield Static(
                 f"Compare it with {self.contact} in person or on a call you trust. "
-                "y if every digit matches."
+                "y if every digit matches.",
+                id="instruction",
             )
         yield Footer()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -26,13 +26,15 @@ class IdentityScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("[b]tcall[/b]  my identity", classes="bar")
-        with VerticalScroll():
-            yield Static("Your address (a friend adds it with n on their contacts screen):")
-            yield Static(self.address, id="address", markup=False)
-            yield Static(f"Fingerprint: {self.fingerprint}", id="fingerprint")
-            if not self.relay:
-                yield Static("[yellow]No relay set: friends cannot reach you yet (settings).[/]")
+        # The QR code beside the text, not under it: at 80x24 a code under the text was cut off.
+        with Horizontal(id="identity"):
             yield Static("\n".join(qr_lines(self.address)), id="qr", markup=False)
+            with VerticalScroll(id="about"):
+                yield Static("Your address (a friend adds it with n on their contacts screen):")
+                yield Static(self.address, id="address", markup=False)
+                yield Static(f"Fingerprint: {self.fingerprint}", id="fingerprint")
+                if not self.relay:
+                    yield Static("[yellow]No relay set: friends cannot reach you yet (s).[/]")
         yield RelayStatus(classes="status")
         yield Footer()
 

@@ -75,6 +75,10 @@ def label(key: str) -> str:
 
 class SettingsScreen(Screen[None]):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="back")]
+    HELP = (
+        "tab and shift+tab move between settings. A choice is saved when you pick it; "
+        "text is saved on enter or when you leave the field."
+    )
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         super().__init__()
