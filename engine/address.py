@@ -22,8 +22,6 @@ import hashlib
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import qrcode
-
 from tcall.engine.errors import IdentityError, UsageError
 from tcall.engine.identity import box_public_key
 
@@ -122,6 +120,8 @@ def qr_lines(text: str) -> list[str]:
     correction (L, 7%) keeps the code small enough for an 80x24 terminal: a screen is never
     smudged or torn, which is what the higher levels are for.
     """
+    import qrcode  # here, not at the top: it costs 40 ms that `tcall settings` would pay
+
     code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
     code.add_data(text)
     code.make(fit=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from importlib.metadata import version
 
 
 class ExitCode(enum.IntEnum):
@@ -69,5 +68,12 @@ class CompatError(TcallError):
 
     def __init__(self, library: str, problem: str, supported: str) -> None:
         super().__init__(
-            f"{library} {version(library)}: {problem}; tcall supports {library} {supported}"
+            f"{library} {_version(library)}: {problem}; tcall supports {library} {supported}"
         )
+
+
+def _version(library: str) -> str:
+    # Imported here: importlib.metadata costs 40 ms, and every command imports this module.
+    from importlib.metadata import version
+
+    return version(library)

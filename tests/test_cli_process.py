@@ -7,21 +7,28 @@ import subprocess
 import sys
 from importlib.metadata import version
 
+import pytest
+
 from tcall.tui.cli import COMMANDS
 from tests.support.cli import run_tcall
 
 HEAVY = ["aiortc", "av", "cv2", "numpy", "textual"]
-SCRIPT = f"""
+# Beside those, what a command that only reads a file must not pay for (40-60 ms each).
+LIGHT = [*HEAVY, "asyncio", "aiohttp", "qrcode", "importlib.metadata"]
+SCRIPT = """
 import sys
 from tcall.tui.cli import main
-code = main(sys.argv[1:])
-print(code, sorted(name for name in {HEAVY!r} if name in sys.modules))
+code = main(sys.argv[2:])
+print(code, sorted(name for name in sys.argv[1].split(",") if name in sys.modules))
 """
 
 
-def loaded_after(*args: str) -> str:
+def loaded_after(*args: str, watch: list[str] = HEAVY) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", SCRIPT, ",".join(watch), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()[-1]
@@ -40,3 +47,16 @@ def test_version_prints_the_installed_version() -> None:
     assert loaded_after("--version") == "0 []"
     result = run_tcall("--version")
     assert (result.returncode, result.stdout) == (0, f"tcall {version('tcall')}\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("settings", "list"),
+        ("settings", "get", "relay_url", "--json"),
+        ("contacts", "list"),
+        ("history",),
+    ],
+)
+def test_commands_that_read_a_file_import_nothing_heavy(args: tuple[str, ...]) -> None:
+    assert loaded_after(*args, watch=LIGHT) == "0 []"
