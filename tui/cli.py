@@ -87,7 +87,10 @@ def cli(ctx: click.Context, home: str | None) -> None:
     if ctx.invoked_subcommand is None:
         from tcall.tui.app import TcallApp  # Textual loads only when the TUI itself runs
 
-        TcallApp().run()
+        app = TcallApp()
+        app.run()
+        if app.return_code:  # 130 after SIGHUP or SIGTERM
+            raise click.exceptions.Exit(app.return_code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import pytest
 from tests.support.cli import TCALL, run_in_process
 from tests.support.relays import ServeProcess
 from tests.support.tmux import Tmux, tmux_server
+from tests.support.users import User
 
 COLS, ROWS = 100, 30
 SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -130,3 +131,33 @@ def test_a_calls_b_by_keys_in_two_terminals(tmp_path: Path, relay: str, tmux: Tm
     b.wait_for(lambda text: re.search(r"alice\s+←\s+answered", text) is not None)
     for pane in (a, b):
         pane.keys("Escape", "q")
+
+
+def test_closing_the_terminal_hangs_up_and_keeps_the_history(
+    tmp_path: Path, relay: str, tmux: Tmux
+) -> None:
+    """Issue #13, item 2, for the TUI: killing its tmux session (SIGHUP, as a dropped SSH session
+    would) hangs up the call at once and writes history; the peer is not left waiting ~30 s."""
+    home_a = tmp_path / "a"
+    address_a = setup_home(home_a, relay)
+    bob = User("bob", tmp_path / "b", relay)
+    bob.set("answer_with_camera", "on")
+    tcall(home_a, "contacts", "add", "bob", bob.address)
+    bob.run("contacts", "add", "alice", address_a)
+    listening = bob.listen("--auto-answer")
+    a = start_tui(tmux, "a", home_a)
+    a.wait_for("● bob")
+    a.keys("Down", "Enter")
+    listening.wait_for("stats")  # media flows both ways
+    a.wait_for("⏱")
+    tmux("kill-session", "-t", "a")
+    started = time.monotonic()
+    summary = listening.wait_for("summary", timeout=20)
+    assert time.monotonic() - started < 10
+    assert summary["outcome"] == "answered"
+    listening.stop()
+    deadline = time.monotonic() + 10
+    while not (records := json.loads(tcall(home_a, "history", "--json"))["history"]):
+        assert time.monotonic() < deadline, "alice's TUI wrote no history"
+        time.sleep(0.2)
+    assert [(r["contact"], r["outcome"]) for r in records] == [("bob", "answered")]
