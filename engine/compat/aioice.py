@@ -6,6 +6,12 @@ in "checking". aioice offers no option for this, so install() replaces its host-
 (`aioice.ice.get_host_addresses`) with host_addresses(), which adds 127.0.0.1. TCALL_ICE_ADDRESSES
 (comma-separated) pins the host addresses instead; tests use it to stay on loopback.
 
+No server query from loopback: aioice asks the STUN server for a server-reflexive address from
+every IPv4 host candidate, 127.0.0.1 included. From a loopback socket no answer can ever come back
+(nothing outside the host is reachable from it), so gathering waited out aioice's whole 5 s limit on
+each side of a call (about 11 s of a call's setup). install() replaces
+`aioice.ice.server_reflexive_candidate` with one that refuses loopback candidates at once.
+
 Nominated pair: aiortc reports no candidate-pair stats, so nominated_pair() reads the pair ICE chose
 from the Connection's private `_nominated` table.
 """
@@ -15,7 +21,8 @@ from __future__ import annotations
 import inspect
 import ipaddress
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aioice.ice
 from aioice import Connection
@@ -27,6 +34,7 @@ SUPPORTED = "~=0.13.0"  # the pin in pyproject.toml
 ADDRESSES_ENV = "TCALL_ICE_ADDRESSES"
 
 _aioice_host_addresses: Callable[..., list[str]] | None = None
+_aioice_server_reflexive: Callable[..., Awaitable[Any]] | None = None
 
 
 def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
@@ -46,19 +54,40 @@ def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return addresses
 
 
+async def server_reflexive_candidate(protocol: Any, stun_server: tuple[str, int]) -> Any:
+    """aioice's STUN query for a server-reflexive candidate, except from a loopback address."""
+    if ipaddress.ip_address(protocol.local_candidate.host).is_loopback:
+        raise ConnectionError("no STUN query from a loopback address: no answer can come back")
+    assert _aioice_server_reflexive is not None, "install() first"
+    return await _aioice_server_reflexive(protocol, stun_server)
+
+
 def install() -> None:
-    """Make aioice gather its host candidates through host_addresses(); safe to call again."""
-    global _aioice_host_addresses
+    """Make aioice gather its host candidates through host_addresses() and its server-reflexive
+    ones through server_reflexive_candidate(); safe to call again."""
+    global _aioice_host_addresses, _aioice_server_reflexive
     current = getattr(aioice.ice, "get_host_addresses", None)
-    if current is host_addresses:
-        return
-    parameters = list(inspect.signature(current).parameters) if callable(current) else []
-    if parameters != ["use_ipv4", "use_ipv6"]:
-        raise CompatError(
-            "aioice", "no get_host_addresses(use_ipv4, use_ipv6) in aioice.ice", SUPPORTED
-        )
-    _aioice_host_addresses = current
-    aioice.ice.get_host_addresses = host_addresses
+    if current is not host_addresses:
+        if _parameters(current) != ["use_ipv4", "use_ipv6"]:
+            raise CompatError(
+                "aioice", "no get_host_addresses(use_ipv4, use_ipv6) in aioice.ice", SUPPORTED
+            )
+        _aioice_host_addresses = current
+        aioice.ice.get_host_addresses = host_addresses
+    query = getattr(aioice.ice, "server_reflexive_candidate", None)
+    if query is not server_reflexive_candidate:
+        if _parameters(query) != ["protocol", "stun_server"]:
+            raise CompatError(
+                "aioice",
+                "no server_reflexive_candidate(protocol, stun_server) in aioice.ice",
+                SUPPORTED,
+            )
+        _aioice_server_reflexive = query
+        aioice.ice.server_reflexive_candidate = server_reflexive_candidate
+
+
+def _parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters) if callable(function) else []
 
 
 def nominated_pair(connection: Connection, component: int = 1) -> CandidatePair | None:

@@ -8,6 +8,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import aioice
 import aioice.ice
 import aiortc.rtcrtpsender
 import av
@@ -38,6 +39,31 @@ def test_host_addresses_are_pinned_or_include_loopback(monkeypatch: pytest.Monke
     assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
     monkeypatch.delenv("TCALL_ICE_ADDRESSES")
     assert "127.0.0.1" in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+async def test_no_stun_query_from_a_loopback_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback host candidate asks no STUN server (its answer could never come back from
+    outside, and aioice would wait 5 s for it): a silent STUN server hears nothing."""
+    compat.install()
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+    heard: list[object] = []
+
+    class Silent(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            heard.append(addr)
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(Silent, local_addr=("127.0.0.1", 0))
+    connection = aioice.Connection(
+        ice_controlling=True, stun_server=("127.0.0.1", transport.get_extra_info("sockname")[1])
+    )
+    try:
+        await connection.gather_candidates()
+        assert [c.type for c in connection.local_candidates] == ["host"]
+        assert heard == []
+    finally:
+        transport.close()
+        await connection.close()
 
 
 def _x264_settings(encoder: Encoder) -> bytes:
@@ -94,6 +120,10 @@ def test_missing_targets_raise_compat_errors_naming_the_version(
 ) -> None:
     monkeypatch.delattr(aioice.ice, "get_host_addresses")
     with pytest.raises(CompatError, match=f"^aioice {version('aioice')}: .*~=0.13.0$"):
+        compat.install()
+    monkeypatch.undo()
+    monkeypatch.delattr(aioice.ice, "server_reflexive_candidate")
+    with pytest.raises(CompatError, match="aioice .*server_reflexive_candidate"):
         compat.install()
 
     class Receiver:  # no jitter buffer attribute
