@@ -9,10 +9,12 @@ schema, the devices there are). Events are in `tcall.engine.events`, errors in
 from tcall.engine.address import Address, parse_address, qr_lines
 from tcall.engine.call import CallOptions
 from tcall.engine.contacts import check_name
+from tcall.engine.core.outcome import outcome_words
 from tcall.engine.devices import list_all
 from tcall.engine.history import CallRecord
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.phone import ECHO, CallHandle, ContactView, Phone, Snapshot
+from tcall.engine.requests import ContactRequest
 from tcall.engine.safety import grouped, safety_number
 from tcall.engine.settings import SCHEMA
 from tcall.engine.text import printable
@@ -24,6 +26,7 @@ __all__ = [
     "CallHandle",
     "CallOptions",
     "CallRecord",
+    "ContactRequest",
     "ContactView",
     "Phone",
     "Snapshot",
@@ -31,6 +34,7 @@ __all__ = [
     "check_name",
     "grouped",
     "list_all",
+    "outcome_words",
     "parse_address",
     "printable",
     "qr_lines",

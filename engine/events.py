@@ -92,6 +92,30 @@ class Missed(NotRung):
 
 
 @dataclass(frozen=True)
+class ContactRequested(Event):
+    """Someone who is not a contact asks to be added back (`tcall contacts request`, or their first
+    call): kept as a pending request (engine/requests.py), never rung. `name` is the name they
+    suggest ("" if none, or if it was unusable), `relay` the relay URL they said they use."""
+
+    kind: ClassVar[str] = "request"
+    name: str
+    fingerprint: str
+    relay: str
+
+    @property
+    def label(self) -> str:
+        return self.name or f"unknown {self.fingerprint[:19]}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "relay": self.relay,
+        }
+
+
+@dataclass(frozen=True)
 class Refused(Event):
     """A message that could not be trusted (bad signature, replay, out of order, ...)."""
 

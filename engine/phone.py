@@ -27,7 +27,7 @@ import nacl.signing
 
 from tcall.engine.address import format_address
 from tcall.engine.call import CallOptions
-from tcall.engine.contacts import Contact, ContactBook
+from tcall.engine.contacts import Contact, ContactBook, check_name
 from tcall.engine.core.call import (
     Accept,
     AllowVideo,
@@ -49,12 +49,14 @@ from tcall.engine.core.switchboard import (
     NotRinging,
     Refuse,
     Ring,
+    contact_request,
     refusal,
     route,
 )
 from tcall.engine.echo import EchoChannel
 from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
 from tcall.engine.events import (
+    ContactRequested,
     Event,
     MediaFigures,
     Notice,
@@ -71,8 +73,13 @@ from tcall.engine.locking import hold_online
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
+from tcall.engine.requests import ContactRequest, RequestBook
+from tcall.engine.requests import accept as accept_request
+from tcall.engine.requests import block as block_request
+from tcall.engine.requests import ignore as ignore_request
 from tcall.engine.settings import Settings
 from tcall.engine.wire import (
+    Message,
     ReplayGuards,
     WireRefusal,
     new_call_id,
@@ -83,9 +90,10 @@ from tcall.engine.wire import (
 ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
 RECONNECT_FIRST_S = 1.0  # after the relay link drops: 1, 2, 4, ... s, each +-20%,
 RECONNECT_MAX_S = 30.0  # and never more than this between tries
-# Strangers' calls that policy silences, and messages we refuse, cost a few events a minute however
-# many come (engine/core/quota.py); silenced calls one history entry for the first of a minute and
-# one "strangers" entry for the rest.
+# Strangers' calls that policy silences, their contact requests, and messages we refuse, cost a few
+# events a minute however many come (engine/core/quota.py); silenced calls one history entry for the
+# first of a minute and one "strangers" entry for the rest; requests a write of requests.json for
+# each one shown and one for the rest.
 QUOTA_WINDOW_S = 60.0
 SHOWN_PER_WINDOW = 5
 STRANGERS = "strangers"
@@ -119,6 +127,7 @@ class Snapshot:
     contacts: tuple[ContactView, ...]
     settings: tuple[tuple[str, Any], ...]  # (key, value), in the settings' own order
     history: tuple[CallRecord, ...]  # newest first
+    requests: tuple[ContactRequest, ...] = ()  # pending contact requests, newest first
 
     def contact(self, name: str) -> ContactView:
         for contact in self.contacts:
@@ -158,6 +167,8 @@ class RelayChannel:
         fields: dict[str, Any] = {}
         if kind in ("offer", "answer"):
             fields = {"sdp": sdp, "video": bool(video)}
+            if kind == "offer":  # so that a callee who never added us can add us back
+                fields["relay"] = self._phone.relay_url
         elif kind == "video":
             fields = {"video": bool(video)}
         await self._phone._send(self._peer_key, self._relay_url, kind, call_id, **fields)
@@ -204,6 +215,8 @@ class Phone:
         self._online_claim: int | None = None  # held while this process may sign in (locking.py)
         self._silenced = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._refused = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
+        self._requests = RequestBook.load()
+        self._requested = Quota(QUOTA_WINDOW_S, SHOWN_PER_WINDOW)
         self._quota_timers: dict[str, asyncio.TimerHandle] = {}
         # Ids of recent calls, in arrival order, so late mail for them is expected, not refused.
         self._over_ids: dict[str, None] = {}
@@ -233,6 +246,7 @@ class Phone:
             ),
             settings=tuple(self._settings.as_dict().items()),
             history=tuple(self._history.records),
+            requests=tuple(self._requests.pending()),
         )
 
     def _republish(self) -> None:
@@ -308,6 +322,7 @@ class Phone:
             timer.cancel()
         self._close_silenced()
         self._close_refused()
+        self._close_requests()
         if self._reconnector is not None:
             self._reconnector.cancel()
         for call in list(self._calls.values()):
@@ -412,6 +427,9 @@ class Phone:
         if message.kind == "presence":
             self._presence(received.contact, message.presence == "online")
             return
+        if message.kind == "request":
+            self._contact_request(message, contact)
+            return
         verdict = route(
             message,
             contact,
@@ -449,6 +467,35 @@ class Phone:
                 live.perform(core.ring())
                 if auto_answer:
                     live.feed(Accept(video=core.video_allowed))
+        if isinstance(verdict, Ring | NotRinging) and contact is None:
+            self._contact_request(message, contact)  # a stranger's first call asks to be added
+
+    def _contact_request(self, message: Message, contact: Contact | None) -> None:
+        """Keep a stranger's contact request; never ring for it. Like silenced calls, a flood of
+        them costs a few events and writes a minute: the rest are noted in memory (at most
+        MAX_REQUESTS of them) and written, and counted in a notice, when the minute is over."""
+        taken = {c.name for c in self._contacts.contacts()}
+        request = contact_request(message, contact, taken, self.clock())
+        if request is None:
+            return
+        self._requests.note(request)
+        if self._requested.report(self.clock()):
+            self._requests.save()
+            self._emit(ContactRequested(request.name, request.fingerprint, request.relay_url))
+            self._republish()
+        if self._requested.opens_window:
+            self._close_later(self._close_requests)
+
+    def _close_requests(self) -> None:
+        hidden = self._requested.close()
+        if self._requests.unsaved:
+            self._requests.save()
+            self._republish()
+        if hidden:
+            self._emit_notice(
+                f"{hidden} more contact requests from strangers in the last minute "
+                "(tcall contacts requests lists them)"
+            )
 
     def _stranger_silenced(self, event: Silenced, video: bool) -> None:
         """A stranger's call that policy silenced: cheap however many come (a flood must not
@@ -650,8 +697,64 @@ class Phone:
 
     async def add_contact(self, name: str, public_key: bytes, relay_url: str = "") -> ContactView:
         self._contacts.add(name, public_key, relay_url)
+        self._requests.discard(public_key)  # a request from them is answered
         self._republish()
         return self.snapshot.contact(name)
+
+    async def send_request(self, name: str, as_name: str = "") -> None:
+        """Ask contact `name` to add us back: a `request` message with our relay URL (offers carry
+        it too) and `as_name`, the name we suggest for ourselves ("" for none: they see our
+        fingerprint). Through a link we have, else through
+        one of its own that is closed at once, so that nothing meant for us lands here; that
+        link signs in, so RelayUnreachable if the relay cannot be reached or this identity is
+        online elsewhere on this machine (signing in there would push that one off)."""
+        contact = self._contacts.get(name)
+        if contact.blocked:
+            raise UsageError(
+                f"{name} is blocked: unblock them first (tcall contacts unblock {name})"
+            )
+        if not (contact.relay_url or self.relay_url):
+            raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
+        if as_name:
+            check_name(as_name)
+        url = contact.relay_url or self.relay_url
+        payload = seal_message(
+            self._identity,
+            contact.public_key,
+            "request",
+            "",
+            self.clock(),
+            relay=self.relay_url,
+            name=as_name,
+        )
+        link = self._links.get(url)
+        if link is not None:
+            await link.send(mailbox_id(contact.public_key), payload)
+            return
+        if self._online_claim is None:
+            self._online_claim = hold_online(identity_path().parent)
+        link = await RelayClient.connect(url, nacl.signing.SigningKey(self._identity.seed))
+        try:
+            await link.send(mailbox_id(contact.public_key), payload)
+        finally:
+            await link.close()
+
+    async def accept_request(self, ref: str, name: str = "") -> ContactView:
+        """Add the sender of a pending request (named by its suggested name or fingerprint) as a
+        contact called `name` (default: the name they suggested)."""
+        contact = accept_request(self._requests, self._contacts, ref, name)
+        self._republish()
+        return self.snapshot.contact(contact.name)
+
+    async def ignore_request(self, ref: str) -> None:
+        ignore_request(self._requests, ref)
+        self._republish()
+
+    async def block_request(self, ref: str, name: str = "") -> ContactView:
+        """Block the sender of a pending request: a blocked contact from now on."""
+        contact = block_request(self._requests, self._contacts, ref, name)
+        self._republish()
+        return self.snapshot.contact(contact.name)
 
     async def remove_contact(self, name: str) -> None:
         self._contacts.remove(name)

@@ -1,8 +1,15 @@
 """The signaling wire protocol, sans-I/O: build and open the sealed messages that cross the relay.
 
-Messages: offer, answer, ring, decline, busy, hangup, presence, and video (mid-call: the
-sender's camera went on or off, so the receiver can ask its user before showing it). Offers and answers carry
-full-gathering SDP (every ICE candidate is already in it), so there are no trickle-ICE messages.
+Messages: offer, answer, ring, decline, busy, hangup, presence, video (mid-call: the
+sender's camera went on or off, so the receiver can ask its user before showing it), and request (a
+contact request: "add me back"). Offers and answers carry full-gathering SDP (every ICE candidate is
+already in it), so there are no trickle-ICE messages.
+
+A request carries the sender's own relay URL ("relay", "" for none) and the name they suggest for
+themselves ("name", "" for none), so someone who has our key but whom we never added can add us back
+with one command; an offer may carry the relay too, so a first call is a request as well (with no
+name). Both are the sender's words: the wire checks only their shape (a relay URL or "", a name of at
+most 64 characters); what the name may be used for is decided by the receiver, which never trusts it.
 
 Each message is a JSON object, signed, then sealed:
 
@@ -39,6 +46,7 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
+from tcall.engine.address import check_relay_url
 from tcall.engine.errors import IdentityError, ProtocolError, TcallError
 from tcall.engine.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, box_public_key
 from tcall.engine.identity import fingerprint as key_fingerprint
@@ -47,7 +55,10 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 120.0
 NONCE_BYTES = 16
-KINDS = ("offer", "answer", "ring", "decline", "busy", "hangup", "presence", "video")
+KINDS = ("offer", "answer", "ring", "decline", "busy", "hangup", "presence", "video", "request")
+NO_CALL_KINDS = ("presence", "request")  # messages about no call: their call id is ""
+MAX_NAME_CHARS = 64  # a suggested name: as long as a contact name may be
+MAX_RELAY_CHARS = 512
 PRESENCE_STATES = ("online", "offline")
 _SIGNING_CONTEXT = b"tcall-signal-v1\0"
 _CALL_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -58,11 +69,14 @@ _KIND_FIELDS: dict[str, set[str]] = {
     "answer": _SDP_FIELDS,
     "video": {"video"},  # mid-call: the sender turned its camera on (true) or off (false)
     "presence": {"presence"},
+    "request": {"relay", "name"},  # a contact request: how to reach the sender, and a name
     "ring": set(),
     "decline": set(),
     "busy": set(),
     "hangup": set(),
 }
+# Fields a kind may carry or leave out: an offer may be a contact request too.
+_OPTIONAL_FIELDS: dict[str, set[str]] = {"offer": {"relay"}}
 
 
 class WireRefusal(TcallError):
@@ -180,6 +194,8 @@ class Message:
     sdp: str | None = None
     video: bool | None = None
     presence: str | None = None
+    relay: str | None = None  # request, and offers that carry it: the sender's relay URL, or ""
+    name: str | None = None  # request: the name the sender suggests for themselves, or ""
 
 
 @dataclass(frozen=True)
@@ -249,11 +265,14 @@ def seal_message(
     sdp: str | None = None,
     video: bool | None = None,
     presence: str | None = None,
+    relay: str | None = None,
+    name: str | None = None,
 ) -> bytes:
     """A signed message sealed to `recipient_key`, ready to hand to the relay.
 
     offer/answer need `sdp` (full-gathering) and `video`; video needs `video`;
-    presence needs `presence` ("online"/"offline") and an empty call id.
+    presence needs `presence` ("online"/"offline") and an empty call id; request needs `relay`
+    and `name` (either may be "") and an empty call id, and an offer may carry `relay`.
     """
     fields: dict[str, Any] = {
         "v": VERSION,
@@ -271,6 +290,10 @@ def seal_message(
         fields["video"] = video
     if presence is not None:
         fields["presence"] = presence
+    if relay is not None:
+        fields["relay"] = relay
+    if name is not None:
+        fields["name"] = name
     _check_fields(fields)
     sealed = sign_and_seal(identity, recipient_key, fields)
     if len(sealed) > MAX_MESSAGE_BYTES:
@@ -302,11 +325,12 @@ def _check_fields(fields: dict[str, Any]) -> None:
     if not isinstance(kind, str) or kind not in _KIND_FIELDS:
         raise MalformedMessage(f"malformed message: unknown type {str(kind)[:20]!r}")
     expected = _COMMON_FIELDS | _KIND_FIELDS[kind]
-    if set(fields) - {"sig"} != expected - {"sig"}:
+    present = set(fields) - {"sig"}
+    if not expected - {"sig"} <= present <= expected | _OPTIONAL_FIELDS.get(kind, set()):
         raise MalformedMessage(f"malformed message: wrong fields for a {kind} message")
     call_id = fields["call_id"]
     if not isinstance(call_id, str) or not (
-        call_id == "" if kind == "presence" else _CALL_ID.fullmatch(call_id)
+        call_id == "" if kind in NO_CALL_KINDS else _CALL_ID.fullmatch(call_id)
     ):
         raise MalformedMessage("malformed message: bad call id")
     if type(fields["ts"]) is not int or not 0 <= fields["ts"] < 2**53:
@@ -315,11 +339,29 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise MalformedMessage("malformed message: 'video' is not true/false")
     if "presence" in fields and fields["presence"] not in PRESENCE_STATES:
         raise MalformedMessage("malformed message: bad presence state")
+    if "relay" in fields:
+        _check_relay(fields["relay"])
+    if "name" in fields and not (
+        isinstance(fields["name"], str) and len(fields["name"]) <= MAX_NAME_CHARS
+    ):
+        raise MalformedMessage(
+            f"malformed message: the name is not text of at most {MAX_NAME_CHARS} characters"
+        )
     if "sdp" in fields and not (
         isinstance(fields["sdp"], str)
         and all(_is_str_list(fields[k]) for k in ("dtls", "ice_ufrag", "ice_pwd"))
     ):
         raise MalformedMessage("malformed message: bad SDP fields")
+
+
+def _check_relay(relay: Any) -> None:
+    if not isinstance(relay, str) or len(relay) > MAX_RELAY_CHARS:
+        raise MalformedMessage("malformed message: the relay URL is not text of a usable size")
+    if relay:
+        try:
+            check_relay_url(relay)
+        except ValueError:
+            raise MalformedMessage("malformed message: not a relay URL") from None
 
 
 def _parse(plaintext: bytes) -> dict[str, Any]:
@@ -448,6 +490,8 @@ def open_message(
         sdp=fields.get("sdp"),
         video=fields.get("video"),
         presence=fields.get("presence"),
+        relay=fields.get("relay"),
+        name=fields.get("name"),
     )
     return Received(message, status.name if status.kind == "known" else None)
 

@@ -2,8 +2,9 @@
 
 The Phone opens and verifies every message (`tcall.engine.wire`) and then asks `route` what it
 means: input for one of our calls, a new incoming call (judged by `policy` before anything rings),
-a call that policy does not let ring, or a message to refuse. Pure functions over the calls in
-progress; the Phone performs the answer.
+a call that policy does not let ring, or a message to refuse; and `contact_request` what an offer
+or a request from someone who is not a contact asks of our contacts. Pure functions over the calls
+in progress; the Phone performs the answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tcall.engine.core.policy import decide_incoming
 from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, TcallError
 from tcall.engine.events import Missed, NotRung, Refused, Silenced
 from tcall.engine.identity import fingerprint
+from tcall.engine.requests import ContactRequest, suggested_name
 from tcall.engine.settings import Settings
 from tcall.engine.wire import ChangedKey, Message, WireRefusal
 
@@ -81,6 +83,19 @@ def refusal(error: TcallError, calls: Mapping[str, CallCore], call_id: str | Non
     call = calls.get(call_id) if call_id is not None else None
     fail = call_id if call is not None and call.waiting else None
     return Refuse(Refused(reason, str(error)), error, fail)
+
+
+def contact_request(
+    message: Message, contact: Contact | None, taken: Container[str], now: float
+) -> ContactRequest | None:
+    """The contact request a verified offer or request makes, if any: only a stranger's does
+    (`contact` None), whatever policy does with the call, and it never rings. A contact's, blocked
+    or not, makes none: a blocked one is dropped, and the others are our contacts already. `taken`
+    holds our contacts' names, which a stranger may not take (`suggested_name`)."""
+    if contact is not None or message.kind not in ("offer", "request"):
+        return None
+    name = suggested_name(message.name, taken)
+    return ContactRequest(message.sender, name, message.relay or "", now)
 
 
 def peer_name(contact: Contact | None, key: bytes) -> str:

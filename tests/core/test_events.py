@@ -7,6 +7,7 @@ import json
 from tcall.engine.events import (
     CallPhase,
     CallState,
+    ContactRequested,
     IncomingCall,
     MediaFigures,
     Missed,
@@ -48,6 +49,19 @@ def test_every_event_prints_as_readme_says() -> None:
         (
             Missed("bob", "do not disturb"),
             {"event": "missed", "from": "bob", "reason": "do not disturb"},
+        ),
+        (
+            ContactRequested("dave", "a703 e8b2", "ws://r:7711"),
+            {
+                "event": "request",
+                "name": "dave",
+                "fingerprint": "a703 e8b2",
+                "relay": "ws://r:7711",
+            },
+        ),
+        (
+            ContactRequested("", "a703 e8b2", ""),
+            {"event": "request", "name": "", "fingerprint": "a703 e8b2", "relay": ""},
         ),
         (
             Refused("replayed", "a replay"),

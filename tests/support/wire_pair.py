@@ -9,7 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from tcall.engine.identity import Identity
-from tcall.engine.wire import Received, ReplayGuard, SenderStatus, open_message, seal_message
+from tcall.engine.wire import (
+    NO_CALL_KINDS,
+    Received,
+    ReplayGuard,
+    SenderStatus,
+    open_message,
+    seal_message,
+)
 
 CALL_ID = "c4ll1d0000000001"
 NOW = 1_700_000_000.0
@@ -59,7 +66,7 @@ class ConnectionPair:
         return SenderStatus.known(name) if name else SenderStatus.unknown()
 
     def seal(self, sender: Identity, kind: str, **kw: Any) -> bytes:
-        call_id = kw.pop("call_id", "" if kind == "presence" else CALL_ID)
+        call_id = kw.pop("call_id", "" if kind in NO_CALL_KINDS else CALL_ID)
         recipient = kw.pop("to", self.other(sender).public_key)
         return seal_message(sender, recipient, kind, call_id, self.now, **kw)
 

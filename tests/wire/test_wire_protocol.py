@@ -62,6 +62,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         "answer": {"sdp": SDP, "video": False},
         "video": {"video": True},
         "presence": {"presence": "online"},
+        "request": {"relay": "ws://relay.example:7711", "name": "alice"},
     }
     extra = extras.get(kind, {})
     received = pair.send(pair.alice, kind, **extra)
@@ -72,11 +73,12 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         pair.alice.public_key,
         pair.bob.public_key,
     )
-    assert message.call_id == ("" if kind == "presence" else CALL_ID)
+    assert message.call_id == ("" if kind in ("presence", "request") else CALL_ID)
     assert message.timestamp == pair.now
     assert message.sdp == extra.get("sdp")
     assert message.video == extra.get("video")
     assert message.presence == extra.get("presence")
+    assert (message.relay, message.name) == (extra.get("relay"), extra.get("name"))
     assert len(message.nonce) == 16
 
 
