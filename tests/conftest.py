@@ -50,6 +50,7 @@ TIERS = {
     "media/test_audio_devices.py": "e2e",
     "privacy": "e2e",
     "privacy/test_history_file.py": "unit",
+    "privacy/test_requests_file.py": "unit",
     "relay": "integration",
     "relay/test_relay_limits.py": "unit",
     "relay/test_relay_links.py": "unit",

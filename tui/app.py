@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -24,10 +25,11 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
 from tcall.engine.api import ECHO as ECHO_PEER
-from tcall.engine.api import CallOptions, Phone, Snapshot, printable
-from tcall.engine.errors import TcallError
+from tcall.engine.api import CallOptions, Phone, Snapshot, outcome_words, printable
+from tcall.engine.errors import ExitCode, TcallError
 from tcall.engine.events import (
     CallState,
+    ContactRequested,
     Event,
     IncomingCall,
     Missed,
@@ -54,7 +56,8 @@ from tcall.tui.screens.contacts import (
     Verify,
 )
 from tcall.tui.screens.dialogs import ConfirmDialog
-from tcall.tui.screens.history import ClearHistory, HistoryScreen
+from tcall.tui.screens.help import HelpDialog
+from tcall.tui.screens.history import AnswerRequest, ClearHistory, HistoryScreen
 from tcall.tui.screens.incoming import IncomingCallScreen
 from tcall.tui.screens.settings import ChangeSetting
 
@@ -102,7 +105,11 @@ class TcallApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tcall"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="quit", show=False)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="quit", show=False),
+        # Not a priority binding: in a text field (a TURN URL has a '?') the key types itself.
+        Binding("question_mark,f1", "help", "Keys", id="help"),
+    ]
 
     relay_state: reactive[str] = reactive("offline")
     """The relay link: online, connecting, offline, or "not set"."""
@@ -122,6 +129,11 @@ class TcallApp(App[None]):
         self.engine = EngineLoop()
         self.push_screen(ContactsScreen(self.snapshot))
         self.connect_relay()
+        # A closed terminal (SIGHUP: a dropped SSH session, a killed tmux) or SIGTERM ends the app
+        # as `q` does: every call is hung up, so the peer is told and history is written.
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGHUP, signal.SIGTERM):
+            loop.add_signal_handler(number, self.exit, None, ExitCode.INTERRUPTED)
 
     async def on_unmount(self) -> None:
         if self.engine is not None:
@@ -176,6 +188,10 @@ class TcallApp(App[None]):
     def render_modes(self) -> list[str]:
         return render_modes(str(self.snapshot().setting("render")), dict(os.environ))
 
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpDialog):
+            self.push_screen(HelpDialog(self.screen))
+
     # --- the relay -------------------------------------------------------------------------
 
     @work(exclusive=True, group="relay", exit_on_error=False)
@@ -201,6 +217,9 @@ class TcallApp(App[None]):
                 self._ask_video(event)
             case Silenced():
                 self._snapshot_changed()
+            case ContactRequested():
+                self._snapshot_changed()
+                self.notify(f"{event.label} wants to reach you (fingerprint {event.fingerprint})")
             case Missed():
                 self._snapshot_changed()
                 self.notify(f"Missed call from {event.peer} ({event.reason})")
@@ -396,6 +415,16 @@ class TcallApp(App[None]):
     def on_clear_history(self, message: ClearHistory) -> None:
         self.book(self.phone.clear_history(), "History cleared")
 
+    def on_answer_request(self, message: AnswerRequest) -> None:
+        fingerprint = message.fingerprint
+        if message.action == "accept":
+            added = f"Added {message.name}: press v on contacts to compare safety numbers"
+            self.book(self.phone.accept_request(fingerprint, message.name), added, "Not added")
+        elif message.action == "ignore":
+            self.book(self.phone.ignore_request(fingerprint), "Request ignored")
+        else:
+            self.book(self.phone.block_request(fingerprint), "Blocked: a blocked contact now")
+
     @work(group="book", exit_on_error=False)
     async def book(
         self, command: Coroutine[Any, Any, Any], done: str, failed: str = "Not changed"
@@ -425,5 +454,6 @@ class TcallApp(App[None]):
 
 
 def _summary_text(event: Summary) -> str:
-    text = f"{event.peer or 'call'}: {event.outcome}"
-    return f"{text} ({event.reason})" if event.reason else text
+    # Most reasons are sentences that name the peer ("bob is busy"); an outcome is a code.
+    text = event.reason or outcome_words(event.outcome)
+    return text if event.peer and event.peer in text else f"{event.peer or 'call'}: {text}"

@@ -178,7 +178,7 @@ async def test_h_lists_history_and_c_clears_it(tcall_home: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("h")
         assert isinstance(app.screen, HistoryScreen)
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one("#calls", DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         assert [r[1] for r in rows] == ["unknown 1234", "alice"]
         assert rows[1][3:5] == ["answered", "1:05"]

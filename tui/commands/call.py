@@ -85,6 +85,14 @@ class EventPrinter:
             click.echo(f"tcall: {kind} a call from {event['from']} ({event['reason']})", err=True)
         elif kind == "refused":
             click.echo(f"tcall: refused a message: {event['message']}", err=True)
+        elif kind == "request":
+            who = event["name"] or f"unknown {event['fingerprint'][:19]}"
+            ref = event["name"] or event["fingerprint"][:9].replace(" ", "")
+            click.echo(
+                f"tcall: {who} wants to reach you (fingerprint {event['fingerprint']}): "
+                f"tcall contacts accept|ignore|block {ref}",
+                err=True,
+            )
         elif kind == "video_request":
             click.echo(
                 f"tcall: {event['from']} turned video on: type 'allow-video' to see it", err=True
