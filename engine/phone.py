@@ -56,6 +56,7 @@ from tcall.engine.core.switchboard import (
 from tcall.engine.echo import EchoChannel
 from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
 from tcall.engine.events import (
+    CallPhase,
     ContactRequested,
     Event,
     MediaFigures,
@@ -95,6 +96,8 @@ RECONNECT_MAX_S = 30.0  # and never more than this between tries
 # first of a minute and one "strangers" entry for the rest; requests a write of requests.json for
 # each one shown and one for the rest.
 QUOTA_WINDOW_S = 60.0
+# A callee who is online rings within a round trip or two; by then nothing rang: say "offline".
+OFFLINE_NOTICE_S = 2.0
 SHOWN_PER_WINDOW = 5
 STRANGERS = "strangers"
 OVER_IDS_KEPT = 1000  # call ids whose late mail is dropped quietly (a bounded memory)
@@ -649,7 +652,25 @@ class Phone:
             await channel.close()
             raise
         live.feed(Start())
+        if isinstance(channel, RelayChannel):
+            asyncio.get_running_loop().call_later(OFFLINE_NOTICE_S, self._say_offline, live)
         return self._handle(live)
+
+    def _say_offline(self, live: LiveCall) -> None:
+        """Nothing rang and the callee does not show as online: say so now, not after the whole
+        ring time; the call still rings if they come online in time (the relay holds the offer).
+        A callee who blocked us, or whose do-not-disturb is on, looks exactly the same."""
+        core = live.core
+        if core.ended or core.phase is not CallPhase.CALLING or core.peer in self._online:
+            return
+        wait = core.settings.ring_timeout - OFFLINE_NOTICE_S
+        self._emit(
+            Notice(
+                f"{core.peer} appears to be offline; ringing for {wait:g} s more in case they "
+                "come online",
+                core.call_id,
+            )
+        )
 
     def _live(self, call_id: str) -> LiveCall:
         live = self._calls.get(call_id)

@@ -63,6 +63,30 @@ def test_no_answer_when_nobody_listens(people: tuple[User, User]) -> None:
     assert out[-1]["outcome"] == "no_answer"
 
 
+def test_an_offline_callee_is_said_at_once_and_still_rings_when_they_come_online(
+    people: tuple[User, User],
+) -> None:
+    """Issue #13: "bob appears to be offline" within seconds, not after the whole ring time, and
+    the call still connects when bob comes online before it gives up (the relay held the offer)."""
+    alice, bob = people
+    calling = alice.start_call("bob", "--ring-timeout", "20", "--duration", "1")
+    offline = "bob appears to be offline; ringing for 18 s more in case they come online"
+    calling.wait_for("notice", timeout=10, message=offline)
+    assert [e["state"] for e in calling.events if e["event"] == "state"] == ["calling"]
+    listener = bob.listen("--auto-answer", "--once")
+    assert calling.finish() == 0
+    assert calling.events[-1]["outcome"] == "answered"
+    assert listener.finish() == 0
+    # bob online: the call rings, and nothing says he is offline
+    listener = bob.listen("--once")
+    calling = alice.start_call("bob", "--ring-timeout", "3")
+    listener.wait_for("incoming")
+    calling.finish()
+    assert "ringing" in [e.get("state") for e in calling.events]
+    assert not [e for e in calling.events if "offline" in e.get("message", "")]
+    listener.stop()
+
+
 def test_unknown_contact_and_garbled_address_and_relay_down(
     people: tuple[User, User], relay: ServeProcess
 ) -> None:
