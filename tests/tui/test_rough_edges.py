@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Select, Static
+from textual.widgets import DataTable, Input, Select, Static
 
 from tcall.engine.address import format_address, qr_lines
 from tcall.engine.contacts import ContactBook
 from tcall.engine.events import Summary
+from tcall.engine.history import CallRecord, History
 from tcall.engine.settings import Settings
 from tcall.tui.app import TcallApp, _summary_text
 from tcall.tui.screens.dialogs import VerifyDialog
@@ -130,3 +132,16 @@ async def test_the_focused_setting_stands_out(tcall_home: Path) -> None:
 )
 def test_a_call_ends_in_words_not_codes(summary: Summary, toast: str) -> None:
     assert _summary_text(summary) == toast
+
+
+async def test_history_says_outcomes_in_words(tcall_home: Path) -> None:
+    history = History.open(30)
+    now = time.time()
+    history.add(CallRecord("bob", "outgoing", now - 60, 0.0, "no_answer"))
+    history.add(CallRecord("strangers", "incoming", now - 9, 0.0, "silenced", False, 4))
+    app = TcallApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("h")
+        table = app.screen.query_one("#calls", DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [row[3] for row in rows] == ["silenced ×4", "no answer"]

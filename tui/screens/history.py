@@ -23,7 +23,14 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from tcall.engine.api import CallRecord, ContactRequest, Snapshot, check_name, printable
+from tcall.engine.api import (
+    CallRecord,
+    ContactRequest,
+    Snapshot,
+    check_name,
+    outcome_words,
+    printable,
+)
 from tcall.engine.errors import UsageError
 from tcall.tui.screens.dialogs import ConfirmDialog
 from tcall.tui.screens.status import RelayStatus
@@ -100,7 +107,7 @@ def row(record: CallRecord) -> tuple[str, ...]:
         when,
         record.contact,
         arrow,
-        record.outcome if record.count == 1 else f"{record.outcome} ×{record.count}",
+        outcome_words(record.outcome) + ("" if record.count == 1 else f" ×{record.count}"),
         length,
         "video" if record.video else "audio",
     )
