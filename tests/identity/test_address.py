@@ -84,10 +84,14 @@ def _decode_qr(lines: list[str]) -> str:
     for line in lines:
         rows.append([top[ch][0] for ch in line])
         rows.append([top[ch][1] for ch in line])
-    image = (np.array(rows, dtype=np.uint8) * 255).repeat(8, axis=0).repeat(8, axis=1)
-    image = np.pad(image, 32, constant_values=255)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    return str(text)
+    # OpenCV's detector misses some codes at some scales (this one at 8 px a module, not at 6 or
+    # 10), as a phone camera might at one distance: the first scale that reads it wins.
+    for scale in (6, 8, 10):
+        image = (np.array(rows, dtype=np.uint8) * 255).repeat(scale, axis=0).repeat(scale, axis=1)
+        text, _, _ = cv2.QRCodeDetector().detectAndDecode(np.pad(image, 32, constant_values=255))
+        if text:
+            return str(text)
+    return ""
 
 
 def test_qr_code_decodes_back_to_the_address() -> None:
