@@ -108,6 +108,7 @@ def media_figures(session: Session, dialed: float) -> MediaFigures:
         latency_ms_median=_round(median(sink.latencies_ms)),
         latency_ms_p95=_round(percentile(sink.latencies_ms, 0.95)),
         setup_ms=None if first is None else round((first - dialed) * 1000, 1),
+        route=session.selected_route(),
     )
 
 

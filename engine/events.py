@@ -214,6 +214,7 @@ class MediaFigures:
     latency_ms_median: float | None
     latency_ms_p95: float | None
     setup_ms: float | None  # dial to the first remote frame; None if none came
+    route: str | None = None  # the candidate pair's types, "host/host" to "relay/relay"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,6 +224,7 @@ class MediaFigures:
             "latency_ms_median": self.latency_ms_median,
             "latency_ms_p95": self.latency_ms_p95,
             "setup_ms": self.setup_ms,
+            "route": self.route,
         }
 
 

@@ -43,12 +43,14 @@ def test_echo_call_delivers_frames_and_measures_latency(codec: str) -> None:
         "latency_ms_median",
         "latency_ms_p95",
         "setup_ms",
+        "route",
     }
     assert summary["outcome"] == "answered"
     assert summary["frames_sent"] > 50
     assert summary["frames_received"] >= 0.9 * summary["frames_sent"]
     assert 0 < summary["latency_ms_median"] <= summary["latency_ms_p95"] < 2000
     assert 0 < summary["setup_ms"] < 10000
+    assert summary["route"] == "host/host"
 
 
 def test_human_summary_without_json() -> None:

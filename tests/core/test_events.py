@@ -22,7 +22,7 @@ from tcall.engine.events import (
     VideoRequest,
 )
 
-FIGURES = MediaFigures(300, 297, 29.8, 11.0, 16.5, 127.3)
+FIGURES = MediaFigures(300, 297, 29.8, 11.0, 16.5, 127.3, "srflx/srflx")
 
 
 def test_every_event_prints_as_readme_says() -> None:
@@ -102,6 +102,7 @@ def test_every_event_prints_as_readme_says() -> None:
                 "latency_ms_median": 11.0,
                 "latency_ms_p95": 16.5,
                 "setup_ms": 127.3,
+                "route": "srflx/srflx",
                 "call_id": "c1",
                 "peer": "bob",
             },

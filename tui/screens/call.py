@@ -67,6 +67,7 @@ def stats_text(stats: dict[str, Any]) -> str:
             f"RTT      {figure('rtt_ms', 'ms')}",
             f"loss     {stats.get('packets_lost', 0)} packets",
             f"latency  {figure('latency_ms', 'ms')}",
+            f"route    {stats.get('route') or '–'}",
         ]
     )
 
