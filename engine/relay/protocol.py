@@ -9,6 +9,7 @@ Every relay message is one binary WebSocket message. Its first byte says what it
     0x04  SEND       us->relay  recipient mailbox (16) | payload (1 byte or more)
     0x05  DELIVER    relay->us  payload (1 byte or more)
     0x06  ERROR      relay->us  error code (1) | reason, UTF-8 (at most 200 bytes)
+    0x07  ICE        relay->us  the ICE servers to use: JSON, printable ASCII (at most 4096 bytes)
 
 The relay speaks first with a CHALLENGE. The client signs, with its identity key,
 
@@ -27,15 +28,44 @@ frame: the link closes after it. A whole frame is at most `MAX_FRAME` bytes.
 
 A mailbox is the BLAKE2b-128 hash of the public key (personalised, so it is no hash used anywhere
 else), written as 32 lowercase hex characters; on the wire it travels as its 16 raw bytes.
+
+ICE servers. A client that wants them offers the WebSocket subprotocol `ICE_SUBPROTOCOL`
+("tcall-ice") in its opening handshake; a relay that knows ICE frames selects it, and then its
+READY is always followed at once by one ICE frame (an empty list if it has no servers), and by a
+new one before the credentials in the last expire (the relay sends them at half their lifetime).
+The body:
+
+    {"servers": [{"urls": ["turn:relay.example:3478?transport=udp", ...],
+                  "username": "1700003600:5f1c...", "credential": "base64..."}, ...],
+     "ttl": 3600}
+
+`urls`: 1 to 4 `stun:HOST[:PORT]`, `turn:HOST[:PORT][?transport=udp|tcp]` or
+`turns:HOST[:PORT][?transport=tcp]` URLs (HOST a DNS name or an IPv4 address: aiortc parses no
+IPv6 literal), at most 256 characters each; `username` and `credential` come together or not at
+all, each 1 to 256 printable ASCII characters without spaces, and every entry with a turn: or turns:
+URL has them. At most 8 entries. `ttl`: how many seconds from now the credentials stay good,
+60 to 604800, or null when no entry has any (then no new frame follows). Relative, because this
+module owns no clock and a client's clock may be wrong; coturn checks the expiry in the username
+against its own. The client takes the relay for an adversary here too: anything else (unknown
+keys, duplicate keys, other types, a control character, an ICE frame it did not ask for, or
+anything but ICE right after READY when it did) is a protocol error saying what was wrong.
+
+Old peers: a client that does not offer the subprotocol (before ICE frames existed) never gets
+one, and a relay that does not know it selects no subprotocol, so the client expects no ICE frame
+and has no servers from it. Either side works with the other as before: no version change.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import json
 import os
+import re
 import urllib.parse
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import nacl.encoding
 import nacl.exceptions
@@ -55,6 +85,13 @@ MAX_FRAME = 64 * 1024
 MAX_PAYLOAD = MAX_FRAME - 1 - MAILBOX_SIZE
 MAX_REASON = 200
 _MAILBOX_PERSON = b"tcall-mailbox"
+ICE_SUBPROTOCOL = "tcall-ice"  # the WebSocket subprotocol a client offers to be sent ICE frames
+MAX_ICE_BODY = 4096
+MAX_ICE_SERVERS = 8
+MAX_ICE_URLS = 4  # URLs in one entry
+MAX_ICE_FIELD = 256  # characters of a URL, a username or a credential
+MIN_ICE_TTL = 60
+MAX_ICE_TTL = 7 * 86400
 
 
 class Kind(enum.IntEnum):
@@ -64,6 +101,7 @@ class Kind(enum.IntEnum):
     SEND = 4
     DELIVER = 5
     ERROR = 6
+    ICE = 7
 
 
 class ErrorCode(enum.IntEnum):
@@ -144,6 +182,144 @@ def auth_message(challenge: bytes, origin: str) -> bytes:
     return AUTH_CONTEXT + bytes((len(raw),)) + raw + challenge
 
 
+# --- ICE servers ------------------------------------------------------------------------------
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ICE_URL = re.compile(
+    rf"(?P<scheme>stun|turns?):(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[1-9][0-9]{{0,4}}))?"
+    r"(?:\?transport=(?P<transport>udp|tcp))?",
+    re.ASCII,
+)
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+", re.ASCII)  # printable ASCII, no space
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    """One entry of the ICE frame, shaped like WebRTC's RTCIceServer."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)  # never in a log or a traceback
+
+
+@dataclass(frozen=True, slots=True)
+class IceServers:
+    """The client side: the relay's ICE servers; `ttl` seconds from now their credentials expire
+    (None: none of them has credentials)."""
+
+    servers: tuple[IceServer, ...]
+    ttl: int | None
+
+
+def check_ice_url(url: str) -> str:
+    """`url` if the ICE frame may carry it; ValueError saying why not."""
+    if not isinstance(url, str):
+        raise ValueError("a URL is not a string")
+    if len(url) > MAX_ICE_FIELD:
+        raise ValueError(f"a URL of {len(url)} characters (at most {MAX_ICE_FIELD})")
+    match = _ICE_URL.fullmatch(url)
+    if match is None:
+        raise ValueError(
+            f"{url!r} is not stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp] "
+            "or turns:HOST[:PORT][?transport=tcp] (HOST a name or an IPv4 address)"
+        )
+    scheme, host, port, transport = match.group("scheme", "host", "port", "transport")
+    if len(host) > 253:
+        raise ValueError(f"{url!r}: a host name has at most 253 characters")
+    if host.rpartition(".")[2].isdigit():  # all digits: it must be an address, not a name
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"{url!r}: {host} is not an IPv4 address") from None
+    if port is not None and int(port) > 65535:
+        raise ValueError(f"{url!r}: port {port} is over 65535")
+    if transport is not None and scheme == "stun":
+        raise ValueError(f"{url!r}: a stun: URL takes no transport")
+    if transport == "udp" and scheme == "turns":
+        raise ValueError(f"{url!r}: turns: runs over TLS, so over TCP only")
+    return url
+
+
+def _check_ice_server(entry: object) -> IceServer:
+    if not isinstance(entry, dict):
+        raise ValueError("a server is not an object")
+    keys = set(entry)
+    if keys not in ({"urls"}, {"urls", "username", "credential"}):
+        raise ValueError(
+            f"a server has keys {sorted(keys)} (want urls, and username with credential)"
+        )
+    urls = entry["urls"]
+    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_ICE_URLS:
+        raise ValueError(f"a server's urls are not a list of 1 to {MAX_ICE_URLS} URLs")
+    checked = tuple(check_ice_url(url) for url in urls)
+    if "username" not in entry:
+        if any(not url.startswith("stun:") for url in checked):
+            raise ValueError("a turn: server without a username and credential")
+        return IceServer(checked)
+    user, credential = entry["username"], entry["credential"]
+    for name, value in (("username", user), ("credential", credential)):
+        if not isinstance(value, str) or len(value) > MAX_ICE_FIELD:
+            raise ValueError(f"a {name} that is not a string of at most {MAX_ICE_FIELD} characters")
+        if not _CREDENTIAL.fullmatch(value):
+            raise ValueError(f"a {name} that is empty or not printable ASCII without spaces")
+    return IceServer(checked, user, credential)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a key appears twice")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def decode_ice(body: bytes) -> IceServers:
+    """The ICE servers in the body of an ICE frame; ValueError saying what is wrong with it."""
+    if not body or len(body) > MAX_ICE_BODY:
+        raise ValueError(f"a body of {len(body)} bytes (1 to {MAX_ICE_BODY})")
+    if max(body) > 0x7E or min(body) < 0x20:
+        raise ValueError("not printable ASCII")
+    try:
+        doc = json.loads(body, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("not JSON (nested too deep)") from None
+    except ValueError as exc:
+        raise ValueError(f"not JSON ({str(exc).splitlines()[0][:80]})") from None
+    if not isinstance(doc, dict) or set(doc) != {"servers", "ttl"}:
+        raise ValueError('not an object with "servers" and "ttl" alone')
+    servers, ttl = doc["servers"], doc["ttl"]
+    if not isinstance(servers, list) or len(servers) > MAX_ICE_SERVERS:
+        raise ValueError(f"servers is not a list of at most {MAX_ICE_SERVERS}")
+    checked = tuple(_check_ice_server(entry) for entry in servers)
+    has_credentials = any(server.username is not None for server in checked)
+    if ttl is None:
+        if has_credentials:
+            raise ValueError("credentials without a ttl")
+    elif type(ttl) is not int or not MIN_ICE_TTL <= ttl <= MAX_ICE_TTL:
+        raise ValueError(
+            f"ttl {ttl!r} is not a whole number of seconds, {MIN_ICE_TTL} to {MAX_ICE_TTL}"
+        )
+    elif not has_credentials:
+        raise ValueError("a ttl without credentials")
+    return IceServers(checked, ttl)
+
+
+def encode_ice(servers: Sequence[IceServer], ttl: int | None) -> bytes:
+    """An ICE frame; ValueError for anything its clients would refuse (so they never see it)."""
+    entries: list[dict[str, Any]] = []
+    for server in servers:
+        entry: dict[str, Any] = {"urls": list(server.urls)}
+        if server.username is not None or server.credential is not None:
+            entry["username"], entry["credential"] = server.username, server.credential
+        entries.append(entry)
+    body = json.dumps({"servers": entries, "ttl": ttl}, separators=(",", ":")).encode("ascii")
+    decode_ice(body)
+    return bytes((Kind.ICE,)) + body
+
+
 # --- encoders ---------------------------------------------------------------------------------
 
 
@@ -220,7 +396,7 @@ class Refused:
 
 
 ServerEvent = Authenticated | Route
-ClientEvent = Ready | Delivered | Refused
+ClientEvent = Ready | Delivered | Refused | IceServers
 
 
 def _check_size(data: bytes, max_frame: int) -> None:
@@ -244,6 +420,7 @@ class ServerConnection:
         self.max_frame = max_frame
         self.origin = origin  # this relay's own `relay_origin`: an AUTH must be signed for it
         self.mailbox: str | None = None
+        self.ice = False  # the client asked for ICE frames (`ICE_SUBPROTOCOL`), and gets them
 
     def hello(self) -> bytes:
         """The first frame the relay sends."""
@@ -287,13 +464,19 @@ class ServerConnection:
 class ClientConnection:
     """Our side of one link: answer the challenge, then send and receive payloads."""
 
-    def __init__(self, signing_key: nacl.signing.SigningKey, origin: str = "") -> None:
-        """`origin`: `relay_origin` of the URL we dialled; our AUTH is good for that relay only."""
+    def __init__(
+        self, signing_key: nacl.signing.SigningKey, origin: str = "", ice: bool = False
+    ) -> None:
+        """`origin`: `relay_origin` of the URL we dialled; our AUTH is good for that relay only.
+        `ice`: the relay selected `ICE_SUBPROTOCOL`, so ICE frames come, the first right after
+        READY; until it has come, `awaiting_ice` is true."""
         self._signing_key = signing_key
         self.origin = origin
+        self.ice = ice
         self.public_key = bytes(signing_key.verify_key)
         self.mailbox = mailbox_id(self.public_key)
         self.ready = False
+        self.awaiting_ice = False
         self._answered = False
         self._outgoing: list[bytes] = []
 
@@ -324,10 +507,27 @@ class ClientConnection:
                 if data[1:] != mailbox_bytes(self.mailbox):
                     raise RelayProtocolError(ErrorCode.MALFORMED, "READY names another mailbox")
                 self.ready = True
+                self.awaiting_ice = self.ice
                 return Ready(self.mailbox)
+        elif self.awaiting_ice:
+            if kind == Kind.ICE:
+                return self._ice(data)
+            raise RelayProtocolError(
+                ErrorCode.UNEXPECTED, f"frame kind {kind} from relay where ICE servers should be"
+            )
         elif kind == Kind.DELIVER and len(data) > 1:
             return Delivered(data[1:])
+        elif kind == Kind.ICE and self.ice:
+            return self._ice(data)
         raise RelayProtocolError(ErrorCode.UNEXPECTED, f"unexpected frame kind {kind} from relay")
+
+    def _ice(self, data: bytes) -> IceServers:
+        try:
+            event = decode_ice(data[1:])
+        except ValueError as exc:
+            raise RelayProtocolError(ErrorCode.MALFORMED, f"bad ICE servers: {exc}") from None
+        self.awaiting_ice = False
+        return event
 
     def _answer(self, data: bytes) -> None:
         if len(data) != 2 + CHALLENGE_SIZE:
