@@ -2,6 +2,12 @@
 
 The wire logic lives in `protocol.ClientConnection`; this module owns the socket, the deadlines and
 one reader task that turns relay frames into a queue of payloads.
+
+It also asks the relay for its ICE servers (`protocol.ICE_SUBPROTOCOL`): a relay that has them
+sends them right after sign-in, so `connect` returns with `ice_servers` set, and sends fresh
+TURN credentials before the old ones expire (`ice_changed()` waits for them). A wss:// relay's
+certificate is checked against the system's trust store, plus the CA certificates in the PEM file
+named by TCALL_RELAY_CA, if set (a private CA, or the tests' own).
 """
 
 from __future__ import annotations
@@ -9,15 +15,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
+import time
 
 import aiohttp
 import nacl.signing
 import yarl
 
-from tcall.engine.errors import ProtocolError, RelayUnreachable, UsageError
+from tcall.engine.errors import ConfigError, ProtocolError, RelayUnreachable, UsageError
 from tcall.engine.relay import protocol
 
 _HEARTBEAT = 30.0
+RELAY_CA_ENV = "TCALL_RELAY_CA"  # a PEM file of CA certificates trusted for wss:// relays, too
 
 
 def relay_ws_url(url: str) -> str:
@@ -33,8 +42,32 @@ def relay_ws_url(url: str) -> str:
     return str(parsed)
 
 
+def tls_context() -> ssl.SSLContext | bool:
+    """How a wss:// relay's certificate is checked: the system's trust store (True: aiohttp's
+    default), plus the CA certificates in $TCALL_RELAY_CA if set; ConfigError if it is unusable."""
+    cafile = os.environ.get(RELAY_CA_ENV)
+    if not cafile:
+        return True
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=cafile)
+    except ssl.SSLError:
+        reason = "not a PEM file of CA certificates"
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+    else:
+        return context
+    raise ConfigError(f"{RELAY_CA_ENV}={cafile}: cannot use it: {reason}")
+
+
 class RelayClient:
-    """One signed-in link to a relay. Make it with `await RelayClient.connect(...)`."""
+    """One signed-in link to a relay. Make it with `await RelayClient.connect(...)`.
+
+    `ice_servers` holds the newest ICE servers the relay gave (STUN and TURN, in WebRTC's
+    RTCIceServer shape), empty if it gave none or speaks no ICE frames; `ice_expires` is the
+    `time.monotonic()` by which their TURN credentials stop working (None: they have none). The
+    relay sends new ones at half their lifetime; `await ice_changed()` waits for them.
+    """
 
     def __init__(
         self,
@@ -42,6 +75,7 @@ class RelayClient:
         session: aiohttp.ClientSession,
         ws: aiohttp.ClientWebSocketResponse,
         conn: protocol.ClientConnection,
+        ice: protocol.IceServers | None = None,
     ) -> None:
         self.url = url
         self._session = session
@@ -50,6 +84,11 @@ class RelayClient:
         self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._closed_reason: str | None = None
         self.replaced = False  # the relay closed us because this identity signed in elsewhere
+        self.ice_servers: tuple[protocol.IceServer, ...] = ()
+        self.ice_expires: float | None = None
+        self._ice_next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if ice is not None:
+            self._take_ice(ice)
         self._reader = asyncio.create_task(self._read(), name="tcall-relay-client")
 
     @property
@@ -57,14 +96,29 @@ class RelayClient:
         """Our mailbox id, the hash of our public key."""
         return self._conn.mailbox
 
+    def _take_ice(self, event: protocol.IceServers) -> None:
+        self.ice_servers = event.servers
+        self.ice_expires = None if event.ttl is None else time.monotonic() + event.ttl
+        waiters, self._ice_next = self._ice_next, asyncio.get_running_loop().create_future()
+        waiters.set_result(None)
+
+    async def ice_changed(self) -> tuple[protocol.IceServer, ...]:
+        """Wait for the relay's next ICE servers (fresh credentials) and return them;
+        RelayUnreachable once the link is gone."""
+        if self._closed_reason is None:
+            await asyncio.shield(self._ice_next)  # one waiter's cancel must not end the others'
+        if self._closed_reason is not None:
+            raise RelayUnreachable(self._closed_reason)
+        return self.ice_servers
+
     @classmethod
     async def connect(
         cls, url: str, signing_key: nacl.signing.SigningKey, timeout: float = 5.0
     ) -> RelayClient:
         """Connect and prove we hold `signing_key`; RelayUnreachable if down or refused."""
         endpoint = relay_ws_url(url)
-        # Our AUTH is signed for this relay's origin: no other relay can pass it on as its own.
-        conn = protocol.ClientConnection(signing_key, protocol.relay_origin(endpoint))
+        origin = protocol.relay_origin(endpoint)
+        tls = tls_context() if origin.startswith("wss:") else True
         session = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):
@@ -74,18 +128,26 @@ class RelayClient:
                     compress=0,
                     heartbeat=_HEARTBEAT,
                     autoping=True,
+                    protocols=(protocol.ICE_SUBPROTOCOL,),
+                    ssl=tls,
                 )
-                await _sign_in(ws, conn, url)
+                # Our AUTH is signed for this relay's origin: no other relay can pass it on.
+                ice = ws.protocol == protocol.ICE_SUBPROTOCOL
+                conn = protocol.ClientConnection(signing_key, origin, ice)
+                first_ice = await _sign_in(ws, conn, url)
         except RelayUnreachable:
             await session.close()
             raise
+        except protocol.RelayProtocolError as exc:
+            await session.close()
+            raise RelayUnreachable(f"relay {url} broke the protocol: {exc.reason}") from exc
         except TimeoutError as exc:
             await session.close()
             raise RelayUnreachable(f"relay {url} did not answer within {timeout:g} s") from exc
-        except (aiohttp.ClientError, OSError, protocol.RelayProtocolError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             await session.close()
             raise RelayUnreachable(f"relay {url} is unreachable: {_describe(exc)}") from exc
-        return cls(url, session, ws, conn)
+        return cls(url, session, ws, conn, first_ice)
 
     async def send(self, to_mailbox: str, payload: bytes) -> None:
         """Pass `payload` to `to_mailbox` through the relay (held briefly if it is offline)."""
@@ -122,6 +184,8 @@ class RelayClient:
             await asyncio.wait_for(self._ws.close(), 2.0)
         await self._session.close()
         self._inbox.put_nowait(None)
+        if not self._ice_next.done():
+            self._ice_next.set_result(None)
 
     async def _read(self) -> None:
         reason = f"relay {self.url} dropped the link"
@@ -133,6 +197,8 @@ class RelayClient:
                 event = self._conn.receive(msg.data)
                 if isinstance(event, protocol.Delivered):
                     self._inbox.put_nowait(event.payload)
+                elif isinstance(event, protocol.IceServers):
+                    self._take_ice(event)
                 elif isinstance(event, protocol.Refused):
                     self.replaced = event.code == protocol.ErrorCode.REPLACED
                     reason = f"relay {self.url} closed the link: {event.reason}"
@@ -144,22 +210,29 @@ class RelayClient:
         if self._closed_reason is None:
             self._closed_reason = reason
         self._inbox.put_nowait(None)
+        if not self._ice_next.done():
+            self._ice_next.set_result(None)  # ice_changed() raises from now on
         with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
             await asyncio.wait_for(self._ws.close(), 2.0)
 
 
 async def _sign_in(
     ws: aiohttp.ClientWebSocketResponse, conn: protocol.ClientConnection, url: str
-) -> None:
-    while not conn.ready:
+) -> protocol.IceServers | None:
+    """Answer the challenge; returns once READY, and the ICE servers if they follow it, are in."""
+    ice = None
+    while not conn.ready or conn.awaiting_ice:
         msg = await ws.receive()
         if msg.type != aiohttp.WSMsgType.BINARY:
             raise RelayUnreachable(f"relay {url} closed the link during sign-in")
         event = conn.receive(msg.data)
         if isinstance(event, protocol.Refused):
             raise RelayUnreachable(f"relay {url} refused us: {event.reason}")
+        if isinstance(event, protocol.IceServers):
+            ice = event
         for frame in conn.data_to_send():
             await ws.send_bytes(frame)
+    return ice
 
 
 def _describe(exc: BaseException) -> str:

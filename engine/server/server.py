@@ -9,6 +9,10 @@ frame. (The aiohttp server this replaces took ~55-75 us of CPU per message at 10
 MiB; this one ~33-40 us, 40 % of it in the kernel, and 70 MiB: see bench/relay.py. A web page for
 browsers is a `pages` entry.)
 
+A link whose client offered `protocol.ICE_SUBPROTOCOL` gets the relay's ICE servers right after
+READY, with TURN credentials of its own (`turn_credentials`) when it dialled wss:// or a loopback
+address, and fresh ones at half their lifetime. With an `ssl` context `run` serves wss://.
+
 It holds live links and, for a mailbox that is offline, a few payloads for a short while, all in
 memory. It writes nothing to disk and logs only counts and errors, never who wrote to whom.
 Every link has its own limits (message size, token-bucket message rate, delivery backlog); a link
@@ -23,18 +27,22 @@ import collections
 import dataclasses
 import ipaddress
 import logging
+import secrets
 import socket
+import ssl
 import struct
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any, cast
 
-from tcall.engine.errors import UsageError
+from tcall.engine.errors import ConfigError, UsageError
 from tcall.engine.relay import protocol
 from tcall.engine.relay.protocol import ErrorCode, RelayProtocolError, Route
 from tcall.engine.server.hold import MailboxHold
 from tcall.engine.server.limits import TokenBucket
 from tcall.engine.server.redisbus import RedisBus
+from tcall.engine.server.turn_credentials import IceOffer, credentials_safe
 from tcall.engine.server.websocket import (
     MAX_FRAGMENTS,
     MAX_HEAD,
@@ -74,6 +82,8 @@ class RelayConfig:
     close_timeout: float = 2.0
     stats_interval: float = 60.0
     public_urls: tuple[str, ...] = ()  # `protocol.relay_origin`s clients reach us by (a proxy)
+    ice: IceOffer | None = None  # STUN/TURN servers for clients that ask (ICE_SUBPROTOCOL)
+    ice_renew: float | None = None  # seconds between a link's ICE frames; None: half their ttl
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +131,8 @@ class Link(asyncio.Protocol):
         "_bucket",
         "_timer",
         "_waiting",
+        "_ice_user",
+        "_ice_timer",
     )
 
     def __init__(self, server: RelayServer) -> None:
@@ -136,6 +148,8 @@ class Link(asyncio.Protocol):
         self._bucket: TokenBucket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._waiting: list[tuple[int, bytes]] | None = None  # messages during a Redis sign-in
+        self._ice_user = ""  # this link's opaque id in its TURN usernames
+        self._ice_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -206,6 +220,23 @@ class Link(asyncio.Protocol):
         if self.transport is not None and not self.closing and not self.transport.is_closing():
             self.transport.write(frame_header(Opcode.BINARY, len(message)) + message)
 
+    def send_ice(self) -> None:
+        """Send the ICE servers, if this link asked for them; again before they expire."""
+        self._ice_timer = None
+        if not self._conn.ice or self.closing or self.server.peers.get(self.mailbox) is not self:
+            return
+        if not self._ice_user:
+            self._ice_user = secrets.token_hex(8)
+        frame, renew = self.server.ice_frame(self._conn.origin, self._ice_user)
+        self.send(frame)
+        if renew is not None:
+            self._ice_timer = self.server.loop.call_later(renew, self.send_ice)
+
+    def stop_ice(self) -> None:
+        if self._ice_timer is not None:
+            self._ice_timer.cancel()
+            self._ice_timer = None
+
     def kick(self, code: ErrorCode, reason: str) -> None:
         """Send an ERROR and a close frame; the link closes on the client's answer, or soon."""
         if self.closing or self.transport is None:
@@ -253,6 +284,8 @@ class Link(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         try:
+            if not head[:1].isalpha():  # not HTTP: a TLS ClientHello to ws://, say; don't wait
+                raise HttpError(HTTPStatus.BAD_REQUEST)
             if end < 0 and len(head) <= MAX_HEAD:
                 return
             if end < 0 or end > MAX_HEAD:
@@ -261,8 +294,10 @@ class Link(asyncio.Protocol):
             if request.path != protocol.WS_PATH:
                 self._answer(self.server.page(request))
                 return
-            answer = upgrade_response(request)
+            ice = protocol.ICE_SUBPROTOCOL in request.tokens("sec-websocket-protocol")
+            answer = upgrade_response(request, protocol.ICE_SUBPROTOCOL if ice else None)
             origin = self.server.origin(request, transport)
+            self._conn.ice = ice
         except HttpError as exc:
             self._answer(http_response(exc.status, headers=exc.headers))
             return
@@ -412,6 +447,7 @@ class RelayServer:
     """Routes payloads between mailboxes; serve it with `run`."""
 
     loop: asyncio.AbstractEventLoop  # set by `start`, before any link exists
+    scheme = "ws"  # "wss" when `run` serves TLS
 
     def __init__(
         self,
@@ -525,9 +561,10 @@ class RelayServer:
                     return url
             raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
         local = transport.get_extra_info("sockname")
-        if not host or not local or (port or 80) != local[1]:
+        port = port or (443 if self.scheme == "wss" else 80)
+        if not host or not local or port != local[1]:
             raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
-        name = protocol.origin("ws", host, port or 80)
+        name = protocol.origin(self.scheme, host, port)
         if _is_address(host):
             if not _same_address(host, local[0]):
                 raise HttpError(HTTPStatus.MISDIRECTED_REQUEST)
@@ -584,11 +621,24 @@ class RelayServer:
         link.mailbox, link.claim = mailbox, claim
         self.peers[mailbox] = link
         link.send(protocol.encode_ready(mailbox))
+        link.send_ice()
         for payload in self.hold.take(mailbox, self.loop.time()):
             self._deliver_local(link, payload)
 
+    def ice_frame(self, origin: str, user: str) -> tuple[bytes, float | None]:
+        """The ICE frame for a link that dialled `origin`, with TURN credentials for `user` if
+        they may travel there; and when to send the next, or None if nothing expires."""
+        offer = self.config.ice
+        if offer is None:
+            return protocol.encode_ice((), None), None
+        servers, ttl = offer.servers(user, time.time(), credentials_safe(origin))
+        if ttl is None:
+            return protocol.encode_ice(servers, None), None
+        return protocol.encode_ice(servers, ttl), self.config.ice_renew or ttl / 2
+
     def forget(self, link: Link) -> None:
         """A link is gone: it no longer receives anything (safe to call more than once)."""
+        link.stop_ice()
         self.links.discard(link)
         if link.mailbox and self.peers.get(link.mailbox) is link:
             del self.peers[link.mailbox]
@@ -644,26 +694,52 @@ class RelayServer:
                 self.stats["dropped"] += 1
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server side of wss://: TLS 1.2 or later with this certificate chain and key;
+    ConfigError (one line) if they cannot be used."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        reason = (exc.reason or "not a PEM certificate and key").replace("_", " ")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    else:
+        return context
+    raise ConfigError(f"cannot use TLS certificate {cert} with key {key}: {reason.lower()}")
+
+
 async def run(
     host: str,
     port: int,
     server: RelayServer,
     listening: Callable[[str], None],
     stop: asyncio.Event,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """Serve until `stop` is set; `listening` gets the relay's ws:// URL once it accepts links."""
+    """Serve until `stop` is set; `listening` gets the relay's URL (ws://, or wss:// with `tls`)
+    once it accepts links."""
+    server.scheme = "wss" if tls is not None else "ws"
     await server.start()
     try:
         loop = asyncio.get_running_loop()
         try:
             # A deep accept queue: thousands of clients may connect at once after a restart.
-            listener = await loop.create_server(lambda: Link(server), host, port, backlog=4096)
+            listener = await loop.create_server(
+                lambda: Link(server),
+                host,
+                port,
+                backlog=4096,
+                ssl=tls,
+                ssl_handshake_timeout=10.0 if tls is not None else None,
+            )
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         try:
             bound = listener.sockets[0].getsockname()
             shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-            listening(f"ws://{shown}:{bound[1]}")
+            listening(f"{server.scheme}://{shown}:{bound[1]}")
             await stop.wait()
         finally:
             listener.close()

@@ -4,8 +4,9 @@ The relay's server (`server.py`) owns the socket and feeds bytes in. It gets bac
 request (to answer with `upgrade_response` or a plain `http_response`) and then whole messages
 from `FrameParser`. What the server sends it builds with `frame_header` and `encode_close`: server
 frames are never masked, client frames always are (section 5.1), and `client_frame` builds those
-for tests and the benchmark. Only what the relay needs is here: no extensions, no subprotocols, no
-text validation (the relay refuses text messages), no HTTP keep-alive.
+for tests and the benchmark. Only what the relay needs is here: no extensions, one subprotocol at
+most (the relay's own, selected by `upgrade_response`), no text validation (the relay refuses text
+messages), no HTTP keep-alive.
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
 
 
-def upgrade_response(request: Request) -> bytes:
-    """The 101 answer that opens a WebSocket; HttpError if `request` is not a valid opening."""
+def upgrade_response(request: Request, subprotocol: str | None = None) -> bytes:
+    """The 101 answer that opens a WebSocket; HttpError if `request` is not a valid opening.
+    `subprotocol`: one the client offered that the server selects (section 4.2.2)."""
     if request.method != "GET":
         raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, (("Allow", "GET"),))
     if "websocket" not in request.tokens("upgrade") or "upgrade" not in request.tokens(
@@ -117,9 +119,10 @@ def upgrade_response(request: Request) -> bytes:
         valid = False
     if not valid:
         raise HttpError(HTTPStatus.BAD_REQUEST)
+    selected = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
     return (
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n{selected}\r\n"
     ).encode("ascii")
 
 
