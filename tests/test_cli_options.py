@@ -31,7 +31,15 @@ OPTIONS = {
     ("call", "echo"): ["--duration", "--connect-timeout", "--ring-timeout", "--fps"],
     ("listen",): ["--duration", "--connect-timeout", "--ring-timeout", "--fps"],
     ("view", "pattern"): ["--frames", "--fps"],
-    ("serve",): ["--port", "--hold-seconds", "--rate", "--burst", "--hold-memory"],
+    ("serve",): [
+        "--port",
+        "--hold-seconds",
+        "--rate",
+        "--burst",
+        "--hold-memory",
+        "--turn-ttl",
+        "--coturn-port",
+    ],
 }
 CASES = [
     [*command, option, value]

@@ -95,11 +95,16 @@ def _stun_answers(port: int) -> bool:
 
 
 @contextmanager
-def coturn(folder: Path, user: str, password: str) -> Iterator[int]:
-    """A real coturn TURN server on loopback with one long-term user; yields its port."""
+def coturn(folder: Path, user: str = "", password: str = "", secret: str = "") -> Iterator[int]:
+    """A real coturn TURN server on loopback with one long-term user, or with `secret` for the
+    TURN REST scheme (use-auth-secret, static-auth-secret); yields its port."""
     assert shutil.which("turnserver"), "coturn is not installed (apt-get install coturn)"
     port = free_port()
     low = 49152 + (port % 2000) * 8
+    if secret:
+        auth = ["--use-auth-secret", f"--static-auth-secret={secret}", "--userdb=:memory:"]
+    else:
+        auth = ["--lt-cred-mech", f"--user={user}:{password}"]
     process = subprocess.Popen(
         [
             "turnserver",
@@ -107,8 +112,7 @@ def coturn(folder: Path, user: str, password: str) -> Iterator[int]:
             "--listening-ip=127.0.0.1",
             "--relay-ip=127.0.0.1",
             f"--listening-port={port}",
-            "--lt-cred-mech",
-            f"--user={user}:{password}",
+            *auth,
             "--realm=tcall.test",
             "--no-tls",
             "--no-dtls",
