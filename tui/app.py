@@ -86,6 +86,10 @@ class EngineLoop:
         """Run `coro` on the engine loop and wait for its result here."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
+    def run_blocking(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the engine loop and block this thread until it is done."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
@@ -129,11 +133,12 @@ class TcallApp(App[None]):
         self.engine = EngineLoop()
         self.push_screen(ContactsScreen(self.snapshot))
         self.connect_relay()
-        # A closed terminal (SIGHUP: a dropped SSH session, a killed tmux) or SIGTERM ends the app
-        # as `q` does: every call is hung up, so the peer is told and history is written.
-        loop = asyncio.get_running_loop()
-        for number in (signal.SIGHUP, signal.SIGTERM):
-            loop.add_signal_handler(number, self.exit, None, ExitCode.INTERRUPTED)
+        # SIGTERM ends the app as `q` does: every call is hung up, so the peer is told and history
+        # is written. So does a closed terminal, SIGHUP, but without the terminal (see below).
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGTERM, self.exit, None, ExitCode.INTERRUPTED
+        )
+        signal.signal(signal.SIGHUP, self._terminal_closed)
 
     async def on_unmount(self) -> None:
         if self.engine is not None:
@@ -187,6 +192,19 @@ class TcallApp(App[None]):
 
     def render_modes(self) -> list[str]:
         return render_modes(str(self.snapshot().setting("render")), dict(os.environ))
+
+    def _terminal_closed(self, signum: int, frame: object) -> None:
+        """SIGHUP: the terminal is gone (a dropped SSH session, a killed tmux session).
+
+        Textual's own shutdown would wait forever on the dead terminal (its writer thread dies on
+        the first failed write, and every later write waits for it), and its loop may be waiting
+        already. Python runs a plain signal handler even then: the engine, on its own thread, hangs
+        up every call and writes history, and the process leaves without touching the terminal.
+        """
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                self.engine.run_blocking(self.phone.close(), 5)
+        os._exit(ExitCode.INTERRUPTED)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpDialog):
