@@ -264,23 +264,24 @@ def test_fuzz_bodies(data: bytes) -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20) | st.floats(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
-    max_leaves=12,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=4,
 )
+FIELD = st.text(st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=12) | JSON
 
 
-@settings(max_examples=examples(400))
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.fixed_dictionaries(
         {
             "servers": st.lists(
                 st.fixed_dictionaries(
                     {"urls": st.lists(st.sampled_from(GOOD_URLS + BAD_URLS) | JSON, max_size=5)},
-                    optional={"username": JSON, "credential": JSON},
+                    optional={"username": FIELD, "credential": FIELD},
                 ),
-                max_size=10,
+                max_size=9,
             ),
-            "ttl": JSON,
+            "ttl": st.sampled_from([None, 59, 60, 3600, 604800, 604801, True, 1.5]) | JSON,
         }
     )
 )
