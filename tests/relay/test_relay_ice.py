@@ -17,6 +17,7 @@ from tcall.engine.errors import ConfigError, RelayUnreachable
 from tcall.engine.relay import protocol
 from tcall.engine.relay.client import RELAY_CA_ENV, RelayClient
 from tcall.engine.relay.protocol import IceServer
+from tcall.engine.server import server as relay_server
 from tcall.engine.server.server import RelayConfig, RelayServer, run, tls_context
 from tcall.engine.server.turn_credentials import IceOffer, rest_credential
 from tests.support.relay_links import raw_link
@@ -113,6 +114,25 @@ async def test_a_client_that_does_not_ask_gets_no_ice_frame(start_relay: StartRe
             assert frame == protocol.encode_deliver(b"hello, old client")
     finally:
         await sender.close()
+
+
+async def test_a_relay_from_before_ice_frames_still_serves_a_new_client(
+    start_relay: StartRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Such a relay selects no subprotocol and never sends an ICE frame.
+    plain = relay_server.upgrade_response
+    monkeypatch.setattr(relay_server, "upgrade_response", lambda request, _=None: plain(request))
+    monkeypatch.setattr(relay_server.Link, "send_ice", lambda link: None)
+    url, _ = await start_relay(RelayConfig(ice=OFFER))
+    a = await RelayClient.connect(url, new_key())
+    b = await RelayClient.connect(url, new_key())
+    try:
+        assert a.ice_servers == () and a.ice_expires is None
+        await a.send(b.mailbox, b"an old relay")
+        assert await b.receive() == b"an old relay"
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_a_hostile_ice_frame_fails_sign_in_in_words(start_relay: StartRelay) -> None:
