@@ -166,13 +166,26 @@ class LiveCall:
     async def _offer(self) -> Input:
         assert self.session is not None
         sdp = await self.session.create_offer()
+        self._check_turn(sdp)
         return OfferReady(sdp, self._camera_on())
 
     async def _answer(self, offer_sdp: str, plan: MediaPlan) -> Input:
         self.open_media(plan)
         assert self.session is not None
         sdp = await self.session.create_answer(offer_sdp)
+        self._check_turn(sdp)
         return AnswerReady(sdp, self._camera_on())
+
+    def _check_turn(self, sdp: str) -> None:
+        """aioice drops a TURN server that fails without a word: say so (the call goes on with
+        the other routes, and without TURN a call across a symmetric NAT cannot connect)."""
+        turn = self.options.ice.turn_servers
+        if turn and "typ relay" not in sdp:
+            server = turn[0][0].split("?")[0]
+            self._notice(
+                f"the TURN server {server} gave no relay address (unreachable, or the "
+                "credentials were refused): trying the other routes"
+            )
 
     async def _apply(self, sdp: str) -> None:
         assert self.session is not None

@@ -67,7 +67,7 @@ from tcall.engine.events import (
     SnapshotChanged,
 )
 from tcall.engine.history import CallRecord, History
-from tcall.engine.ice import IceSettings
+from tcall.engine.ice import IceSettings, choose_turn
 from tcall.engine.identity import Identity, identity_path, load_or_create_identity
 from tcall.engine.live import Channel, LiveCall
 from tcall.engine.locking import hold_online
@@ -270,12 +270,32 @@ class Phone:
     # --- the relay -------------------------------------------------------------------------
 
     def ice_settings(self) -> IceSettings:
+        """The ICE servers the user configured (none unless they set some)."""
         turn = [(t.url, t.username, t.credential) for t in self._settings.turn_servers]
         return IceSettings(
             stun_servers=tuple(self._settings.stun_servers),
             turn_servers=tuple(turn),
             relay_only=self._settings.relay_only,
         )
+
+    async def call_ice(self) -> IceSettings:
+        """The ICE servers for a new call: the user's own if they configured any, else those our
+        relay handed out when we signed in (TURN only while its credentials are fresh), else none.
+        """
+        own = self.ice_settings()
+        link = self._links.get(self.relay_url)
+        if own.stun_servers or own.turn_servers or link is None:
+            return own
+        fresh = link.ice_expires is None or link.ice_expires > time.monotonic()
+        stun = [url for s in link.ice_servers for url in s.urls if url.startswith("stun:")]
+        turn = [
+            (url, s.username, s.credential)
+            for s in link.ice_servers
+            for url in s.urls
+            if url.startswith(("turn:", "turns:")) and s.username and s.credential and fresh
+        ]
+        chosen = await choose_turn(turn)
+        return IceSettings(tuple(stun), tuple(chosen), own.relay_only)
 
     async def start(self) -> None:
         """Sign in to our relay (RelayUnreachable if we cannot) and tell contacts we are online."""
@@ -464,9 +484,8 @@ class Phone:
                     await self._send_quietly(contact, "busy", message.call_id)
             case Ring(core, auto_answer):
                 relay = contact.relay_url if contact else ""
-                live = self._live_call(
-                    core, self.incoming_options, RelayChannel(self, core.peer_key, relay)
-                )
+                channel = RelayChannel(self, core.peer_key, relay)
+                live = self._live_call(core, self.incoming_options, channel, await self.call_ice())
                 live.perform(core.ring())
                 if auto_answer:
                     live.feed(Accept(video=core.video_allowed))
@@ -585,8 +604,10 @@ class Phone:
             camera_on=options.camera_on,
         )
 
-    def _live_call(self, core: CallCore, options: CallOptions, channel: Channel) -> LiveCall:
-        options = dataclasses.replace(options, ice=self.ice_settings())
+    def _live_call(
+        self, core: CallCore, options: CallOptions, channel: Channel, ice: IceSettings
+    ) -> LiveCall:
+        options = dataclasses.replace(options, ice=ice)
         live = LiveCall(
             core,
             options,
@@ -644,7 +665,8 @@ class Phone:
             )
             core.video_allowed = options.video != "none"
             channel = RelayChannel(self, contact.public_key, contact.relay_url)
-        live = self._live_call(core, options, channel)
+        ice = await self.call_ice() if isinstance(channel, RelayChannel) else self.ice_settings()
+        live = self._live_call(core, options, channel, ice)
         try:
             live.open_media()
         except TcallError:

@@ -32,8 +32,9 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         out.write(data)
 
 
-def make_pki(folder: Path, name: str = "tcall test CA") -> Pki:
-    """A fresh CA, and a certificate it signed for 127.0.0.1 and localhost, in `folder`."""
+def make_pki(folder: Path, name: str = "tcall test CA", addresses: tuple[str, ...] = ()) -> Pki:
+    """A fresh CA, and a certificate it signed for 127.0.0.1, localhost and `addresses`, in
+    `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -73,7 +74,10 @@ def make_pki(folder: Path, name: str = "tcall test CA") -> Pki:
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    *(x509.IPAddress(ipaddress.ip_address(a)) for a in ("127.0.0.1", *addresses)),
+                    x509.DNSName("localhost"),
+                ]
             ),
             critical=False,
         )
