@@ -67,10 +67,11 @@ from tcall.engine.events import (
     SnapshotChanged,
 )
 from tcall.engine.history import CallRecord, History
-from tcall.engine.ice import IceSettings, choose_turn
+from tcall.engine.ice import IceSettings, choose_turn, stun_answers
 from tcall.engine.identity import Identity, identity_path, load_or_create_identity
 from tcall.engine.live import Channel, LiveCall
 from tcall.engine.locking import hold_online
+from tcall.engine.media import sound
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
@@ -213,6 +214,7 @@ class Phone:
         self._relay_state = "offline" if self._settings.relay_url else "not set"
         self._links: dict[str, RelayClient] = {}
         self._readers: list[asyncio.Task[None]] = []
+        self._warm_ice: asyncio.Task[IceSettings] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
         self._online_claim: int | None = None  # held while this process may sign in (locking.py)
@@ -295,7 +297,10 @@ class Phone:
             if url.startswith(("turn:", "turns:")) and s.username and s.credential and fresh
         ]
         chosen = await choose_turn(turn)
-        return IceSettings(tuple(stun), tuple(chosen), own.relay_only)
+        # A STUN server that UDP cannot reach (a network that lets only TCP out) would cost every
+        # call aioice's whole 5 s gathering limit, waiting for its answer.
+        reachable = [url for url in stun if await stun_answers(url)]
+        return IceSettings(tuple(reachable), tuple(chosen), own.relay_only)
 
     async def start(self) -> None:
         """Sign in to our relay (RelayUnreachable if we cannot) and tell contacts we are online."""
@@ -303,6 +308,7 @@ class Phone:
             raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
         if self._online_claim is None:
             self._online_claim = hold_online(identity_path().parent)
+        sound.load_in_background()  # while we sign in: a call soon after need not wait for it
         self._set_relay_state("connecting")
         try:
             await self._link(self.relay_url)
@@ -310,6 +316,8 @@ class Phone:
             self._set_relay_state("offline")
             raise
         self._set_relay_state("online")
+        # Learn now which of the relay's TURN transports work from here, not when a call waits.
+        self._warm_ice = asyncio.create_task(self.call_ice())
         if self._settings.presence == "contacts":
             for contact in self._contacts.contacts():
                 if not contact.blocked and self._on_our_relay(contact):
@@ -341,6 +349,8 @@ class Phone:
 
     async def close(self) -> None:
         self._closing = True
+        if self._warm_ice is not None:
+            self._warm_ice.cancel()
         for timer in self._quota_timers.values():
             timer.cancel()
         self._close_silenced()

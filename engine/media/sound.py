@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -21,6 +23,17 @@ def sounddevice() -> ModuleType:
             "audio unavailable: PortAudio library not found (apt-get install libportaudio2)"
         ) from exc
     return sd
+
+
+def load_in_background() -> None:
+    """Start loading PortAudio in a thread: it takes 60-90 ms here, which the first call's setup
+    would otherwise wait for, on both sides. Any error shows later, where audio is opened."""
+    threading.Thread(target=_load_quietly, name="portaudio", daemon=True).start()
+
+
+def _load_quietly() -> None:
+    with contextlib.suppress(Exception):
+        sounddevice()
 
 
 def list_devices(kind: str) -> list[dict[str, Any]]:

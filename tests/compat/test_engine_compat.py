@@ -38,7 +38,17 @@ def test_host_addresses_are_pinned_or_include_loopback(monkeypatch: pytest.Monke
     assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
     assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
     monkeypatch.delenv("TCALL_ICE_ADDRESSES")
-    assert "127.0.0.1" in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+    # Loopback only when there is no other IPv4 address (it slows every call across NATs).
+    found: list[str] = []
+    monkeypatch.setattr(aioice_hooks, "_aioice_host_addresses", lambda **_: list(found))
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["127.0.0.1"]
+    found += ["198.51.100.2"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False) == ["198.51.100.2"]
+    found[:] = ["2001:db8::2"]
+    assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == [
+        "2001:db8::2",
+        "127.0.0.1",
+    ]
 
 
 async def test_no_stun_query_from_a_loopback_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +74,42 @@ async def test_no_stun_query_from_a_loopback_candidate(monkeypatch: pytest.Monke
     finally:
         transport.close()
         await connection.close()
+
+
+async def test_a_check_lost_on_the_way_is_sent_again_when_the_peers_check_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As across two NATs: the caller's first check is lost (the other router had not opened yet).
+    When the callee's own check arrives, the caller checks again at once (RFC 8445 7.3.1.4) rather
+    than after its retransmission timer, made 30 s long here so that only this can connect."""
+    compat.install()
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 30.0)
+    caller = aioice.Connection(ice_controlling=True)
+    callee = aioice.Connection(ice_controlling=False)
+    try:
+        for one in (caller, callee):
+            await one.gather_candidates()
+        (callee_protocol,) = callee._protocols
+        receive, lost = callee_protocol.datagram_received, []
+
+        def lose_the_first_check(data: bytes, addr: tuple[str, int]) -> None:
+            if not lost:
+                lost.append(addr)
+                return
+            receive(data, addr)
+
+        callee_protocol.datagram_received = lose_the_first_check  # type: ignore[method-assign]
+        for one, other in ((caller, callee), (callee, caller)):
+            one.remote_username, one.remote_password = other.local_username, other.local_password
+            for candidate in other.local_candidates:
+                await one.add_remote_candidate(candidate)
+            await one.add_remote_candidate(None)
+        await asyncio.wait_for(asyncio.gather(caller.connect(), callee.connect()), 10)
+        assert lost  # the caller's first check really was lost
+    finally:
+        await caller.close()
+        await callee.close()
 
 
 def _x264_settings(encoder: Encoder) -> bytes:
@@ -125,6 +171,15 @@ def test_missing_targets_raise_compat_errors_naming_the_version(
     monkeypatch.delattr(aioice.ice, "server_reflexive_candidate")
     with pytest.raises(CompatError, match="aioice .*server_reflexive_candidate"):
         compat.install()
+    monkeypatch.undo()
+    monkeypatch.setattr(aioice.Connection, "check_incoming", lambda self, message: None)
+    with pytest.raises(CompatError, match="aioice .*check_incoming"):
+        compat.install()
+    monkeypatch.undo()
+    monkeypatch.setattr(aioice.Connection, "check_start", lambda self: None)
+    with pytest.raises(CompatError, match="aioice .*check_start"):
+        compat.install()
+    monkeypatch.undo()
 
     class Receiver:  # no jitter buffer attribute
         pass
