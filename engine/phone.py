@@ -71,7 +71,6 @@ from tcall.engine.ice import IceSettings, choose_turn, stun_answers
 from tcall.engine.identity import Identity, identity_path, load_or_create_identity
 from tcall.engine.live import Channel, LiveCall
 from tcall.engine.locking import hold_online
-from tcall.engine.media import sound
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
@@ -308,7 +307,6 @@ class Phone:
             raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
         if self._online_claim is None:
             self._online_claim = hold_online(identity_path().parent)
-        sound.load_in_background()  # while we sign in: a call soon after need not wait for it
         self._set_relay_state("connecting")
         try:
             await self._link(self.relay_url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -25,13 +24,11 @@ def sounddevice() -> ModuleType:
     return sd
 
 
-def load_in_background() -> None:
-    """Start loading PortAudio in a thread: it takes 60-90 ms here, which the first call's setup
-    would otherwise wait for, on both sides. Any error shows later, where audio is opened."""
-    threading.Thread(target=_load_quietly, name="portaudio", daemon=True).start()
-
-
-def _load_quietly() -> None:
+def preload() -> None:
+    """Load PortAudio now: it takes 60-90 ms here, which a call's setup would otherwise wait for,
+    on both sides. Call it before any thread or event loop starts: loaded from a thread beside
+    the app's, it left the TUI's relay link stuck connecting one time in three (PortAudio's audio
+    backends may fork). Any error shows later, where audio is opened."""
     with contextlib.suppress(Exception):
         sounddevice()
 

@@ -17,6 +17,7 @@ from tcall.engine.call import CallOptions
 from tcall.engine.core.outcome import exit_code
 from tcall.engine.errors import ExitCode, RelayUnreachable, UsageError
 from tcall.engine.events import Event, SnapshotChanged, Summary
+from tcall.engine.media import sound
 from tcall.engine.media.audio import AUDIO_SPECS
 from tcall.engine.media.video import VIDEO_SPECS
 from tcall.engine.phone import ECHO, Phone
@@ -236,6 +237,7 @@ def command(name: str, ring_timeout: float, as_json: bool, **media: Any) -> Exit
     """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
     options = call_options(**media)
     emit = EventPrinter(as_json)
+    sound.preload()  # before the loop starts: the call's setup does not wait for it
     summary = asyncio.run(_run(name, options, emit, ring_timeout))
     emit(summary)
     return exit_code(summary["outcome"])

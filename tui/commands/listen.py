@@ -15,6 +15,7 @@ import click
 from tcall.engine.core.outcome import exit_code
 from tcall.engine.errors import ExitCode
 from tcall.engine.events import Event, Summary
+from tcall.engine.media import sound
 from tcall.engine.phone import Phone
 from tcall.tui.commands.call import STOP_SIGNALS, EventPrinter, call_flags, call_options
 from tcall.tui.commands.control import obey_stdin
@@ -80,6 +81,7 @@ def command(
         incoming_options=options,
         reconnect=not exit_on_relay_loss,
     )
+    sound.preload()  # before the loop starts, not when the first call opens audio
     asyncio.run(_listen(phone, printer, once, summaries))
     if once and summaries:
         return exit_code(summaries[0]["outcome"])
