@@ -124,7 +124,7 @@ def test_with_turn_down_a_symmetric_nat_says_so_and_fails_with_its_exit_code(
         turnserver = ["-P", str(relay.proc.pid), "-x", "turnserver"]
         subprocess.run(["pkill", "-STOP", *turnserver], check=True)
         try:
-            code, out, _ = call(alice, bob, "--connect-timeout", "8")
+            code, out, _ = call(alice, bob, "--connect-timeout", "5")
         finally:
             subprocess.run(["pkill", "-CONT", *turnserver], check=False)
     assert code in (4, 5), out[-1]
