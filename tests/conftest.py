@@ -20,6 +20,7 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,8 +208,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def tcall_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "tcall-home"
-    home.mkdir()
+def tcall_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    # Not under tmp_path: pytest numbers each test's tmp_path by listing every one made so far,
+    # which cost the unit tier about a second; a test that wants tmp_path still gets one.
+    home = Path(tempfile.mkdtemp(prefix="tcall-home-", dir=tmp_path_factory.getbasetemp()))
     monkeypatch.setenv("TCALL_HOME", str(home))
     yield home
