@@ -4,8 +4,8 @@ Host addresses: aioice leaves 127.0.0.1 out of its host candidates, so on a host
 address is loopback two tcall users (two people on one SSH host) would never connect and the call
 would hang in "checking". aioice offers no option for this, so install() replaces its host-address
 enumeration (`aioice.ice.get_host_addresses`) with host_addresses(), which adds 127.0.0.1 when there
-is no other IPv4 address. TCALL_ICE_ADDRESSES
-(comma-separated) pins the host addresses instead; tests use it to stay on loopback.
+is no other IPv4 address. TCALL_ICE_ADDRESSES (comma-separated) pins the host addresses instead;
+tests use it to stay on loopback.
 
 No server query from loopback: aioice asks the STUN server for a server-reflexive address from
 every IPv4 host candidate, 127.0.0.1 included. From a loopback socket no answer can ever come back
@@ -19,15 +19,9 @@ that side has sent anything is dropped (home routers drop unsolicited packets). 
 (the way is open now); aioice only does that for pairs not yet in progress and waits out its 500 ms
 retransmission timer. install() wraps `Connection.check_incoming` so that an incoming check first
 sends our own check of that pair again when it is still in progress (the same transaction: an
-answer to either copy completes it). Across two NAT routers this took
-about 0.4 s off half of all call setups (bench/nat.py).
-
-Direct before relayed: aioice nominates aggressively (the caller's first check that succeeds wins),
-so a check through a TURN server, which no router drops, sometimes beat the direct pair between
-two NATs whose first check a router dropped (1 call in 6 in bench/nat.py). The wrapped
-`Connection.check_start` holds the caller's checks of pairs with a relay candidate back for
-RELAY_GRACE_S (4 round trips to the STUN server) while a direct pair is still being checked: media then goes through TURN only when
-the direct way does not work.
+answer to either copy completes it). Across two NAT routers this took about 0.4 s off half of all
+call setups (bench/nat.py), and the direct path won the race against the checks through TURN (which
+no router drops) in all 10 direct calls measured, where TURN had won 1 call in 6.
 
 Nominated pair: aiortc reports no candidate-pair stats, so nominated_pair() reads the pair ICE chose
 from the Connection's private `_nominated` table.
@@ -35,11 +29,9 @@ from the Connection's private `_nominated` table.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import ipaddress
 import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,10 +45,6 @@ SUPPORTED = "~=0.13.0"  # the pin in pyproject.toml
 ADDRESSES_ENV = "TCALL_ICE_ADDRESSES"
 # stun.Transaction's request and address (name-mangled private attributes)
 _TRANSACTION_REQUEST, _TRANSACTION_ADDR = "_Transaction__request", "_Transaction__addr"
-# How long the caller's checks through TURN wait for a direct pair: 4 round trips to the STUN
-# server (a direct check crossing two NATs needs about two), within these bounds.
-RELAY_GRACE_S = (0.04, 0.2)
-
 _aioice_host_addresses: Callable[..., list[str]] | None = None
 _aioice_server_reflexive: Callable[..., Awaitable[Any]] | None = None
 
@@ -87,11 +75,7 @@ async def server_reflexive_candidate(protocol: Any, stun_server: tuple[str, int]
     if ipaddress.ip_address(protocol.local_candidate.host).is_loopback:
         raise ConnectionError("no STUN query from a loopback address: no answer can come back")
     assert _aioice_server_reflexive is not None, "install() first"
-    started = time.monotonic()
-    found = await _aioice_server_reflexive(protocol, stun_server)
-    # The round trip to the STUN server: a measure of the network, for RELAY_GRACE_S.
-    protocol.receiver.tcall_server_rtt = time.monotonic() - started
-    return found
+    return await _aioice_server_reflexive(protocol, stun_server)
 
 
 def install() -> None:
@@ -135,11 +119,6 @@ def install() -> None:
                 SUPPORTED,
             )
         Connection.check_incoming = _check_again_at_once(incoming)  # type: ignore[method-assign]
-    start = getattr(Connection, "check_start", None)
-    if not getattr(start, "tcall_hook", False):
-        if start is None or _parameters(start) != ["self", "pair"]:
-            raise CompatError("aioice", "no Connection.check_start(pair)", SUPPORTED)
-        Connection.check_start = _relay_pairs_last(start)  # type: ignore[method-assign,assignment]
 
 
 def _check_again_at_once(check_incoming: Callable[..., None]) -> Callable[..., None]:
@@ -162,34 +141,6 @@ def _check_again_at_once(check_incoming: Callable[..., None]) -> Callable[..., N
 
     check_incoming_and_resend.tcall_hook = True  # type: ignore[attr-defined]
     return check_incoming_and_resend
-
-
-def _relayed(pair: CandidatePair) -> bool:
-    return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
-
-
-def _relay_pairs_last(
-    check_start: Callable[..., Awaitable[None]],
-) -> Callable[..., Awaitable[None]]:
-    async def check_start_relay_last(connection: Connection, pair: CandidatePair) -> None:
-        pending = (
-            CandidatePair.State.FROZEN,
-            CandidatePair.State.WAITING,
-            CandidatePair.State.IN_PROGRESS,
-        )
-        direct_pending = any(
-            p.state in pending and not _relayed(p) for p in getattr(connection, "_check_list", ())
-        )
-        if connection.ice_controlling and _relayed(pair) and direct_pending:
-            # In progress, so the pacing loop starts the next pair meanwhile.
-            pair.state = CandidatePair.State.IN_PROGRESS
-            low, high = RELAY_GRACE_S
-            rtt = getattr(connection, "tcall_server_rtt", high)
-            await asyncio.sleep(min(high, max(low, 4 * rtt)))
-        await check_start(connection, pair)
-
-    check_start_relay_last.tcall_hook = True  # type: ignore[attr-defined]
-    return check_start_relay_last
 
 
 def _parameters(function: object) -> list[str]:
