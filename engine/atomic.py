@@ -14,6 +14,7 @@ rather than read as "no file yet". Every refusal is a one-line ConfigError (exit
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
@@ -92,6 +93,21 @@ def read_file(path: Path, limit: int, what: str, *, secret: bool = False) -> byt
         raise ConfigError(f"cannot read {what} {path}: {_reason(exc)}") from None
     finally:
         os.close(fd)
+
+
+def read_json_array(path: Path, limit: int, what: str) -> list[object]:
+    """The JSON array in the file at `path` ([] if there is none); ConfigError (one line, naming
+    `what`) when it is not one."""
+    raw = read_file(path, limit, what)
+    if raw is None:
+        return []
+    try:
+        entries = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigError(f"{path}: unreadable {what} ({exc})") from None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: unreadable {what} (not a JSON array)")
+    return entries
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, exclusive: bool = False) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tcall.engine import paths
-from tcall.engine.atomic import read_file, write_atomic
+from tcall.engine.atomic import read_json_array, write_atomic
 from tcall.engine.errors import ConfigError
 from tcall.engine.locking import locked
 
@@ -93,15 +93,7 @@ class History:
         return cls(paths.data_dir() / HISTORY_FILE, retention_days, clock)
 
     def _read(self) -> list[CallRecord]:
-        raw = read_file(self.path, MAX_BYTES, "call history")
-        if raw is None:
-            return []
-        try:
-            entries = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise ConfigError(f"{self.path}: unreadable call history ({exc})") from None
-        if not isinstance(entries, list):
-            raise ConfigError(f"{self.path}: unreadable call history (not a JSON array)")
+        entries = read_json_array(self.path, MAX_BYTES, "call history")
         return [_record(self.path, i, entry) for i, entry in enumerate(entries)]
 
     def _write(self) -> None:

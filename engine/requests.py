@@ -28,7 +28,7 @@ from typing import Any
 
 from tcall.engine import paths
 from tcall.engine.address import check_relay_url
-from tcall.engine.atomic import read_file, write_atomic
+from tcall.engine.atomic import read_json_array, write_atomic
 from tcall.engine.contacts import Contact, ContactBook, check_name
 from tcall.engine.errors import ConfigError, UsageError
 from tcall.engine.identity import PUBLIC_KEY_BYTES, fingerprint
@@ -140,15 +140,7 @@ class RequestBook:
 
     @staticmethod
     def _read(path: Path) -> list[ContactRequest]:
-        raw = read_file(path, MAX_BYTES, "contact requests file")
-        if raw is None:
-            return []
-        try:
-            entries = json.loads(raw.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise ConfigError(f"{path}: unreadable contact requests ({exc})") from None
-        if not isinstance(entries, list):
-            raise ConfigError(f"{path}: unreadable contact requests (not a JSON array)")
+        entries = read_json_array(path, MAX_BYTES, "contact requests")
         return [_request(path, i, entry) for i, entry in enumerate(entries)]
 
     def pending(self) -> list[ContactRequest]:
