@@ -649,8 +649,12 @@ class Phone:
             settings = dataclasses.replace(self._call_settings(options), ask_before_video=False)
             core = CallCore(call_id, ECHO, outgoing=True, settings=settings, verified=True)
             core.video_allowed = options.video != "none"
-            ice = IceSettings()  # the echo is on this machine: host candidates only
-            channel: Channel = EchoChannel(ice, options.low_latency, lambda m: live.feed(m))
+            # The echo peer is on this machine: host candidates only. Our side: as configured.
+            channel: Channel = EchoChannel(
+                IceSettings(), options.low_latency, lambda m: live.feed(m)
+            )
+            ice = self.ice_settings()
+            via_relay = False
         else:
             contact = self._contacts.get(name)
             if not (contact.relay_url or self.relay_url):
@@ -673,7 +677,8 @@ class Phone:
             )
             core.video_allowed = options.video != "none"
             channel = RelayChannel(self, contact.public_key, contact.relay_url)
-        ice = await self.call_ice() if isinstance(channel, RelayChannel) else self.ice_settings()
+            ice = await self.call_ice()
+            via_relay = True
         live = self._live_call(core, options, channel, ice)
         try:
             live.open_media()
@@ -682,7 +687,7 @@ class Phone:
             await channel.close()
             raise
         live.feed(Start())
-        if isinstance(channel, RelayChannel):
+        if via_relay:
             asyncio.get_running_loop().call_later(OFFLINE_NOTICE_S, self._say_offline, live)
         return self._handle(live)
 
