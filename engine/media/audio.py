@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from tcall.engine.errors import DeviceError, UsageError
 from tcall.engine.media.sound import BLOCK, SAMPLE_RATE, list_devices, start_stream
 
 AUDIO_SPECS = "mic|mic:NAME|sine|file:PATH|none"
+Notify = Callable[[str], None]
 
 
 class AudioSource:
@@ -130,8 +131,9 @@ def parse_audio_spec(spec: str) -> tuple[str, str]:
     raise UsageError(f"unknown audio source {spec!r} (expected {AUDIO_SPECS})")
 
 
-def open_audio_source(spec: str) -> AudioSource:
-    """Open the source named by `spec`; must be called from a running event loop."""
+def open_audio_source(spec: str, notice: Notify | None = None) -> AudioSource:
+    """Open the source named by `spec`; must be called from a running event loop. `notice` hears,
+    on the event loop, that a device stopped mid-call."""
     kind, arg = parse_audio_spec(spec)
     if kind == "sine":
         return PacedAudioSource("sine 440 Hz", sine_blocks())

@@ -17,7 +17,7 @@ from av import AudioFrame, VideoFrame
 
 from tcall.engine.errors import DeviceError
 from tcall.engine.media import timecode
-from tcall.engine.media.audio import BLOCK, SAMPLE_RATE
+from tcall.engine.media.audio import BLOCK, SAMPLE_RATE, Notify
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.sound import list_devices, start_stream
 
@@ -217,8 +217,9 @@ class SpeakerSink(AudioSink):
         self._stream.close()
 
 
-def open_audio_sink(device: str | None = None) -> AudioSink:
-    """The speaker, or a null sink with a notice when there is none: missing audio is never a crash."""
+def open_audio_sink(device: str | None = None, notice: Notify | None = None) -> AudioSink:
+    """The speaker, or a null sink with a notice when there is none: missing audio is never a crash.
+    `notice` hears, on the event loop, that the speaker stopped mid-call."""
     if not list_devices("output"):
         sink = AudioSink()
         sink.notice = "no audio output device found: incoming audio is not played"
