@@ -67,7 +67,7 @@ def open_media(
         else open_video_source(video_spec, options.width, options.height, options.fps)
     )
     try:
-        audio = None if audio_spec == "none" else open_audio_source(audio_spec)
+        audio = None if audio_spec == "none" else open_audio_source(audio_spec, notice)
     except TcallError:
         if video:
             video.stop()
@@ -78,7 +78,7 @@ def open_media(
 def open_session(options: CallOptions, notice: Notify, on_state: StateListener) -> Session:
     """Open the options' sources and sinks into a Session (DeviceError if a named one is missing)."""
     video, audio = open_media(options, notice)
-    sink = open_audio_sink(options.speaker)
+    sink = open_audio_sink(options.speaker, notice)
     if sink.notice:
         notice(sink.notice)
     session = Session(
