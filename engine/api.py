@@ -1,8 +1,8 @@
 """Everything a UI may use from the engine, in one place (import-linter holds the TUI to it).
 
-The Phone and what it hands out (snapshots, call handles, frames), the options of a call, and the
-plain value functions a UI needs to show things (addresses, QR codes, safety numbers, the settings'
-schema, the devices there are). Events are in `tcall.engine.events`, errors in
+The Phone and what it hands out (snapshots, call handles, frames, the microphone's level), the
+options of a call, and the plain value functions a UI needs to show things (addresses, QR codes,
+safety numbers, the settings' schema, the devices there are). Events are in `tcall.engine.events`, errors in
 `tcall.engine.errors`.
 """
 
@@ -13,6 +13,7 @@ from tcall.engine.core.outcome import outcome_words
 from tcall.engine.devices import list_all
 from tcall.engine.history import CallRecord
 from tcall.engine.media.handle import VideoHandle
+from tcall.engine.media.levels import MicLevel, MicReading
 from tcall.engine.phone import ECHO, CallHandle, ContactView, Phone, Snapshot
 from tcall.engine.requests import ContactRequest
 from tcall.engine.safety import grouped, safety_number
@@ -28,6 +29,8 @@ __all__ = [
     "CallRecord",
     "ContactRequest",
     "ContactView",
+    "MicLevel",
+    "MicReading",
     "Phone",
     "Snapshot",
     "VideoHandle",

@@ -12,11 +12,25 @@ from tcall.engine.events import MediaFigures
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import (
     AudioSource,
+    MicSource,
     microphone_available,
     open_audio_source,
     parse_audio_spec,
 )
-from tcall.engine.media.sinks import median, open_audio_sink, percentile
+from tcall.engine.media.levels import MicLevel
+from tcall.engine.media.processing import (
+    AudioProcessing,
+    FarEndReference,
+    MicProcessor,
+    ProcessedAudioSource,
+)
+from tcall.engine.media.sinks import (
+    AudioSink,
+    SpeakerSink,
+    median,
+    open_audio_sink,
+    percentile,
+)
 from tcall.engine.media.video import (
     VideoSource,
     camera_available,
@@ -24,8 +38,10 @@ from tcall.engine.media.video import (
     parse_video_spec,
 )
 from tcall.engine.session import Session, StateListener
+from tcall.engine.settings import Settings
 
 Notify = Callable[[str], None]
+AUDIO_SETTINGS = ("echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate")
 
 
 @dataclass
@@ -44,6 +60,14 @@ class CallOptions:
     camera_on: bool = True  # False: the call starts with the camera off (black frames)
     camera_chosen: bool = False  # the user said `--camera on|off`: it beats answer_with_camera
     receive_video: bool = True  # False: an audio-only call
+    # The microphone's processing and Opus's bitrate; None: as the settings of the same names say.
+    echo_cancellation: bool | None = None
+    noise_suppression: bool | None = None
+    auto_gain: bool | None = None
+    audio_bitrate: int | None = None
+    # Generated sources (sine, file) go out untouched unless this is set: a test or a benchmark
+    # that plays a file as a talker's voice wants it processed as a microphone would be.
+    process_generated_audio: bool = False
 
 
 def open_media(
@@ -75,12 +99,51 @@ def open_media(
     return video, audio
 
 
-def open_session(options: CallOptions, notice: Notify, on_state: StateListener) -> Session:
-    """Open the options' sources and sinks into a Session (DeviceError if a named one is missing)."""
+def audio_settings(options: CallOptions) -> tuple[AudioProcessing, int]:
+    """The microphone's processing stages and the Opus bitrate (kbps): the options' own values,
+    and the user's settings (the properties of the same names) for those left as None."""
+    chosen = {key: getattr(options, key) for key in AUDIO_SETTINGS}
+    if None in chosen.values():
+        saved = Settings.load()
+        chosen = {key: getattr(saved, key) if v is None else v for key, v in chosen.items()}
+    kbps = int(chosen.pop("audio_bitrate"))
+    return AudioProcessing(**chosen), kbps
+
+
+def process_audio(
+    audio: AudioSource,
+    sink: AudioSink,
+    processing: AudioProcessing,
+    level: MicLevel | None,
+    generated_too: bool = False,
+) -> ProcessedAudioSource:
+    """The source with the processing (for a microphone, or any source with `generated_too`) and
+    the level meter; what the speaker plays becomes the echo canceller's reference."""
+    processor: MicProcessor | None = None
+    reference: FarEndReference | None = None
+    if processing.active and (generated_too or isinstance(audio, MicSource)):
+        processor = MicProcessor(processing)
+        if processing.echo_cancellation and isinstance(sink, SpeakerSink):
+            reference = FarEndReference()
+            sink.on_played = reference.push
+    return ProcessedAudioSource(audio, processor, reference, level)
+
+
+def open_session(
+    options: CallOptions,
+    notice: Notify,
+    on_state: StateListener,
+    mic_level: MicLevel | None = None,
+) -> Session:
+    """Open the options' sources and sinks into a Session (DeviceError if a named one is missing);
+    `mic_level` hears the level of what the microphone sends."""
+    processing, kbps = audio_settings(options)
     video, audio = open_media(options, notice)
     sink = open_audio_sink(options.speaker, notice)
     if sink.notice:
         notice(sink.notice)
+    if audio is not None:
+        audio = process_audio(audio, sink, processing, mic_level, options.process_generated_audio)
     session = Session(
         ice=options.ice,
         video=video,

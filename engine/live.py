@@ -51,6 +51,7 @@ from tcall.engine.errors import CallFailed, ProtocolError, TcallError
 from tcall.engine.events import Event, MediaFigures, Notice, Stats, Summary
 from tcall.engine.history import CallRecord, History
 from tcall.engine.media.handle import VideoHandle
+from tcall.engine.media.levels import MicLevel
 from tcall.engine.session import Session
 
 
@@ -85,6 +86,7 @@ class LiveCall:
         self.options = options
         self.channel = channel
         self.video = VideoHandle()
+        self.mic_level = MicLevel()  # what our microphone sends, for the UI's meter
         self.session: Session | None = None
         self.done: asyncio.Future[Summary | None] = asyncio.get_running_loop().create_future()
         self._emit = emit
@@ -128,7 +130,7 @@ class LiveCall:
                 receive_video=plan.receive_video,
                 camera_on=plan.camera_on,
             )
-        session = open_session(options, self._notice, self._media_state)
+        session = open_session(options, self._notice, self._media_state, self.mic_level)
         if session.video_track is not None:
             session.video_track.enabled = options.camera_on
             track = session.video_track

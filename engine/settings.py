@@ -33,6 +33,8 @@ _ON_OFF = ("on", "off")
 _WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 _NAME = re.compile(r"[^\W_][\w.-]{0,63}")
+# Opus from its lowest useful speech rate to well past transparent mono music.
+AUDIO_KBPS = (6, 128)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ def _relay(value: Any) -> str:
 
 def _days(value: Any) -> int:
     if type(value) is not int or not 0 <= value <= 36500:
+        raise ValueError
+    return value
+
+
+def _kbps(value: Any) -> int:
+    if type(value) is not int or not AUDIO_KBPS[0] <= value <= AUDIO_KBPS[1]:
         raise ValueError
     return value
 
@@ -190,6 +198,16 @@ SCHEMA: dict[str, Setting] = {
         _device("camera", "camera"),
         _device("microphone", "mic"),
         _device("speaker", "default"),
+        _choice("echo_cancellation", _ON_OFF, "on"),
+        _choice("noise_suppression", _ON_OFF, "on"),
+        _choice("auto_gain", _ON_OFF, "on"),
+        Setting(
+            "audio_bitrate",
+            32,
+            f"Opus kbps, {AUDIO_KBPS[0]}-{AUDIO_KBPS[1]} (32: wideband speech with room for FEC)",
+            _kbps,
+            _int_text,
+        ),
     ]
 }
 
@@ -347,6 +365,22 @@ class Settings:
     @property
     def speaker(self) -> str:
         return str(self.get("speaker"))
+
+    @property
+    def echo_cancellation(self) -> bool:
+        return self._on("echo_cancellation")
+
+    @property
+    def noise_suppression(self) -> bool:
+        return self._on("noise_suppression")
+
+    @property
+    def auto_gain(self) -> bool:
+        return self._on("auto_gain")
+
+    @property
+    def audio_bitrate(self) -> int:
+        return int(self.get("audio_bitrate"))
 
     def dnd_active(self, now: datetime) -> bool:
         """Whether do-not-disturb holds at local time `now`; a window may span midnight."""

@@ -1,0 +1,175 @@
+"""The microphone's audio processing: WebRTC's echo cancellation (AEC3), noise suppression and
+automatic gain (AGC2), behind a high-pass filter, on every 20 ms block before it is encoded.
+
+The library is pywebrtc-audio (WebRTC's own audio processing module; the comparison with livekit's
+and speexdsp's is in the README). Its stages run one after another in the order WebRTC's own
+pipeline uses (high-pass, echo canceller, noise suppressor, gain), each as its own object: the
+library's all-in-one processor ignores the noise suppression level at 48 kHz (6-7 dB whatever the
+level), while its separate suppressor honours it.
+
+The echo canceller needs the far end: what the speaker played. The speaker sink hands each block it
+plays to a FarEndReference on PortAudio's thread; the microphone's block takes as many samples of it
+on the event loop. The two run on different threads (and, with two devices, different clocks), so
+the reference waits in a small bounded buffer; AEC3 finds the echo's delay itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import pywebrtc_audio
+
+from tcall.engine.media.audio import AudioSource
+from tcall.engine.media.levels import MicLevel
+from tcall.engine.media.sound import BLOCK, SAMPLE_RATE
+
+# 18 dB of suppression: WebRTC's "high" level, which Chrome uses. It scored best of the four levels
+# on speech in steady noise here (PESQ-WB, bench/audio_processing.py).
+NOISE_SUPPRESSION_LEVEL = 2
+
+
+@dataclass(frozen=True)
+class AudioProcessing:
+    """Which stages run on the microphone (the settings of the same names)."""
+
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    auto_gain: bool = True
+
+    @property
+    def active(self) -> bool:
+        return self.echo_cancellation or self.noise_suppression or self.auto_gain
+
+
+class FarEndReference:
+    """What the speaker played, from PortAudio's thread to the microphone's processing.
+
+    The microphone consumes it at the rate it captures. Consuming starts once PREFILL is buffered,
+    so the callbacks' jitter does not starve it; when more than MAX waits (the speaker's clock runs
+    ahead, or the microphone stalled), the oldest goes, since an echo that old has left the room.
+    When it runs dry (the speaker stopped), the canceller hears silence until it fills again.
+    """
+
+    PREFILL = 2 * BLOCK  # 40 ms
+    MAX = 8 * BLOCK  # 160 ms
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks: deque[np.ndarray] = deque()
+        self._buffered = 0
+        self._flowing = False
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def push(self, samples: np.ndarray) -> None:
+        """Called on the speaker's thread with each int16 block it played; quick, never blocks long."""
+        with self._lock:
+            self._blocks.append(samples)
+            self._buffered += len(samples)
+            while self._buffered - len(self._blocks[0]) >= self.MAX:
+                self._buffered -= len(self._blocks.popleft())
+
+    def take(self, count: int) -> np.ndarray:
+        """The next `count` samples the speaker played, or silence while there are too few."""
+        with self._lock:
+            if not self._flowing and self._buffered >= max(self.PREFILL, count):
+                self._flowing = True
+            if not self._flowing or self._buffered < count:
+                self._flowing = False
+                return np.zeros(count, dtype=np.int16)
+            taken = []
+            needed = count
+            while needed:
+                head = self._blocks[0]
+                if len(head) <= needed:
+                    taken.append(self._blocks.popleft())
+                    needed -= len(head)
+                else:
+                    taken.append(head[:needed])
+                    self._blocks[0] = head[needed:]
+                    needed = 0
+            self._buffered -= count
+        return np.concatenate(taken).astype(np.int16, copy=False)
+
+
+class MicProcessor:
+    """The stages `processing` names, on 48 kHz mono int16 blocks (any multiple of 10 ms).
+
+    Not thread-safe: one thread calls `process`. With every stage off it returns its input untouched.
+    """
+
+    def __init__(self, processing: AudioProcessing) -> None:
+        self.processing = processing
+        # The high-pass filter runs whenever anything does (AEC3 needs it; it also takes out the
+        # rumble and DC offset that would otherwise steer the noise estimate and the gain).
+        self._front = (
+            pywebrtc_audio.AudioProcessor(
+                sample_rate=SAMPLE_RATE,
+                echo_cancellation=processing.echo_cancellation,
+                high_pass_filter=True,
+            )
+            if processing.active
+            else None
+        )
+        self._noise = (
+            pywebrtc_audio.NoiseSuppressor(sample_rate=SAMPLE_RATE, level=NOISE_SUPPRESSION_LEVEL)
+            if processing.noise_suppression
+            else None
+        )
+        self._gain = (
+            pywebrtc_audio.GainController(sample_rate=SAMPLE_RATE) if processing.auto_gain else None
+        )
+
+    def process(self, near: np.ndarray, far: np.ndarray | None = None) -> np.ndarray:
+        """The microphone's block `near` processed; `far` is what the speaker played meanwhile
+        (same length; None: nothing)."""
+        if self._front is None:
+            return near
+        if self.processing.echo_cancellation:
+            if far is None:
+                far = np.zeros_like(near)
+            out = self._front.process(near, far)
+        else:
+            out = self._front.process(near)
+        voice: float | None = None
+        if self._noise is not None:
+            out = self._noise.process(out)
+            voice = self._noise.speech_probability  # spares AGC2 its own voice detector
+        if self._gain is not None:
+            out = self._gain.process(out, voice)
+        return out
+
+
+class ProcessedAudioSource(AudioSource):
+    """A source whose blocks go through a MicProcessor (None: untouched) and are measured for the
+    level meter, if one is given."""
+
+    def __init__(
+        self,
+        source: AudioSource,
+        processor: MicProcessor | None,
+        reference: FarEndReference | None = None,
+        level: MicLevel | None = None,
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.processor = processor
+        self.reference = reference
+        self.level = level
+
+    async def next_block(self) -> np.ndarray:
+        block = await self.source.next_block()
+        if self.processor is not None:
+            far = self.reference.take(len(block)) if self.reference is not None else None
+            block = self.processor.process(block, far)
+        if self.level is not None:
+            self.level.measure(block)
+        return block
+
+    def stop(self) -> None:
+        self.source.stop()
