@@ -27,10 +27,11 @@ ISSUE_5_KEYS = {
 }
 OURS = {"relay_url", "render", "camera", "microphone", "speaker", "auto_answer_from"}
 ISSUE_13_KEYS = {"ring_bell", "ring_notify"}
+ISSUE_15_KEYS = {"echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate"}
 
 
 def test_schema_has_every_key() -> None:
-    assert set(SCHEMA) == ISSUE_5_KEYS | OURS | ISSUE_13_KEYS
+    assert set(SCHEMA) == ISSUE_5_KEYS | OURS | ISSUE_13_KEYS | ISSUE_15_KEYS
 
 
 def test_private_defaults() -> None:
