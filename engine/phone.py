@@ -72,6 +72,7 @@ from tcall.engine.identity import Identity, identity_path, load_or_create_identi
 from tcall.engine.live import Channel, LiveCall
 from tcall.engine.locking import hold_online
 from tcall.engine.media.handle import VideoHandle
+from tcall.engine.media.levels import MicLevel
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
 from tcall.engine.requests import ContactRequest, RequestBook
@@ -152,6 +153,7 @@ class CallHandle:
     video: VideoHandle
     done: asyncio.Future[Any]
     camera_on: bool  # our camera sends, as the call starts (answering may leave it off)
+    mic: MicLevel  # what our microphone sends: its level, and whether we are speaking
 
 
 class RelayChannel:
@@ -636,7 +638,13 @@ class Phone:
     def _handle(self, live: LiveCall) -> CallHandle:
         core = live.core
         return CallHandle(
-            core.call_id, core.peer, core.verified, live.video, live.done, core.camera
+            core.call_id,
+            core.peer,
+            core.verified,
+            live.video,
+            live.done,
+            core.camera,
+            live.mic_level,
         )
 
     async def dial(self, name: str, options: CallOptions) -> CallHandle:
