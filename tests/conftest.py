@@ -49,6 +49,7 @@ TIERS = {
     "media": "unit",
     "media/test_media.py": "integration",  # sources paced in real time
     "media/test_audio_devices.py": "e2e",
+    "media/test_audio_quality.py": "e2e",  # real calls, PulseAudio, namespaces
     "privacy": "e2e",
     "privacy/test_history_file.py": "unit",
     "privacy/test_requests_file.py": "unit",
