@@ -1,0 +1,94 @@
+"""Speech through real calls, scored (issue #15): loss, echo cancellation, noise suppression, gain.
+
+alice calls bob with `tcall call` and `tcall listen --auto-answer`, audio only, in network
+namespaces with a router between them that can lose packets (tests/support/lossy_link.py). Speech
+is spoken into alice's microphone and what bob's speaker plays is recorded on the same PulseAudio
+sample clock (tests/support/studio.py), then aligned and scored (tests/support/speech.py). The same
+harness prints the issue's table: bench/audio.py.
+
+The processing tests speak one scene (tests/support/audio_scenes.py: room noise alone, alice
+quietly, then bob while his voice leaks from alice's speaker into her microphone) once with every
+stage on and once with each stage off; a stage must change what bob hears by what it is for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support import speech
+from tests.support.audio_call import Scene, Stage, stage
+from tests.support.audio_scenes import StageFigures, one_leg_score, stage_figures, stages_scene
+
+PROCESSING = ("echo_cancellation", "noise_suppression", "auto_gain")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audio-quality")
+
+
+@pytest.fixture(scope="module")
+def room(folder: Path) -> Iterator[Stage]:
+    with stage(folder) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def reference(folder: Path) -> np.ndarray:
+    return speech.reference_speech(folder / "speech", short=True)
+
+
+@pytest.fixture(scope="module")
+def stages(room: Stage, folder: Path) -> Callable[[str | None], StageFigures]:
+    """The scene's figures with every stage on (None) or with the named one off; one call each."""
+    scene, layout = stages_scene(folder / "speech")
+    taken: dict[str | None, StageFigures] = {}
+
+    def figures(off: str | None) -> StageFigures:
+        if off not in taken:
+            settings = {key: "off" if key == off else "on" for key in PROCESSING}
+            with room.room.echo():
+                taken[off] = stage_figures(room.tcall(scene, settings), layout)
+        return taken[off]
+
+    return figures
+
+
+def test_a_call_losing_5_percent_of_its_packets_keeps_pesq_wb_above_3_5(
+    room: Stage, reference: np.ndarray
+) -> None:
+    defaults = {key: "on" for key in PROCESSING if key in room.settings()}
+    take = room.tcall(Scene(reference), defaults, loss=lambda: room.link.random_loss(0.05))
+    score = one_leg_score(take, reference)
+    assert score.pesq is not None and score.pesq > 3.5, (score, take.stats("bob"))
+
+
+def test_echo_cancellation_lowers_the_echo_by_at_least_20_db(
+    stages: Callable[[str | None], StageFigures],
+) -> None:
+    assert stages(None).erle_db >= 20, stages(None)
+
+
+def test_echo_cancellation_off_lets_the_echo_through(
+    stages: Callable[[str | None], StageFigures],
+) -> None:
+    on, off = stages(None), stages("echo_cancellation")
+    assert on.erle_db - off.erle_db >= 10, (on, off)
+
+
+def test_noise_suppression_off_lets_the_room_noise_through(
+    stages: Callable[[str | None], StageFigures],
+) -> None:
+    on, off = stages(None), stages("noise_suppression")
+    assert off.noise_gain_db - on.noise_gain_db >= 6, (on, off)
+
+
+def test_auto_gain_off_leaves_a_quiet_talker_quiet(
+    stages: Callable[[str | None], StageFigures],
+) -> None:
+    on, off = stages(None), stages("auto_gain")
+    assert on.speech_gain_db - off.speech_gain_db >= 6, (on, off)

@@ -1,0 +1,160 @@
+"""The scenes the audio tests and bench/audio.py speak into a call, and the figures read from a take.
+
+- one leg: alice reads the reference; scored at bob's ear (PESQ-WB, STOI, mouth-to-ear delay).
+- noisy: the same, with noise mixed into alice's mouth at a given SNR; scored against clean speech.
+- echo: alice alone, then bob alone (his voice leaks back into alice's microphone through the
+  studio's echo path), then both at once. ERLE is the echo at alice's microphone over what of it
+  reached bob's ear, after 2 s of convergence; the near talker's PESQ alone and in double talk.
+- stages: room noise alone, then alice speaking quietly, then bob alone: whether noise
+  suppression, automatic gain and echo cancellation each did something (levels in dB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.support import speech
+from tests.support.audio_call import Scene, Take
+from tests.support.speech import RATE, Score, locate
+
+CONVERGENCE_S = 2.0
+BLOCK = 960  # 20 ms
+
+
+def samples(seconds: float) -> int:
+    return int(seconds * RATE)
+
+
+def one_leg_score(take: Take, reference: np.ndarray) -> Score:
+    return speech.score(reference, take.tape["alice_mouth"], take.tape["bob_ear"])
+
+
+def noisy_scene(reference: np.ndarray, snr_db: float) -> Scene:
+    """`reference` with noise from 1 s before it to its end, `snr_db` below the speech level."""
+    lead = np.zeros(samples(1.0))
+    talk = np.concatenate([lead, reference])
+    level = speech.active_level_db(reference) - snr_db
+    return Scene(talk + speech.noise(len(talk) / RATE) * 10 ** (level / 20))
+
+
+@dataclass(frozen=True)
+class EchoLayout:
+    near: np.ndarray  # what alice says, alone and then in double talk
+    far: np.ndarray  # what bob says, alone and then in double talk
+    far_at: float  # scene seconds: bob alone from here
+    double_at: float  # both from here
+
+
+def echo_scene(folder: Path) -> tuple[Scene, EchoLayout]:
+    spoken = speech.utterances(folder)
+    gap = np.zeros(samples(speech.GAP_S))
+    near = speech.at_level(np.concatenate([spoken[0], gap, spoken[1]]), speech.SPEECH_DBFS)
+    far = speech.at_level(
+        np.concatenate([spoken[-2], gap, spoken[3], gap, spoken[4]]), speech.SPEECH_DBFS
+    )
+    far_at = len(near) / RATE + 0.7
+    double_at = far_at + len(far) / RATE + 0.7
+    alice = np.zeros(samples(double_at) + max(len(near), len(far)))
+    bob = np.zeros_like(alice)
+    alice[: len(near)] = near
+    alice[samples(double_at) : samples(double_at) + len(near)] = near
+    bob[samples(far_at) : samples(far_at) + len(far)] = far
+    bob[samples(double_at) : samples(double_at) + len(far)] = far
+    return Scene(alice, bob), EchoLayout(near, far, far_at, double_at)
+
+
+@dataclass(frozen=True)
+class EchoFigures:
+    erle_db: float  # echo removed, after CONVERGENCE_S of far-end speech
+    near_alone: Score  # what bob heard of alice with no echo to remove
+    near_double_talk: Score  # the same words while bob spoke too (and his echo was removed)
+
+
+def echo_figures(take: Take, layout: EchoLayout) -> EchoFigures:
+    mouth, ear = take.tape["alice_mouth"], take.tape["bob_ear"]
+    start = locate(take.scene.alice, mouth)  # scene sample 0 on the tape
+    alone = _score_at(layout.near, mouth, ear, start)
+    delay = samples(alone.delay_ms / 1000)
+    begin = start + samples(layout.far_at + CONVERGENCE_S)
+    end = start + samples(layout.far_at) + len(layout.far)
+    erle = _ratio_db(mouth[begin:end], ear[begin + delay : end + delay])
+    double = _score_at(layout.near, mouth, ear, start + samples(layout.double_at), near=alone)
+    return EchoFigures(erle, alone, double)
+
+
+def _score_at(
+    reference: np.ndarray, mouth: np.ndarray, ear: np.ndarray, at: int, near: Score | None = None
+) -> Score:
+    """`reference` spoken at tape sample `at` (about), scored at the ear; with `near`, at its delay
+    (in double talk the far talker's residual could pull a search astray)."""
+    window = slice(max(0, at - samples(0.5)), at + len(reference) + samples(0.5))
+    if near is None:
+        return speech.score(reference, mouth[window], ear[window.start : window.stop + samples(2)])
+    spoken = window.start + locate(reference, mouth[window])
+    delay = samples(near.delay_ms / 1000)
+    heard = ear[spoken + delay : spoken + delay + len(reference)]
+    mos, stoi = speech.quality(reference, np.pad(heard, (0, len(reference) - len(heard))))
+    return Score(mos, stoi, near.delay_ms)
+
+
+def _ratio_db(before: np.ndarray, after: np.ndarray) -> float:
+    """How much quieter `after` is than `before`, over the blocks where `before` is active."""
+    count = min(len(before), len(after)) // BLOCK
+    a = (before[: count * BLOCK].reshape(count, BLOCK) ** 2).mean(axis=1)
+    b = (after[: count * BLOCK].reshape(count, BLOCK) ** 2).mean(axis=1)
+    active = a > a.max() * 1e-3 if count else np.zeros(0, dtype=bool)
+    if not active.any():
+        return 0.0
+    return float(10 * np.log10(a[active].sum() / max(b[active].sum(), 1e-12)))
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    noise_s: float  # room noise alone: [0, noise_s)
+    quiet: np.ndarray  # alice, quietly, from quiet_at
+    quiet_at: float
+    far: np.ndarray  # bob alone from far_at
+    far_at: float
+
+
+def stages_scene(folder: Path) -> tuple[Scene, StageLayout]:
+    """Room noise (-45 dBFS) alone for 2.5 s; alice at -45 dBFS; bob at -26 dBFS with the echo."""
+    spoken = speech.utterances(folder, short=True)
+    gap = np.zeros(samples(speech.GAP_S))
+    quiet = speech.at_level(np.concatenate([spoken[0], gap, spoken[1]]), -45.0)
+    far = speech.at_level(np.concatenate([spoken[-1], gap, spoken[2]]), speech.SPEECH_DBFS)
+    noise_s, quiet_at = 2.5, 2.8
+    far_at = quiet_at + len(quiet) / RATE + 0.7
+    alice = np.zeros(samples(far_at) + len(far))
+    bob = np.zeros_like(alice)
+    alice[: samples(noise_s)] = speech.noise(noise_s) * 10 ** (-45 / 20)
+    alice[samples(quiet_at) : samples(quiet_at) + len(quiet)] = quiet
+    bob[samples(far_at) :] = far
+    return Scene(alice, bob), StageLayout(noise_s, quiet, quiet_at, far, far_at)
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    noise_gain_db: float  # room noise at bob's ear over the noise at alice's mouth
+    speech_gain_db: float  # alice's quiet speech at bob's ear over her mouth
+    erle_db: float
+
+
+def stage_figures(take: Take, layout: StageLayout) -> StageFigures:
+    mouth, ear = take.tape["alice_mouth"], take.tape["bob_ear"]
+    quiet_at = locate(layout.quiet, mouth)  # the quiet speech on the tape
+    start = quiet_at - samples(layout.quiet_at)
+    window = slice(quiet_at, quiet_at + len(layout.quiet) + samples(2))
+    delay = locate(layout.quiet, ear[window])
+    noise = slice(start + samples(0.5), start + samples(layout.noise_s))
+    speech_gain = speech.active_level_db(
+        ear[quiet_at + delay : quiet_at + delay + len(layout.quiet)]
+    ) - speech.active_level_db(mouth[quiet_at : quiet_at + len(layout.quiet)])
+    noise_gain = -_ratio_db(mouth[noise], ear[noise.start + delay : noise.stop + delay])
+    begin = start + samples(layout.far_at + CONVERGENCE_S)
+    end = start + samples(layout.far_at) + len(layout.far)
+    erle = _ratio_db(mouth[begin:end], ear[begin + delay : end + delay])
+    return StageFigures(noise_gain, speech_gain, erle)

@@ -1,0 +1,140 @@
+"""Two hosts and a router between them, in network namespaces, where the router can lose packets.
+
+    [alice 192.0.2.2] --a-- [router 192.0.2.1 | 198.51.100.1] --b-- [bob 198.51.100.2]
+
+Documentation ranges only. The relay runs on the router (192.0.2.1), so signaling crosses no lossy
+path; the loss applies to UDP the router forwards (media, RTCP, ICE), in both directions:
+
+- `random_loss(p)`: `iptables -m statistic --mode random --probability p -j DROP` on FORWARD;
+- `burst_loss(rate, mean_burst)`: forwarded UDP is routed through a TUN device held by
+  tests/support/lossline.py (Gilbert-Elliott), which hands back the packets it keeps.
+
+Names carry this process's pid, so two test workers never share a namespace or an interface.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ALICE_IP, ROUTER_A_IP = "192.0.2.2", "192.0.2.1"
+BOB_IP, ROUTER_B_IP = "198.51.100.2", "198.51.100.1"
+_LOSSY = "101"  # the routing table that sends forwarded UDP into the loss line
+
+
+def _run(*command: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+@dataclass
+class Link:
+    alice: list[str]  # the command prefix that runs a program on alice's host
+    bob: list[str]
+    router: list[str]
+    router_ns: str
+    ports: tuple[str, str]  # the router's interfaces towards alice and bob
+
+    @contextmanager
+    def random_loss(self, probability: float) -> Iterator[None]:
+        if probability <= 0:
+            yield
+            return
+        rule = ["FORWARD", "-p", "udp", "-m", "statistic", "--mode", "random"]
+        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
+        _run(*self.router, "iptables", "-A", *rule)
+        try:
+            yield
+        finally:
+            _run(*self.router, "iptables", "-D", *rule)
+
+    @contextmanager
+    def burst_loss(
+        self, rate: float, mean_burst: float, seed: int = 15
+    ) -> Iterator[dict[str, int]]:
+        """Loses `rate` of forwarded UDP packets in bursts of `mean_burst` on average; yields
+        the line's counts ({"passed", "lost"}), filled in when the block ends."""
+        line = subprocess.Popen(
+            [*self.router, sys.executable, "-m", "tests.support.lossline"]
+            + [str(rate), str(mean_burst), str(seed), "lossy"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        counts: dict[str, int] = {}
+        rules = [["iif", port, "ipproto", "udp", "lookup", _LOSSY] for port in self.ports]
+        try:
+            assert line.stdout is not None and line.stdout.readline().strip() == "ready"
+            _run("ip", "-n", self.router_ns, "link", "set", "lossy", "up")
+            for setting in ("rp_filter=0", "accept_local=1"):
+                _run(*self.router, "sysctl", "-q", "-w", f"net.ipv4.conf.lossy.{setting}")
+            _run(
+                "ip",
+                "-n",
+                self.router_ns,
+                "route",
+                "add",
+                "default",
+                "dev",
+                "lossy",
+                "table",
+                _LOSSY,
+            )
+            for rule in rules:
+                _run("ip", "-n", self.router_ns, "rule", "add", *rule)
+            yield counts
+        finally:
+            for rule in rules:
+                subprocess.run(
+                    ["ip", "-n", self.router_ns, "rule", "del", *rule], capture_output=True
+                )
+            line.terminate()
+            out, _ = line.communicate(timeout=10)
+            if out.strip():
+                counts.update(json.loads(out.strip().splitlines()[-1]))
+
+
+@contextmanager
+def lossy_link() -> Iterator[Link]:
+    tag = f"ll{os.getpid() % 100000}"
+    names = {role: f"{tag}{role[0]}" for role in ("alice", "router", "bob")}
+    try:
+        for ns in names.values():
+            _run("ip", "netns", "add", ns)
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+        router = names["router"]
+        ports = (f"{tag}ra", f"{tag}rb")
+        for host, port, host_ip, router_ip in (
+            ("alice", ports[0], ALICE_IP, ROUTER_A_IP),
+            ("bob", ports[1], BOB_IP, ROUTER_B_IP),
+        ):
+            ns, eth = names[host], f"{tag}{host[0]}e"
+            _run("ip", "link", "add", port, "type", "veth", "peer", "name", eth)
+            _run("ip", "link", "set", port, "netns", router)
+            _run("ip", "link", "set", eth, "netns", ns)
+            _run("ip", "-n", router, "addr", "add", f"{router_ip}/24", "dev", port)
+            _run("ip", "-n", router, "link", "set", port, "up")
+            _run("ip", "-n", ns, "addr", "add", f"{host_ip}/24", "dev", eth)
+            _run("ip", "-n", ns, "link", "set", eth, "up")
+            _run("ip", "-n", ns, "route", "add", "default", "via", router_ip)
+        in_router = ["ip", "netns", "exec", router]
+        for setting in ("ip_forward=1", "conf.all.rp_filter=0", "conf.default.rp_filter=0"):
+            _run(*in_router, "sysctl", "-q", "-w", f"net.ipv4.{setting}")
+        yield Link(
+            alice=["ip", "netns", "exec", names["alice"]],
+            bob=["ip", "netns", "exec", names["bob"]],
+            router=in_router,
+            router_ns=router,
+            ports=ports,
+        )
+    finally:
+        for ns in names.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
