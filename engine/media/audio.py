@@ -17,7 +17,14 @@ import av
 import numpy as np
 
 from tcall.engine.errors import DeviceError, UsageError
-from tcall.engine.media.sound import BLOCK, SAMPLE_RATE, list_devices, start_stream
+from tcall.engine.media.sound import (
+    BLOCK,
+    SAMPLE_RATE,
+    StreamWatch,
+    close_quietly,
+    list_devices,
+    start_stream,
+)
 
 AUDIO_SPECS = "mic|mic:NAME|sine|file:PATH|none"
 Notify = Callable[[str], None]
@@ -89,32 +96,69 @@ def _open_file(path: str) -> AudioSource:
 
 
 class MicSource(AudioSource):
-    """A sounddevice InputStream whose callback hands blocks to the event loop, dropping the oldest."""
+    """A sounddevice InputStream of 5 ms device blocks, gathered into 20 ms blocks on PortAudio's
+    thread and handed to the event loop, dropping the oldest when the loop falls behind.
 
-    def __init__(self, device: str | None) -> None:
+    When the device goes away mid-call, `notice` hears it once (on the event loop) and the source
+    yields silence from then on, on a 20 ms clock, so the call goes on.
+    """
+
+    def __init__(self, device: str | None, notice: Notify | None = None) -> None:
         if not list_devices("input"):
             raise DeviceError("no microphone: no audio input device found")
         self.name = f"mic {device or 'default'}"
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[np.ndarray] = asyncio.Queue(maxsize=10)
-        self._stream = start_stream("microphone", device, self._callback)
+        self._queue: asyncio.Queue[np.ndarray | None] = asyncio.Queue(maxsize=10)
+        self._block = np.zeros(BLOCK, dtype=np.int16)
+        self._filled = 0
+        self._notify = notice
+        self._silence = PacedAudioSource("silence", silent_blocks())
+        self._watch = StreamWatch("microphone", self._lost)
+        self._stream = start_stream("microphone", device, self._callback, self._watch.finished)
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        block = indata[:, 0].copy()
-        with contextlib.suppress(RuntimeError):  # the loop closed: the stream is being torn down
-            self._loop.call_soon_threadsafe(self._put, block)
+        self._watch.beat()
+        samples = indata[:, 0]
+        while len(samples):
+            take = min(len(samples), BLOCK - self._filled)
+            self._block[self._filled : self._filled + take] = samples[:take]
+            self._filled += take
+            samples = samples[take:]
+            if self._filled == BLOCK:
+                self._filled = 0
+                with contextlib.suppress(RuntimeError):  # the loop closed: the stream is ending
+                    self._loop.call_soon_threadsafe(self._put, self._block.copy())
 
-    def _put(self, block: np.ndarray) -> None:
+    def _put(self, block: np.ndarray | None) -> None:
         if self._queue.full():
             self._queue.get_nowait()  # latency beats completeness
         self._queue.put_nowait(block)
 
     async def next_block(self) -> np.ndarray:
-        return await self._queue.get()
+        if not self._watch.lost:
+            block = await self._queue.get()
+            if block is not None:
+                return block
+        return await self._silence.next_block()
+
+    def _lost(self, reason: str) -> None:
+        close_quietly(self._stream)
+        self._put(None)  # wakes a reader waiting for a block that will not come
+        if self._notify is not None:
+            self._notify(f"the microphone stopped ({reason}): the call goes on, sending silence")
 
     def stop(self) -> None:
-        self._stream.stop()
-        self._stream.close()
+        if self._watch.lost:
+            return  # already closed when it went away
+        self._watch.close()
+        with contextlib.suppress(Exception):  # the device may have died just now
+            self._stream.stop()
+            self._stream.close()
+
+
+def silent_blocks() -> Iterator[np.ndarray]:
+    while True:
+        yield np.zeros(BLOCK, dtype=np.int16)
 
 
 def microphone_available() -> bool:
@@ -138,7 +182,7 @@ def open_audio_source(spec: str, notice: Notify | None = None) -> AudioSource:
     if kind == "sine":
         return PacedAudioSource("sine 440 Hz", sine_blocks())
     if kind == "mic":
-        return MicSource(arg or None)
+        return MicSource(arg or None, notice)
     if kind == "file":
         return _open_file(arg)
     raise UsageError(f"audio source {spec!r} cannot be opened directly")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -16,10 +16,11 @@ from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
 from tcall.engine.errors import DeviceError
-from tcall.engine.media import timecode
-from tcall.engine.media.audio import BLOCK, SAMPLE_RATE, Notify
+from tcall.engine.media import sound, timecode
+from tcall.engine.media.audio import SAMPLE_RATE, Notify
 from tcall.engine.media.handle import VideoHandle
-from tcall.engine.media.sound import list_devices, start_stream
+from tcall.engine.media.playout import Conceal, Playout
+from tcall.engine.media.sound import StreamWatch, close_quietly, list_devices, start_stream
 
 
 class LatestFrameSink:
@@ -148,7 +149,7 @@ def median(values: list[float]) -> float | None:
 
 
 class AudioSink:
-    """Consumes a remote audio track."""
+    """Consumes a remote audio track. `notice` is set when the sink was opened without its device."""
 
     notice: str | None = None
 
@@ -174,47 +175,134 @@ class AudioSink:
 
 
 class SpeakerSink(AudioSink):
-    """Plays through a sounddevice OutputStream behind a small jitter buffer.
+    """Plays through a sounddevice OutputStream of 5 ms blocks behind a small adaptive playout
+    buffer (engine/media/playout.py: a stall is concealed, never silence plus re-buffering, and
+    a burst drains back to the target).
 
-    Playback waits for PREFILL of audio before starting (and after an underrun), and drops the oldest
-    audio beyond MAX_BUFFERED, so network bursts cost at most that much latency.
+    Two hooks run on PortAudio's callback thread (a real-time thread where the OS allows it), so
+    they must be quick and must not block:
+    - `conceal(n)` returns n int16 samples to play where the buffer ran dry (a decoder's packet
+      loss concealment); without it the last pitch period is repeated, fading out.
+    - `on_played(samples)` receives each block just handed to the device: a fresh int16 mono
+      48 kHz array (the caller may keep it), exactly what the speaker will sound; the far-end
+      reference for echo cancellation.
+
+    The device starts at PortAudio's lowest latency; when it underflows (UNDERFLOWS_TO_STEP
+    times within STEP_SECONDS: a loaded machine), the stream is reopened one step up the ladder
+    of sound.OUTPUT_LATENCIES, for the rest of the call.
+
+    When the device goes away mid-call, `notice` (given to open_audio_sink) hears it once on the
+    event loop, and the sink discards audio from then on.
     """
 
-    PREFILL = 2 * BLOCK  # 40 ms
-    MAX_BUFFERED = 6 * BLOCK  # 120 ms
+    UNDERFLOWS_TO_STEP = 3
+    STEP_SECONDS = 10.0
+    SETTLE_SECONDS = 1.0  # a new stream's first second is not judged: PulseAudio is setting up
 
-    def __init__(self, device: str | None = None) -> None:
-        self._lock = threading.Lock()
-        self._buffer = np.zeros(0, dtype=np.int16)
-        self._playing = False
-        self.underruns = 0
-        self._stream = start_stream("speaker", device, self._callback)
+    def __init__(self, device: str | None = None, notice: Notify | None = None) -> None:
+        self.playout = Playout()
+        self.on_played: Callable[[np.ndarray], None] | None = None
+        self.device_underruns = 0  # blocks PortAudio reported it had to fill itself
+        self.latency_step = 0  # where on sound.OUTPUT_LATENCIES the stream is
+        self._device = device
+        self._notify = notice
+        self._watch = StreamWatch("speaker", self._lost)
+        self._generation = 0
+        self._stream = self._open()
+
+    def _open(self) -> Any:
+        """A stream at the current latency step, whose callbacks stop counting once it is replaced."""
+        self._generation += 1
+        generation = self._generation
+        self._judge_from = time.monotonic() + self.SETTLE_SECONDS
+        self._underruns_judged = self.device_underruns
+
+        def callback(outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+            if generation == self._generation:
+                self._callback(outdata, frames, time_info, status)
+            else:
+                outdata.fill(0)  # the stream being replaced, in its last moments
+
+        def finished() -> None:
+            if generation == self._generation:
+                self._watch.finished()
+
+        latency = sound.OUTPUT_LATENCIES[self.latency_step]
+        return start_stream("speaker", self._device, callback, finished, latency)
+
+    @property
+    def conceal(self) -> Conceal | None:
+        return self.playout.conceal
+
+    @conceal.setter
+    def conceal(self, conceal: Conceal | None) -> None:
+        self.playout.conceal = conceal
+
+    @property
+    def underruns(self) -> int:
+        """Stalls: times playback found nothing buffered (each one concealed)."""
+        return self.playout.stalls
+
+    @property
+    def buffered_ms(self) -> float:
+        return self.playout.buffered * 1000 / SAMPLE_RATE
 
     def play(self, frame: AudioFrame) -> None:
+        if frame.sample_rate != SAMPLE_RATE or self._watch.lost:
+            return  # aiortc's Opus decoder always yields 48 kHz; anything else is not ours to guess
         samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
         mono = samples.mean(axis=1).astype(np.int16) if samples.shape[1] > 1 else samples[:, 0]
-        if frame.sample_rate != SAMPLE_RATE:
-            return  # aiortc's Opus decoder always yields 48 kHz; anything else is not ours to guess
-        with self._lock:
-            self._buffer = np.concatenate([self._buffer, mono])[-self.MAX_BUFFERED :]
+        self.playout.write(mono)
+        self._judge_device()
+
+    def _judge_device(self) -> None:
+        now = time.monotonic()
+        if now < self._judge_from:
+            self._underruns_judged = self.device_underruns
+            return
+        if self.device_underruns - self._underruns_judged < self.UNDERFLOWS_TO_STEP:
+            if now - self._judge_from > self.STEP_SECONDS:  # a new window
+                self._judge_from, self._underruns_judged = now, self.device_underruns
+            return
+        if self.latency_step + 1 >= len(sound.OUTPUT_LATENCIES):
+            self._judge_from = now + self.STEP_SECONDS  # at the top: nothing more to try
+            return
+        self.latency_step += 1
+        old = self._stream
+        try:
+            self._stream = self._open()
+        except DeviceError:
+            self.latency_step -= 1
+            self._generation -= 1  # the old stream goes on
+            return
+        close_quietly(old)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
-        with self._lock:
-            if not self._playing and len(self._buffer) >= self.PREFILL:
-                self._playing = True
-            if self._playing and len(self._buffer) >= frames:
-                outdata[:, 0] = self._buffer[:frames]
-                self._buffer = self._buffer[frames:]
-                return
-            if self._playing:
-                self.underruns += 1
-                self._playing = False
-        outdata.fill(0)
+        self._watch.beat()
+        if status.output_underflow:
+            self.device_underruns += 1
+        out = outdata[:, 0]
+        self.playout.read(out)
+        hook = self.on_played
+        if hook is not None:
+            try:
+                hook(out.copy())
+            except Exception:  # a failing listener must not silence the speaker
+                self.on_played = None
+
+    def _lost(self, reason: str) -> None:
+        close_quietly(self._stream)
+        if self._notify is not None:
+            self._notify(f"the speaker stopped ({reason}): the call goes on without sound")
 
     async def stop(self) -> None:
         await super().stop()
-        self._stream.stop()
-        self._stream.close()
+        if self._watch.lost:
+            return  # already closed when it went away
+        self._watch.close()
+        with contextlib.suppress(Exception):  # the device may have died just now
+            self._stream.stop()
+            self._stream.close()
 
 
 def open_audio_sink(device: str | None = None, notice: Notify | None = None) -> AudioSink:
@@ -225,7 +313,7 @@ def open_audio_sink(device: str | None = None, notice: Notify | None = None) -> 
         sink.notice = "no audio output device found: incoming audio is not played"
         return sink
     try:
-        return SpeakerSink(device)
+        return SpeakerSink(device, notice)
     except DeviceError as exc:
         sink = AudioSink()
         sink.notice = f"{exc}: incoming audio is not played"
