@@ -8,7 +8,7 @@ Call states come from one vocabulary, `CallPhase`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 
@@ -165,6 +165,9 @@ class Stats(Event):
     rtt_ms: float | None
     latency_ms: float | None
     route: str | None
+    # Received audio and the FEC of sent audio (engine/session.py audio_figures): audio_* keys,
+    # added to the JSON event after the keys above; none in a call without audio.
+    audio: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -178,6 +181,7 @@ class Stats(Event):
             "rtt_ms": self.rtt_ms,
             "latency_ms": self.latency_ms,
             "route": self.route,
+            **self.audio,
             "call_id": self.call_id,
         }
 
