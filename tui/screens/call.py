@@ -2,7 +2,8 @@
 
 Frames are pulled, never pushed: a 30 Hz timer takes the newest frame the engine's sink holds and
 skips the tick when nothing new arrived, so a slow terminal drops frames instead of queueing them
-and key presses never wait behind video.
+and key presses never wait behind video. The microphone's level is pulled the same way, ten times
+a second, for the meter and the "you are muted" warning.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tcall.engine.api import VideoHandle
+from tcall.engine.api import MicLevel, VideoHandle
 from tcall.engine.events import CallState, Event, Stats, Summary
 from tcall.tui.screens.status import RelayStatus
-from tcall.tui.widgets import VideoView
+from tcall.tui.widgets import MicMeter, VideoView
 
 FPS = 30
+LEVEL_HZ = 10
 STATE_TEXT = {
     "dialing": "Calling…",
     "calling": "Calling…",
@@ -106,6 +108,7 @@ class CallScreen(Screen[None]):
         self.clock = clock
         self.call_id: str | None = None
         self.video_handle: VideoHandle | None = None
+        self.mic: MicLevel | None = None
         self.ended = False
         self.connected_at: float | None = None
         self._shown = -1
@@ -117,6 +120,7 @@ class CallScreen(Screen[None]):
         yield VideoView(self.modes[0], id="pip")
         yield Static("", id="banner")
         yield Static("", id="stats")
+        yield MicMeter(id="mic")
         yield RelayStatus(classes="status")
         yield Footer()
 
@@ -124,15 +128,20 @@ class CallScreen(Screen[None]):
         self.query_one("#pip").display = self.video
         self.query_one("#stats").display = False
         self.set_interval(1 / FPS, self.pull_frames)
+        self.set_interval(1 / LEVEL_HZ, self.pull_level)
         self.set_interval(1.0, self._draw_bar)
         self._draw_bar()
 
-    def attach(self, handle: VideoHandle, camera_on: bool = True) -> None:
-        """The call's frames (from now on the engine converts each received frame for us), and
-        whether our camera really sends: answering may leave it off (answer_with_camera)."""
+    def attach(
+        self, handle: VideoHandle, camera_on: bool = True, mic: MicLevel | None = None
+    ) -> None:
+        """The call's frames (from now on the engine converts each received frame for us),
+        whether our camera really sends (answering may leave it off: answer_with_camera), and
+        our microphone's level."""
         handle.watching = True
         self.video_handle = handle
         self.camera_on = camera_on and self.video
+        self.mic = mic
 
     @property
     def remote(self) -> VideoView:
@@ -200,6 +209,11 @@ class CallScreen(Screen[None]):
             if own is not None and own is not self._self_shown:
                 self._self_shown = own
                 pip.show_frame(own)
+
+    def pull_level(self) -> None:
+        """Show the microphone's newest level, and warn when we speak while muted."""
+        if self.mic is not None:
+            self.query_one("#mic", MicMeter).show(self.mic.reading, self.muted, self.clock())
 
     # --- keys ------------------------------------------------------------------------------
 

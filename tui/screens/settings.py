@@ -1,4 +1,5 @@
-"""The settings screen: every privacy setting, plus devices and render mode, saved as you change them.
+"""The settings screen: every privacy setting, plus devices, render mode and the microphone's
+audio processing, saved as you change them.
 
 Choices are Selects, saved the moment they change; free text (relay URL, servers, DND window,
 retention) is saved on enter or when focus leaves the field. A bad value stays on screen with the
@@ -36,6 +37,7 @@ PRIVACY = (
 )
 CONNECTION = ("relay_url", "stun_servers", "turn_servers")
 DEVICES = ("camera", "microphone", "speaker", "render", "ring_bell", "ring_notify")
+AUDIO = ("echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate")
 DEVICE_DEFAULTS = {
     "camera": ["camera", "pattern"],
     "microphone": ["mic", "sine"],
@@ -91,6 +93,7 @@ class SettingsScreen(Screen[None]):
                 ("Privacy", PRIVACY),
                 ("Connection", CONNECTION),
                 ("Devices and ringing", DEVICES),
+                ("Audio (from the next call)", AUDIO),
             ):
                 yield Static(f"[b]{title}[/b]", classes="section")
                 for key in keys:
