@@ -321,7 +321,7 @@ class TcallApp(App[None]):
             if screen in self.screen_stack:
                 self._close(screen)
             return
-        screen.attach(call.video, call.camera_on)
+        screen.attach(call.video, call.camera_on, call.mic)
         self._track(call.call_id, screen)
         if screen.ended or not screen.is_attached:
             await self._engine().run(self.phone.hangup(call.call_id))
@@ -402,7 +402,7 @@ class TcallApp(App[None]):
             if screen in self.screen_stack:
                 self._close(screen)
             return
-        screen.attach(call.video, call.camera_on)
+        screen.attach(call.video, call.camera_on, call.mic)
 
     @work(group="call", exit_on_error=False)
     async def decline(self, call_id: str, block: str | None) -> None:
