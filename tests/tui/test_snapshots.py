@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from textual.pilot import Pilot
 
+from tcall.engine.api import MicLevel, MicReading, VideoHandle
 from tcall.engine.contacts import ContactBook
 from tcall.engine.events import CallPhase, CallState, Stats
 from tcall.tui.app import TcallApp
@@ -50,6 +51,10 @@ def test_call(snap_compare: Any) -> None:
             )
         )
         await pilot.press("s", "p")
+        mic = MicLevel()
+        mic.reading = MicReading(level_db=-24.0, speaking=True, blocks=1)
+        screen.attach(VideoHandle(), mic=mic)
+        screen.pull_level()
         screen.query_one("#remote", VideoView).show_frame(pattern_frame())
         await pilot.pause()
 
