@@ -13,16 +13,22 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from av import AudioFrame
 
 from tcall.engine import compat
 from tcall.engine.errors import CallFailed, UsageError
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
+from tcall.engine.media.opus_receiver import OpusReceiver
+from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
 from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
 from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
 from tcall.engine.media.video import VideoSource
 
 CODECS = ("vp8", "h264")
+LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
 StateListener = Callable[[str], None]
 
 
@@ -50,6 +56,7 @@ class Session:
         receive_video: bool = True,
         receive_audio: bool = True,
         low_latency: bool = True,
+        audio_bitrate: int = DEFAULT_BITRATE_KBPS,
     ) -> None:
         compat.install()
         self.pc = RTCPeerConnection(ice.configuration())
@@ -62,6 +69,10 @@ class Session:
         self._receive_video = receive_video
         self._receive_audio = receive_audio
         self._low_latency = low_latency
+        self.audio_bitrate = audio_bitrate  # kbps of the Opus we send
+        self.speech_encoder: SpeechEncoder | None = None
+        self.opus_receiver: OpusReceiver | None = None
+        self._loss_task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
@@ -97,19 +108,57 @@ class Session:
             for transceiver in self.pc.getTransceivers():
                 if transceiver.kind == "video" and self.video_track is None:
                     transceiver.direction = "inactive"  # an audio-only answer to a video offer
-        self._install_low_latency()
+        self._install_media_hooks()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 
     async def accept_answer(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        self._install_low_latency()
+        self._install_media_hooks()
 
-    def _install_low_latency(self) -> None:
-        if self._low_latency:
-            for transceiver in self.pc.getTransceivers():
-                if transceiver.kind == "video":
-                    compat.aiortc.release_on_marker(transceiver.receiver)
+    def _install_media_hooks(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video" and self._low_latency:
+                compat.aiortc.release_on_marker(transceiver.receiver)
+            elif transceiver.kind == "audio" and self.opus_receiver is None:
+                compat.aiortc.encode_with(transceiver.sender, self._speech_encoder)
+                self.opus_receiver = OpusReceiver(self._play)
+                compat.aiortc.tap_opus(transceiver.receiver, self._on_opus)
+
+    # --- audio -----------------------------------------------------------------------------
+
+    def _speech_encoder(self, codec: RTCRtpCodecParameters) -> SpeechEncoder | None:
+        """tcall's Opus encoder for an Opus sender (aiortc's own for any other codec)."""
+        if codec.mimeType.lower() != compat.aiortc.OPUS:
+            return None
+        self.speech_encoder = SpeechEncoder(self.audio_bitrate)
+        return self.speech_encoder
+
+    def _on_opus(self, packet: RtpPacket) -> None:
+        if self.opus_receiver is not None:
+            level = compat.aiortc.audio_level(packet)
+            self.opus_receiver.receive(
+                packet.sequence_number, packet.timestamp, packet.payload, level
+            )
+
+    def _play(self, frame: AudioFrame) -> None:
+        """Decoded audio, on the receiver's playout thread (the sinks' play() is thread-safe)."""
+        if self.audio_sink is not None:
+            self.audio_sink.play(frame)
+
+    async def _report_loss(self) -> None:
+        """Tell the Opus encoder the loss our peer reports (RTCP receiver reports), so that it adds
+        in-band FEC while packets are being lost and none on a clean link."""
+        senders = [t.sender for t in self.pc.getTransceivers() if t.kind == "audio"]
+        while True:
+            await asyncio.sleep(LOSS_REPORT_INTERVAL)
+            if self.speech_encoder is None:
+                continue
+            for sender in senders:
+                report = await sender.getStats()
+                for item in report.values():
+                    if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
+                        self.speech_encoder.report_loss(item.fractionLost / 256)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -118,6 +167,8 @@ class Session:
         self.on_state(state)
         if state == "connected":
             self._connected.set()
+            if self._loss_task is None:
+                self._loss_task = asyncio.ensure_future(self._report_loss())
         elif state in ("failed", "closed"):
             self._failed.set()
 
@@ -192,6 +243,17 @@ class Session:
             "rtt_ms": None if rtt is None else round(rtt * 1000, 1),
             "latency_ms": None if latency is None else round(latency, 1),
             "route": self.selected_route(),
+            "audio": self.audio_figures(),
+        }
+
+    def audio_figures(self) -> dict[str, Any]:
+        """Received audio (cumulative counts since the call started; see OpusReceiver.figures) and
+        the loss the Opus we send is protected for; empty without an audio receive path."""
+        if self.opus_receiver is None:
+            return {}
+        sending = self.speech_encoder
+        return self.opus_receiver.figures() | {
+            "audio_expected_loss_pct": sending.expected_loss_percent if sending else None
         }
 
     def selected_route(self) -> str | None:
@@ -202,6 +264,10 @@ class Session:
         return compat.aiortc.nominated_route(self.pc)
 
     async def close(self) -> None:
+        if self._loss_task is not None:
+            self._loss_task.cancel()
+        if self.opus_receiver is not None:
+            self.opus_receiver.stop()
         await self.video_sink.stop()
         if self.audio_sink is not None:
             await self.audio_sink.stop()

@@ -9,10 +9,11 @@ release these hooks were written for. Nothing is patched on import: install() do
 
 from __future__ import annotations
 
-from tcall.engine.compat import aioice, aiortc
+from tcall.engine.compat import aioice, aiortc, opus
 
 
 def install() -> None:
     """Install every engine hook (idempotent); a Session or EchoPeer calls it before it starts."""
     aioice.install()
     aiortc.install()
+    opus.install()

@@ -17,23 +17,39 @@ options, so RealtimeH264Encoder hands aiortc a thin proxy of the context that ad
 whatever options aiortc sets, and install() puts it into the senders' encoder lookup
 (`aiortc.rtcrtpsender.get_encoder`).
 
+Opus with FEC: aiortc's SDP offers Opus with no format parameters, so a browser peer would send no
+in-band FEC to us; install() adds `useinbandfec=1` and `minptime=10` to aiortc's Opus codec
+(`aiortc.codecs.CODECS`), which every offer and answer then carries. aiortc builds a sender's encoder
+inside the sender with no hook for settings, so encode_with() has the sender's `send` (when it
+learns the negotiated codec) put tcall's encoder into its private slot (`_RTCRtpSender__encoder`),
+which aiortc only fills when empty.
+
+Opus receive path: aiortc decodes audio behind a fixed jitter buffer that tcall replaces whole
+(engine/media/opus_receiver.py). tap_opus() puts a tap in the receiver's buffer slot (the same
+name-mangled attribute as above): Opus packets go to tcall's receiver and never reach aiortc's
+decoder thread, any other codec goes on to aiortc's own buffer. The receiver's `receive` says which
+payload types are Opus once the call is negotiated.
+
 Route: aiortc reports no candidate-pair stats, so nominated_route() reaches aioice's Connection through
-the ICE gatherer's private `_connection`.
+the ICE gatherer's private `_connection` (ice_connection(), which tests also use to lose packets on
+the way in, through the Connection's public `recv`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiortc.rtcrtpsender
 from aioice import Connection
 from aiortc import RTCPeerConnection
-from aiortc.codecs import get_encoder
+from aiortc.codecs import CODECS, get_encoder
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from tcall.engine.compat.aioice import nominated_pair
@@ -42,6 +58,9 @@ from tcall.engine.errors import CompatError
 SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
 X264_PRESET = "ultrafast"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_ENCODER = "_RTCRtpSender__encoder"
+OPUS = "audio/opus"
+OPUS_FMTP = {"minptime": 10, "useinbandfec": 1}
 
 
 def _incompatible(problem: str) -> CompatError:
@@ -160,11 +179,87 @@ def _install_encoder() -> None:
     aiortc.rtcrtpsender.get_encoder = realtime_encoder
 
 
+# --- audio: Opus with FEC, and tcall's receive path ----------------------------------------------
+
+
+def _advertise_opus_fec() -> None:
+    opus = [c for c in CODECS.get("audio", []) if c.mimeType.lower() == OPUS]
+    if not opus:
+        raise _incompatible("aiortc.codecs.CODECS has no audio/opus")
+    for codec in opus:
+        codec.parameters.update(OPUS_FMTP)
+
+
+def encode_with(
+    sender: RTCRtpSender, make: Callable[[RTCRtpCodecParameters], Encoder | None]
+) -> None:
+    """When `sender` starts, `make(codec)` may give the encoder for its negotiated codec (None:
+    aiortc's own). Call before the connection starts media."""
+    if _ENCODER not in vars(sender):
+        raise _incompatible("RTCRtpSender keeps its encoder somewhere other than __encoder")
+    original = sender.send
+
+    async def send(parameters: Any) -> None:
+        encoder = make(parameters.codecs[0]) if parameters.codecs else None
+        if encoder is not None and getattr(sender, _ENCODER) is None:
+            setattr(sender, _ENCODER, encoder)
+        await original(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+class _OpusTap:
+    """Stands in a receiver's jitter buffer: Opus packets go to tcall, others to aiortc's buffer."""
+
+    def __init__(self, fallback: JitterBuffer, on_packet: Callable[[RtpPacket], None]) -> None:
+        self.fallback = fallback
+        self.on_packet = on_packet
+        self.payload_types: set[int] = set()
+
+    @property
+    def capacity(self) -> int:
+        return self.fallback.capacity
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if packet.payload_type in self.payload_types:
+            self.on_packet(packet)
+            return False, None
+        return self.fallback.add(packet)
+
+
+def tap_opus(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
+    """Route an audio receiver's Opus packets to `on_packet` (on the event loop, as they arrive)
+    instead of aiortc's buffer and decoder. Call before the connection starts media."""
+    current = getattr(receiver, _JITTER_BUFFER, None)
+    if not isinstance(current, JitterBuffer | _OpusTap):
+        raise _incompatible("RTCRtpReceiver has no jitter buffer attribute")
+    fallback = current.fallback if isinstance(current, _OpusTap) else current
+    tap = _OpusTap(fallback, on_packet)
+    setattr(receiver, _JITTER_BUFFER, tap)
+    original = receiver.receive
+
+    async def receive(parameters: RTCRtpReceiveParameters) -> None:
+        tap.payload_types = {
+            c.payloadType
+            for c in parameters.codecs
+            if c.mimeType.lower() == OPUS and c.payloadType is not None
+        }
+        await original(parameters)
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+def audio_level(packet: RtpPacket) -> int | None:
+    """The packet's RFC 6464 audio level (0 loudest, 127 silence), when the sender set one."""
+    level = packet.extensions.audio_level
+    return int(level[1]) if level is not None else None
+
+
 # --- route ---------------------------------------------------------------------------------------
 
 
-def nominated_route(pc: RTCPeerConnection) -> str | None:
-    """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay"."""
+def ice_connection(pc: RTCPeerConnection) -> Connection | None:
+    """The aioice Connection under a peer connection's (bundled) transport, once there is one."""
     for transceiver in pc.getTransceivers():
         try:
             gatherer = transceiver.sender.transport.transport.iceGatherer
@@ -173,13 +268,22 @@ def nominated_route(pc: RTCPeerConnection) -> str | None:
         connection = getattr(gatherer, "_connection", None)
         if not isinstance(connection, Connection):
             raise _incompatible("RTCIceGatherer has no aioice Connection")
-        pair = nominated_pair(connection)
-        if pair is not None:
-            return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
+        return connection
     return None
 
 
+def nominated_route(pc: RTCPeerConnection) -> str | None:
+    """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay"."""
+    connection = ice_connection(pc)
+    pair = None if connection is None else nominated_pair(connection)
+    if pair is None:
+        return None
+    return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
+
+
 def install() -> None:
-    """Check the jitter buffer's internals and install the realtime H.264 encoder; safe to call again."""
+    """Check the jitter buffer's internals, install the realtime H.264 encoder and offer Opus FEC;
+    safe to call again."""
     _check_jitter_buffer()
     _install_encoder()
+    _advertise_opus_fec()

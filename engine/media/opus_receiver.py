@@ -1,0 +1,165 @@
+"""What tcall does with received Opus packets: an adaptive jitter buffer (audio_jitter.py), then the
+decoder (opus.py), on a playout thread of its own that hands each 20 ms of audio to the speaker.
+
+It takes the place of aiortc's audio receive path, whose fixed buffer (16 packets, 4 held back:
+80 ms) throws away the packets after a loss and, once a burst has filled it, never drains again.
+Packets come in from the event loop (`receive`, through engine/compat/aiortc.py `tap_opus`); the
+playout thread wakes at each tick the buffer schedules, so playout keeps its pace when the event
+loop is busy, and a tick that finds no packet is rebuilt from FEC or concealed, never silent.
+The thread asks for real-time scheduling where the OS allows it (as the device threads do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fractions
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from av import AudioFrame
+
+from tcall.engine.media.audio_jitter import AudioJitterBuffer, Playout, Step
+from tcall.engine.media.opus import SAMPLE_RATE, OpusDecoder, OpusError, has_fec, packet_samples
+
+Deliver = Callable[[AudioFrame], None]
+QUIET_DBOV = (
+    45  # RTP audio level (RFC 6464) at or below -45 dBov: a pause, where a cut is inaudible
+)
+LATE_CATCH_UP = 0.25  # s: a thread this far behind its schedule starts over rather than rushing
+TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+
+
+class OpusReceiver:
+    """Received Opus packets in, decoded mono 48 kHz frames out to `deliver` (on the playout thread)."""
+
+    def __init__(self, deliver: Deliver, clock: Callable[[], float] = time.monotonic) -> None:
+        self.buffer = AudioJitterBuffer(rate=SAMPLE_RATE)
+        self.scheduling = "normal"
+        self.decode_errors = 0
+        self._deliver = deliver
+        self._clock = clock
+        self._decoder = OpusDecoder()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._pts = 0
+        self._thread = threading.Thread(target=self._run, name="audio-playout", daemon=True)
+        self._thread.start()
+
+    # --- the event loop's side -------------------------------------------------------------
+
+    def receive(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+        """One RTP packet's Opus payload; `level` is its RFC 6464 audio level (0 loudest, 127
+        silence) when the sender set one."""
+        samples = packet_samples(payload)
+        if samples is None:
+            return  # not an Opus packet: nothing to decode, nothing to conceal with
+        quiet = level is not None and level >= QUIET_DBOV
+        with self._lock:
+            started = self.buffer.started
+            self.buffer.insert(
+                seq,
+                timestamp,
+                payload,
+                self._clock(),
+                samples=samples,
+                fec=has_fec(payload),
+                quiet=quiet,
+            )
+        if not started:
+            self._wake.set()
+
+    def figures(self) -> dict[str, Any]:
+        """The audio receive figures for stats (cumulative counts since the call started)."""
+        with self._lock:
+            counters = self.buffer.counters
+            played = counters.samples_played
+            return {
+                "audio_packets_received": counters.received,
+                "audio_packets_lost": counters.lost,
+                "audio_fec_recovered": counters.recovered,
+                "audio_concealed": counters.concealed,
+                "audio_late": counters.late,
+                "audio_underruns": counters.underruns,
+                "audio_concealed_pct": round(100 * counters.samples_concealed / played, 2)
+                if played
+                else 0.0,
+                "audio_jitter_buffer_ms": round(self.buffer.delay() * 1000, 1),
+                "audio_jitter_target_ms": round(self.buffer.target_delay() * 1000, 1),
+            }
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=1.0)
+
+    # --- the playout thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.scheduling = _raise_priority()
+        while not self._stopping.is_set():
+            with self._lock:
+                due = self.buffer.next_due()
+            if due is None:
+                self._wake.wait(0.5)
+                self._wake.clear()
+                continue
+            wait = due - self._clock()
+            if wait > 0:
+                if self._stopping.wait(wait):
+                    break
+            elif -wait > LATE_CATCH_UP:
+                self._restart_schedule(-wait)
+                continue
+            with self._lock:
+                steps = self.buffer.pop(due)
+            self._play(steps)
+
+    def _restart_schedule(self, behind: float) -> None:
+        """The thread was starved for longer than any jitter (a stopped process, a swapped-out
+        machine): move the schedule to now instead of racing through the backlog."""
+        with self._lock:
+            self.buffer.postpone(behind)
+
+    def _play(self, steps: list[Playout]) -> None:
+        for step in steps:
+            try:
+                pcm = self._decode(step)
+            except OpusError:
+                self.decode_errors += 1
+                pcm = self._decoder.conceal(step.samples)
+            if step.audible and len(pcm):
+                self._deliver(self._frame(pcm))
+
+    def _decode(self, step: Playout) -> np.ndarray:
+        if step.step is Step.PLAY and step.payload is not None:
+            return self._decoder.decode(step.payload)
+        if step.step is Step.RECOVER and step.payload is not None:
+            return self._decoder.recover(step.payload, step.samples)
+        return self._decoder.conceal(step.samples)
+
+    def _frame(self, pcm: np.ndarray) -> AudioFrame:
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self._pts += len(pcm)
+        return frame
+
+
+def _raise_priority() -> str:
+    """Real-time scheduling for the calling thread where allowed, else a better nice value; says
+    which it got. (On Linux, pid 0 in these calls is the calling thread alone.)"""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(3))
+        return "SCHED_FIFO 3"
+    except (AttributeError, OSError):
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+            return "nice -10"
+    return "normal"

@@ -1,0 +1,75 @@
+"""What tcall sends as audio: mono Opus speech at a set bitrate, with in-band FEC as loss requires.
+
+aiortc's own Opus encoder sends 96 kbps stereo, where libopus never adds in-band FEC (it codes
+everything in CELT at that rate), and gives no way to say how much loss to expect. SpeechEncoder
+takes its place for a Session's audio sender (engine/compat/aiortc.py `encode_with`): mono, the
+`audio_bitrate` setting (32 kbps by default: wideband speech leaves room for FEC there), FEC on, and
+the expected loss set from the receiver's RTCP reports as the call goes (`report_loss`).
+
+Measured offline (bench/opus_loss.py, one leg, the alsa-utils speech): at 32 kbps, 4.43 PESQ-WB
+with no loss and no FEC; with FEC, 4.16 at 5% random loss and 3.91 at 10% (3.50 and 2.70 without
+FEC). libopus spends the redundancy only while the expected loss is above 0, so a clean link keeps
+the full quality.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import av
+import numpy as np
+from aiortc.codecs.base import Encoder
+from av import AudioFrame
+from av.frame import Frame
+from av.packet import Packet
+
+from tcall.engine.media.opus import FRAME, SAMPLE_RATE, EncoderSettings, OpusEncoder
+
+DEFAULT_BITRATE_KBPS = 32
+MAX_EXPECTED_LOSS = 30  # percent: more redundancy than this costs the primary coding too much
+LOSS_MEMORY = 0.85  # per report: how slowly the expected loss falls after losses stop
+MAX_PENDING = 5  # frames waiting to be sent (a source that bursts); older ones are dropped
+
+
+class SpeechEncoder(Encoder):
+    """An aiortc Encoder: any AudioFrame in (mixed to mono, resampled to 48 kHz), one 20 ms Opus
+    packet out per call."""
+
+    def __init__(self, bitrate_kbps: int = DEFAULT_BITRATE_KBPS, fec: bool = True) -> None:
+        self.opus = OpusEncoder(EncoderSettings(bitrate_kbps=bitrate_kbps, fec=fec))
+        self._resampler = av.AudioResampler(
+            format="s16", layout="mono", rate=SAMPLE_RATE, frame_size=FRAME
+        )
+        self._pending: deque[np.ndarray] = deque(maxlen=MAX_PENDING)
+        self._timestamp = 0
+        self._expected_loss = 0.0
+
+    @property
+    def expected_loss_percent(self) -> int:
+        return self.opus.settings.packet_loss_percent
+
+    def report_loss(self, fraction_lost: float) -> None:
+        """The receiver's latest RTCP fraction lost (0..1): the expected loss follows a rise at once
+        and decays slowly, since losses come in spells."""
+        percent = min(MAX_EXPECTED_LOSS, max(0.0, fraction_lost * 100))
+        self._expected_loss = max(percent, self._expected_loss * LOSS_MEMORY)
+        wanted = round(self._expected_loss)
+        if wanted != self.opus.settings.packet_loss_percent:
+            settings = self.opus.settings
+            self.opus.configure(
+                EncoderSettings(settings.bitrate_kbps, settings.fec, wanted, settings.complexity)
+            )
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        assert isinstance(frame, AudioFrame)
+        for block in self._resampler.resample(frame):
+            self._pending.append(block.to_ndarray().reshape(-1))
+        if not self._pending:
+            return [], self._timestamp  # aiortc sends nothing for an empty list
+        payload = self.opus.encode(self._pending.popleft())
+        timestamp = self._timestamp
+        self._timestamp += FRAME
+        return [payload], timestamp
+
+    def pack(self, packet: Packet) -> tuple[list[bytes], int]:
+        raise NotImplementedError("tcall's audio senders always encode frames")
