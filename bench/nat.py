@@ -9,7 +9,7 @@ the homes and 20 ms to the servers. One coturn (use-auth-secret) serves both sid
   on alice or bob but `relay_url`: bob runs `tcall listen --auto-answer`, alice `tcall call bob`,
   and the figure is the summary's `setup_ms` (dial to the first remote frame, ringing included);
 - bare aiortc: two plain aiortc peers configured by hand with the same STUN server and TURN
-  credentials made from the same secret; the offer and answer cross a tiny TCP rendezvous on the
+  credentials made from the same secret, each sending the same video and tone as tcall's; the offer and answer cross a tiny TCP rendezvous on the
   public network; the figure runs from making the caller's peer connection to its first decoded
   frame (the callee makes its own when the offer comes, as an app answering a call would).
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fractions
 import json
 import os
 import secrets
@@ -61,16 +62,35 @@ MEDIA = ["--video", "pattern", "--audio", "sine"]
 
 async def bare_peer(role: str, ice: dict[str, Any]) -> None:
     from aiortc import (
+        MediaStreamTrack,
         RTCConfiguration,
         RTCIceServer,
         RTCPeerConnection,
         RTCSessionDescription,
         VideoStreamTrack,
     )
+    from aiortc.mediastreams import MediaStreamError
     from aiortc.rtcconfiguration import RTCIceTransportPolicy
-    from av import VideoFrame
+    from av import AudioFrame, VideoFrame
 
+    from tcall.engine.media.audio import PacedAudioSource, sine_blocks
     from tcall.engine.media.video import PatternSource
+
+    class Sine(MediaStreamTrack):
+        # The same 440 Hz tone in 20 ms blocks that tcall's `--audio sine` sends.
+        kind = "audio"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.source = PacedAudioSource("sine", sine_blocks())
+            self.samples = 0
+
+        async def recv(self) -> AudioFrame:
+            block = await self.source.next_block()
+            frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate, frame.time_base = 48000, fractions.Fraction(1, 48000)
+            frame.pts, self.samples = self.samples, self.samples + len(block)
+            return frame
 
     class Pattern(VideoStreamTrack):
         def __init__(self) -> None:
@@ -94,13 +114,16 @@ async def bare_peer(role: str, ice: dict[str, Any]) -> None:
         # Made when the call starts (caller) or the offer comes (callee), as an app would.
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         pc.addTrack(Pattern())
+        pc.addTrack(Sine())  # a video call, with sound, as tcall's
 
         @pc.on("track")
         def on_track(track: Any) -> None:
             async def read() -> None:
-                await track.recv()
-                if not first.done():
-                    first.set_result(time.monotonic())
+                with contextlib.suppress(MediaStreamError):
+                    while True:  # audio is drained, as a player would; video's first frame counts
+                        await track.recv()
+                        if track.kind == "video" and not first.done():
+                            first.set_result(time.monotonic())
 
             asyncio.ensure_future(read())
 

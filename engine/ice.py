@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aioice import stun
 from aiortc import RTCConfiguration, RTCIceServer
-from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from aiortc.rtcicetransport import parse_stun_turn_uri
 
 Turn = tuple[str, str, str]  # (url, username, credential)
@@ -45,7 +45,11 @@ class IceSettings:
         ]
         policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
         # iceServers is always passed explicitly: aiortc's default is a public Google STUN server.
-        return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+        # max-bundle: audio and video share one ICE transport from the start, so a call gathers
+        # once (one TURN allocation, not two) rather than dropping the second after the answer.
+        return RTCConfiguration(
+            iceServers=servers, iceTransportPolicy=policy, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
 
 
 async def choose_turn(turn: Sequence[Turn]) -> list[Turn]:

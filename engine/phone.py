@@ -73,6 +73,7 @@ from tcall.engine.live import Channel, LiveCall
 from tcall.engine.locking import hold_online
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.levels import MicLevel
+from tcall.engine.media.warmup import warm_up_soon
 from tcall.engine.relay.client import RelayClient
 from tcall.engine.relay.protocol import mailbox_id
 from tcall.engine.requests import ContactRequest, RequestBook
@@ -310,6 +311,7 @@ class Phone:
         if self._online_claim is None:
             self._online_claim = hold_online(identity_path().parent)
         self._set_relay_state("connecting")
+        warm_up_soon()  # while the relay answers, so that calls start warm
         try:
             await self._link(self.relay_url)
         except TcallError:

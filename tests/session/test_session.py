@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -53,3 +54,7 @@ def test_no_servers_means_host_candidates_only() -> None:
         assert found
         assert all("typ host" in c for c in found)
         assert not any("typ srflx" in c or "typ relay" in c for c in found)
+    # max-bundle: video and audio share one ICE transport from the offer on (one gathering, one
+    # TURN allocation), not one each until the answer drops the second: one port in every m-line.
+    ports = re.findall(r"^m=\w+ (\d+) ", outcome["offer"], flags=re.MULTILINE)
+    assert len(ports) == 2 and len(set(ports)) == 1
