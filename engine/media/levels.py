@@ -43,9 +43,13 @@ class MicLevel:
         self._voiced_count = 0
         self.reading = MicReading(SILENCE_DB, False, 0)
 
-    def measure(self, block: np.ndarray) -> None:
+    def measure(self, block: np.ndarray, voice_probability: float | None = None) -> None:
+        """Measure one block; `voice_probability` spares the detector when the noise suppressor
+        already estimated it for this block."""
         level = level_db(block)
-        voice = level > VOICE_FLOOR_DB and self._detector.process(block) >= VOICE_PROBABILITY
+        if voice_probability is None and level > VOICE_FLOOR_DB:
+            voice_probability = self._detector.process(block)
+        voice = level > VOICE_FLOOR_DB and (voice_probability or 0.0) >= VOICE_PROBABILITY
         self._voiced.append(voice)
         self._voiced_count += voice
         if len(self._voiced) * len(block) > WINDOW_S * SAMPLE_RATE:

@@ -124,6 +124,7 @@ class MicProcessor:
         self._gain = (
             pywebrtc_audio.GainController(sample_rate=SAMPLE_RATE) if processing.auto_gain else None
         )
+        self.voice_probability: float | None = None  # the suppressor's, for the last block
 
     def process(self, near: np.ndarray, far: np.ndarray | None = None) -> np.ndarray:
         """The microphone's block `near` processed; `far` is what the speaker played meanwhile
@@ -136,12 +137,12 @@ class MicProcessor:
             out = self._front.process(near, far)
         else:
             out = self._front.process(near)
-        voice: float | None = None
         if self._noise is not None:
             out = self._noise.process(out)
-            voice = self._noise.speech_probability  # spares AGC2 its own voice detector
+            # Spares AGC2 and the level meter a voice detector each.
+            self.voice_probability = self._noise.speech_probability
         if self._gain is not None:
-            out = self._gain.process(out, voice)
+            out = self._gain.process(out, self.voice_probability)
         return out
 
 
@@ -164,11 +165,13 @@ class ProcessedAudioSource(AudioSource):
 
     async def next_block(self) -> np.ndarray:
         block = await self.source.next_block()
+        voice = None
         if self.processor is not None:
             far = self.reference.take(len(block)) if self.reference is not None else None
             block = self.processor.process(block, far)
+            voice = self.processor.voice_probability
         if self.level is not None:
-            self.level.measure(block)
+            self.level.measure(block, voice)
         return block
 
     def stop(self) -> None:

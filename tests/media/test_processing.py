@@ -176,12 +176,13 @@ class FakeMic(MicSource):
 
 
 async def test_a_processed_source_processes_and_measures_each_block() -> None:
-    clean, noisy = noisy_speech(seconds=1)
+    _, noisy = noisy_speech(seconds=1.2, snr_db=20)
     blocks = [noisy[i : i + BLOCK] for i in range(0, len(noisy) - BLOCK + 1, BLOCK)]
     level = MicLevel()
     source = ProcessedAudioSource(FakeMic(blocks), MicProcessor(NS_ONLY), None, level)
     out = [await source.next_block() for _ in blocks]
     assert level.reading.blocks == len(blocks)
+    assert level.reading.speaking  # from the suppressor's voice probability
     assert not np.array_equal(np.concatenate(out), noisy[: len(out) * BLOCK])
     source.stop()
     assert isinstance(source.source, FakeMic) and source.source.stopped
