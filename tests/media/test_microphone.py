@@ -48,7 +48,7 @@ async def test_a_dead_device_is_told_once_and_the_call_gets_silence() -> None:
     notices: list[str] = []
     mic = MicSource(None, notices.append)
     feed(mic, np.ones(BLOCK, dtype=np.int16))
-    assert (await mic.next_block()).all()
+    assert (await asyncio.wait_for(mic.next_block(), 1)).all()
     waiting = asyncio.ensure_future(mic.next_block())  # a reader waiting when the device dies
     await asyncio.sleep(0)
     mic._watch.finished()
