@@ -153,6 +153,7 @@ def open_session(
         codec=options.codec,
         low_latency=options.low_latency,
         receive_video=options.receive_video,
+        audio_bitrate=kbps,
     )
     if session.video_track is not None:
         session.video_track.enabled = options.camera_on

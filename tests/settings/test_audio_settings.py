@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tcall.engine.call import CallOptions, audio_settings
+from tcall.engine.call import CallOptions, audio_settings, open_session
 from tcall.engine.errors import ConfigError, ExitCode
-from tcall.engine.media.processing import AudioProcessing
+from tcall.engine.media.processing import AudioProcessing, ProcessedAudioSource
 from tcall.engine.settings import Settings
 from tcall.tui.cli import main
 from tests.support.cli import error_line
@@ -70,3 +70,18 @@ def test_the_bitrate_bounds_are_allowed(value: str) -> None:
 def test_a_stage_takes_only_on_or_off(capsys: pytest.CaptureFixture[str]) -> None:
     err = error_line(capsys, ["settings", "set", "noise_suppression", "max"], ExitCode.USAGE)
     assert "noise_suppression" in err and "on | off" in err
+
+
+async def test_the_bitrate_and_the_stages_reach_the_calls_media() -> None:
+    Settings.load().set("audio_bitrate", "48")
+    Settings.load().set("noise_suppression", "off")
+    options = CallOptions(video="none", audio="sine", process_generated_audio=True)
+    session = open_session(options, lambda _notice: None, lambda _state: None)
+    try:
+        assert session.audio_bitrate == 48
+        assert session.audio_track is not None
+        source = session.audio_track.source
+        assert isinstance(source, ProcessedAudioSource) and source.processor is not None
+        assert source.processor.processing == AudioProcessing(True, False, True)
+    finally:
+        await session.close()
