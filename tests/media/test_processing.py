@@ -124,7 +124,15 @@ def test_the_reference_stays_bounded_and_keeps_the_newest() -> None:
     for index in range(100):
         reference.push(np.full(240, index, dtype=np.int16))
     assert reference.buffered <= FarEndReference.MAX
-    assert reference.take(240)[0] > 50
+    newest = reference.take(reference.buffered)
+    assert newest[-1] == 99 and np.array_equal(newest, np.sort(newest))
+
+
+def test_an_overfull_reference_drops_back_to_the_prefill() -> None:
+    reference = FarEndReference()
+    for _ in range(FarEndReference.MAX // 240 + 1):
+        reference.push(np.ones(240, dtype=np.int16))
+    assert FarEndReference.PREFILL <= reference.buffered < FarEndReference.PREFILL + 240
 
 
 def test_a_dry_reference_gives_silence_until_it_fills_again() -> None:
