@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 CAPACITY = 64  # packets held at most (1.28 s of 20 ms packets)
 RESYNC = 3  # packets beyond the window, in a row, that restart the buffer
-HISTORY = 100  # transits kept for the jitter estimate (2 s of 20 ms packets)
+HISTORY = 250  # transits kept for the jitter estimate (5 s of 20 ms packets: spikes are remembered)
 QUANTILE = 0.97  # the share of packets that should be on time
 MARGIN = 0.004  # s: the playout thread's wake-up jitter and decoding time
 START_EXTRA = 0.020  # s: added at the start, before there is any jitter measured
