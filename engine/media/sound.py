@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import os
 import threading
 import time
@@ -42,7 +44,26 @@ def sounddevice() -> ModuleType:
         raise DeviceError(
             "audio unavailable: PortAudio library not found (apt-get install libportaudio2)"
         ) from exc
+    _quiet_alsa()
     return sd
+
+
+_ALSA_HANDLER = ctypes.CFUNCTYPE(
+    None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p
+)
+
+
+@functools.cache
+def _quiet_alsa() -> Any:
+    """Stop libasound printing "ALSA lib pcm.c:...: underrun occurred" on stderr, where the TUI
+    draws: an underrun is counted (SpeakerSink.device_underruns) and handled, never news to the
+    user. snd_lib_error_set_handler is ALSA's public API; the handler ignores the variadic rest.
+    Cached: the handler must outlive every stream (ctypes frees it with its last reference)."""
+    with contextlib.suppress(OSError, AttributeError):
+        handler = _ALSA_HANDLER(lambda *args: None)
+        ctypes.CDLL("libasound.so.2").snd_lib_error_set_handler(handler)
+        return handler
+    return None
 
 
 def preload() -> None:
