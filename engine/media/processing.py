@@ -74,14 +74,21 @@ class FarEndReference:
             self._blocks.append(samples)
             self._buffered += len(samples)
             if self._buffered > self.MAX:
-                while self._buffered - len(self._blocks[0]) >= self.PREFILL:
-                    self._buffered -= len(self._blocks.popleft())
+                self._drop_to(self.PREFILL)
+
+    def _drop_to(self, keep: int) -> None:
+        """Drop the oldest whole blocks while at least `keep` samples would remain (lock held)."""
+        while self._buffered - len(self._blocks[0]) >= keep:
+            self._buffered -= len(self._blocks.popleft())
 
     def take(self, count: int) -> np.ndarray:
         """The next `count` samples the speaker played, or silence while there are too few."""
         with self._lock:
             if not self._flowing and self._buffered >= max(self.PREFILL, count):
                 self._flowing = True
+                # Start PREFILL behind: what piled up before (the speaker often starts well
+                # before the microphone's first block) would only add to the delay for good.
+                self._drop_to(max(self.PREFILL, count))
             if not self._flowing or self._buffered < count:
                 self._flowing = False
                 return np.zeros(count, dtype=np.int16)

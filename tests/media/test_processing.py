@@ -107,16 +107,18 @@ def test_every_stage_off_is_a_bit_exact_passthrough() -> None:
     assert not ALL_OFF.active
 
 
-def test_the_reference_is_taken_in_order_once_prefilled() -> None:
+def test_the_reference_is_taken_in_order_from_the_prefill_on() -> None:
     reference = FarEndReference()
     played = np.arange(3 * BLOCK, dtype=np.int16)
     reference.push(played[: BLOCK // 2])
     assert not reference.take(BLOCK).any()  # too little yet: silence, nothing consumed
     for start in range(BLOCK // 2, 3 * BLOCK, 240):  # the speaker's 5 ms blocks
         reference.push(played[start : start + 240])
-    assert np.array_equal(reference.take(BLOCK), played[:BLOCK])
+    # Flowing starts PREFILL (two blocks) behind the newest: the oldest block is dropped.
     assert np.array_equal(reference.take(BLOCK), played[BLOCK : 2 * BLOCK])
-    assert reference.buffered == BLOCK
+    reference.push(played[:240])
+    assert np.array_equal(reference.take(BLOCK), played[2 * BLOCK : 3 * BLOCK])
+    assert reference.buffered == 240
 
 
 def test_the_reference_stays_bounded_and_keeps_the_newest() -> None:
