@@ -1,0 +1,98 @@
+"""tcall's audio on one aiortc audio transceiver: what it sends is encoded by tcall's SpeechEncoder
+(mono Opus at a set bitrate, with in-band FEC following the loss the peer reports), and what it
+receives goes through tcall's OpusReceiver (adaptive jitter buffer, FEC and concealment, a playout
+thread) instead of aiortc's fixed buffer and decoder.
+
+A Session (a call to a contact) and the echo peer (the far end of `tcall call echo`) both use it,
+so the echo test hears what a call would. The hooks into aiortc are in engine/compat/aiortc.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpTransceiver
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+from av import AudioFrame
+
+from tcall.engine import compat
+from tcall.engine.media.opus_receiver import OpusReceiver
+from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
+
+LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
+Play = Callable[[AudioFrame], None]
+
+
+class SpeechPath:
+    """Install on an audio transceiver before media flows (`install`), follow the peer's loss
+    reports once connected (`follow_loss`), `stop` at the end. `play` gets each decoded 48 kHz mono
+    frame on the receiver's playout thread, so it must be thread-safe."""
+
+    def __init__(self, play: Play, bitrate_kbps: int = DEFAULT_BITRATE_KBPS) -> None:
+        self.bitrate_kbps = bitrate_kbps
+        self.encoder: SpeechEncoder | None = None  # once the sender starts with Opus
+        self.receiver: OpusReceiver | None = None
+        self._play = play
+        self._senders: list[RTCRtpSender] = []
+        self._loss_task: asyncio.Task[None] | None = None
+
+    @property
+    def installed(self) -> bool:
+        return self.receiver is not None
+
+    def install(self, transceiver: RTCRtpTransceiver) -> None:
+        compat.aiortc.encode_with(transceiver.sender, self._encoder_for)
+        self.receiver = OpusReceiver(self._play)
+        compat.aiortc.tap_opus(transceiver.receiver, self._on_opus)
+        self._senders.append(transceiver.sender)
+
+    def _encoder_for(self, codec: RTCRtpCodecParameters) -> SpeechEncoder | None:
+        """tcall's Opus encoder for an Opus sender (aiortc's own for any other codec)."""
+        if codec.mimeType.lower() != compat.aiortc.OPUS:
+            return None
+        self.encoder = SpeechEncoder(self.bitrate_kbps)
+        return self.encoder
+
+    def _on_opus(self, packet: RtpPacket) -> None:
+        if self.receiver is not None:
+            level = compat.aiortc.audio_level(packet)
+            self.receiver.receive(packet.sequence_number, packet.timestamp, packet.payload, level)
+
+    def follow_loss(self) -> None:
+        """Start telling the encoder the loss the peer reports (call once connected; again is a
+        no-op)."""
+        if self._loss_task is None:
+            self._loss_task = asyncio.ensure_future(self._report_loss())
+
+    async def _report_loss(self) -> None:
+        """Tell the Opus encoder the loss our peer reports (RTCP receiver reports), so that it adds
+        in-band FEC while packets are being lost and none on a clean link."""
+        while True:
+            await asyncio.sleep(LOSS_REPORT_INTERVAL)
+            if self.encoder is None:
+                continue
+            for sender in self._senders:
+                report = await sender.getStats()
+                for item in report.values():
+                    if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
+                        self.encoder.report_loss(item.fractionLost / 256)
+
+    def figures(self) -> dict[str, Any]:
+        """Received audio (cumulative counts since the call started; see OpusReceiver.figures) and
+        the loss the Opus we send is protected for; empty before `install`."""
+        if self.receiver is None:
+            return {}
+        sending = self.encoder
+        return self.receiver.figures() | {
+            "audio_expected_loss_pct": sending.expected_loss_percent if sending else None
+        }
+
+    def stop(self) -> None:
+        if self._loss_task is not None:
+            self._loss_task.cancel()
+        if self.receiver is not None:
+            self.receiver.stop()
