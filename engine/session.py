@@ -13,8 +13,6 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
 from tcall.engine import compat
@@ -24,11 +22,11 @@ from tcall.engine.media.audio import AudioSource
 from tcall.engine.media.opus_receiver import OpusReceiver
 from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
 from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
+from tcall.engine.media.speech_path import SpeechPath
 from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
 from tcall.engine.media.video import VideoSource
 
 CODECS = ("vp8", "h264")
-LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
 StateListener = Callable[[str], None]
 
 
@@ -69,10 +67,7 @@ class Session:
         self._receive_video = receive_video
         self._receive_audio = receive_audio
         self._low_latency = low_latency
-        self.audio_bitrate = audio_bitrate  # kbps of the Opus we send
-        self.speech_encoder: SpeechEncoder | None = None
-        self.opus_receiver: OpusReceiver | None = None
-        self._loss_task: asyncio.Task[None] | None = None
+        self.speech = SpeechPath(self._play, audio_bitrate)
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
@@ -120,45 +115,28 @@ class Session:
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "video" and self._low_latency:
                 compat.aiortc.release_on_marker(transceiver.receiver)
-            elif transceiver.kind == "audio" and self.opus_receiver is None:
-                compat.aiortc.encode_with(transceiver.sender, self._speech_encoder)
-                self.opus_receiver = OpusReceiver(self._play)
-                compat.aiortc.tap_opus(transceiver.receiver, self._on_opus)
+            elif transceiver.kind == "audio" and not self.speech.installed:
+                self.speech.install(transceiver)
 
     # --- audio -----------------------------------------------------------------------------
 
-    def _speech_encoder(self, codec: RTCRtpCodecParameters) -> SpeechEncoder | None:
-        """tcall's Opus encoder for an Opus sender (aiortc's own for any other codec)."""
-        if codec.mimeType.lower() != compat.aiortc.OPUS:
-            return None
-        self.speech_encoder = SpeechEncoder(self.audio_bitrate)
-        return self.speech_encoder
+    @property
+    def audio_bitrate(self) -> int:
+        """kbps of the Opus we send."""
+        return self.speech.bitrate_kbps
 
-    def _on_opus(self, packet: RtpPacket) -> None:
-        if self.opus_receiver is not None:
-            level = compat.aiortc.audio_level(packet)
-            self.opus_receiver.receive(
-                packet.sequence_number, packet.timestamp, packet.payload, level
-            )
+    @property
+    def speech_encoder(self) -> SpeechEncoder | None:
+        return self.speech.encoder
+
+    @property
+    def opus_receiver(self) -> OpusReceiver | None:
+        return self.speech.receiver
 
     def _play(self, frame: AudioFrame) -> None:
         """Decoded audio, on the receiver's playout thread (the sinks' play() is thread-safe)."""
         if self.audio_sink is not None:
             self.audio_sink.play(frame)
-
-    async def _report_loss(self) -> None:
-        """Tell the Opus encoder the loss our peer reports (RTCP receiver reports), so that it adds
-        in-band FEC while packets are being lost and none on a clean link."""
-        senders = [t.sender for t in self.pc.getTransceivers() if t.kind == "audio"]
-        while True:
-            await asyncio.sleep(LOSS_REPORT_INTERVAL)
-            if self.speech_encoder is None:
-                continue
-            for sender in senders:
-                report = await sender.getStats()
-                for item in report.values():
-                    if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
-                        self.speech_encoder.report_loss(item.fractionLost / 256)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -167,8 +145,7 @@ class Session:
         self.on_state(state)
         if state == "connected":
             self._connected.set()
-            if self._loss_task is None:
-                self._loss_task = asyncio.ensure_future(self._report_loss())
+            self.speech.follow_loss()
         elif state in ("failed", "closed"):
             self._failed.set()
 
@@ -247,14 +224,9 @@ class Session:
         }
 
     def audio_figures(self) -> dict[str, Any]:
-        """Received audio (cumulative counts since the call started; see OpusReceiver.figures) and
-        the loss the Opus we send is protected for; empty without an audio receive path."""
-        if self.opus_receiver is None:
-            return {}
-        sending = self.speech_encoder
-        return self.opus_receiver.figures() | {
-            "audio_expected_loss_pct": sending.expected_loss_percent if sending else None
-        }
+        """Received audio and the FEC of sent audio (SpeechPath.figures); empty without an audio
+        receive path."""
+        return self.speech.figures()
 
     def selected_route(self) -> str | None:
         """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay".
@@ -264,10 +236,7 @@ class Session:
         return compat.aiortc.nominated_route(self.pc)
 
     async def close(self) -> None:
-        if self._loss_task is not None:
-            self._loss_task.cancel()
-        if self.opus_receiver is not None:
-            self.opus_receiver.stop()
+        self.speech.stop()
         await self.video_sink.stop()
         if self.audio_sink is not None:
             await self.audio_sink.stop()
