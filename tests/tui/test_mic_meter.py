@@ -4,8 +4,10 @@ screen switches each audio stage."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Select
 
 from tcall.engine.api import MicLevel, MicReading, VideoHandle
@@ -101,9 +103,14 @@ async def test_each_audio_stage_switches_from_the_settings_screen(tcall_home: Pa
         for key in ("echo_cancellation", "noise_suppression", "auto_gain"):
             select = app.screen.query_one(f"#set-{key}", Select)
             assert select.value == "on"
-            select.value = "off"
-            await pilot.pause(0.1)
-            assert getattr(Settings.load(), key) is False
-            select.value = "on"
-            await pilot.pause(0.1)
-            assert getattr(Settings.load(), key) is True
+            for value in (False, True):
+                select.value = "on" if value else "off"
+                await saved(pilot, key, value)
+
+
+async def saved(pilot: Pilot[None], key: str, value: bool, timeout: float = 10.0) -> None:
+    """Wait until the engine has saved `key` (saving goes through the engine's thread)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while getattr(Settings.load(), key) is not value:
+        assert asyncio.get_running_loop().time() < deadline, f"{key} was not saved"
+        await pilot.pause(0.05)
