@@ -151,12 +151,7 @@ async def measure(path: str, seconds: float, jitter_ms: float, seed: int) -> dic
     await asyncio.sleep(BLOCK / SAMPLE_RATE)
     # Taken before the stream's end, which the sink rightly conceals as one more stall.
     if isinstance(speaker, SpeakerSink):
-        figures: dict[str, Any] = speaker.playout.snapshot()
-        figures |= {
-            "device_underruns": speaker.device_underruns,
-            "output_latency": sound.OUTPUT_LATENCIES[speaker.latency_step],
-            "os": sound.scheduling(),
-        }
+        figures: dict[str, Any] = speaker.figures() | {"os": sound.scheduling()}
     else:
         assert isinstance(speaker, LegacySpeaker)
         figures = {"stalls": speaker.underruns}

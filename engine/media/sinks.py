@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -243,11 +244,16 @@ class SpeakerSink(AudioSink):
         """Stalls: times playback found nothing buffered (each one concealed)."""
         return self.playout.stalls
 
-    @property
-    def buffered_ms(self) -> float:
-        return self.playout.buffered * 1000 / SAMPLE_RATE
+    def figures(self) -> dict[str, Any]:
+        """The playout buffer's figures (playout.Playout.snapshot) and the device's, for stats."""
+        return self.playout.snapshot() | {
+            "device_underruns": self.device_underruns,
+            "device_latency": sound.OUTPUT_LATENCIES[self.latency_step],
+        }
 
     def play(self, frame: AudioFrame) -> None:
+        """Queue a decoded frame; from any one thread at a time (the event loop, or the
+        receiver's own playout thread)."""
         if frame.sample_rate != SAMPLE_RATE or self._watch.lost:
             return  # aiortc's Opus decoder always yields 48 kHz; anything else is not ours to guess
         samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
@@ -267,6 +273,11 @@ class SpeakerSink(AudioSink):
         if self.latency_step + 1 >= len(sound.OUTPUT_LATENCIES):
             self._judge_from = now + self.STEP_SECONDS  # at the top: nothing more to try
             return
+        # Opening takes ~20 ms: not on the caller's thread (the receiver's playout thread).
+        self._judge_from = now + 3600.0  # judged again once the new stream runs
+        threading.Thread(target=self._step_up, name="speaker latency step", daemon=True).start()
+
+    def _step_up(self) -> None:
         self.latency_step += 1
         old = self._stream
         try:
@@ -274,6 +285,7 @@ class SpeakerSink(AudioSink):
         except DeviceError:
             self.latency_step -= 1
             self._generation -= 1  # the old stream goes on
+            self._judge_from = time.monotonic() + self.STEP_SECONDS
             return
         close_quietly(old)
 

@@ -4,6 +4,7 @@ with no device: what comes out for steady frames, a stall, a burst, a concealer 
 from __future__ import annotations
 
 import fractions
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -222,3 +223,32 @@ def test_the_device_losing_its_stream_is_told_once_and_audio_is_discarded(
         "the speaker stopped (the audio system closed it): the call goes on without sound"
     ]
     assert sink.playout.buffered == 0
+
+
+def test_a_device_that_underflows_is_reopened_one_latency_step_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[Any] = []
+
+    def start_stream(*args: Any, **kwargs: Any) -> FakeStream:
+        opened.append(args[-1])  # the latency asked for
+        return FakeStream()
+
+    monkeypatch.setattr(sinks, "start_stream", start_stream)
+    monkeypatch.setattr(sinks, "close_quietly", lambda stream: None)
+    sink = SpeakerSink()
+    sink._judge_from = time.monotonic() - 1  # past its first second
+    chunks = frames(voice(0.2))
+    underflow = SimpleNamespace(output_underflow=True)
+    for _ in range(SpeakerSink.UNDERFLOWS_TO_STEP - 1):
+        sink._callback(np.zeros((DEVICE, 1), np.int16), DEVICE, None, underflow)
+    sink.play(next(chunks))
+    assert len(opened) == 1  # two underflows are not enough
+    sink._callback(np.zeros((DEVICE, 1), np.int16), DEVICE, None, underflow)
+    sink.play(next(chunks))
+    for _ in range(100):
+        if len(opened) == 2:
+            break
+        time.sleep(0.01)
+    assert opened == [sinks.sound.OUTPUT_LATENCIES[0], sinks.sound.OUTPUT_LATENCIES[1]]
+    assert sink.latency_step == 1 and sink.figures()["device_latency"] == opened[1]
