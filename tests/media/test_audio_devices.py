@@ -88,5 +88,5 @@ def test_a_call_goes_on_when_the_audio_system_dies(tmp_path: Path) -> None:
     assert any(n.startswith("the speaker stopped") for n in notices), notices
     assert any(n.startswith("the microphone stopped") for n in notices), notices
     after = [e for e in printed[killed_at:] if e["event"] == "stats"]
-    assert len(after) >= 3 and all(s["fps_received"] > 10 for s in after[1:])
+    assert len(after) >= 3 and all(s["fps_received"] > 0 for s in after[1:])  # video goes on
     assert printed[-1]["event"] == "summary" and printed[-1]["outcome"] == "answered"
