@@ -10,6 +10,7 @@ only its command line, its settings, its `--json` events, and PulseAudio's PULSE
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.cli import TCALL
 from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link
 from tests.support.relays import ServeProcess
 from tests.support.studio import Studio, Tape, studio
@@ -75,10 +77,24 @@ class Stage:
         self.bob = User("bob", folder / "bob", self.relay.url, {**room.env("bob"), **env}, link.bob)
         self.alice.add(self.bob)
         self.bob.add(self.alice)
+        self._set: dict[tuple[str, str], str] = {}  # (user, key): the value set last
 
     def settings(self) -> set[str]:
-        """The setting keys this tcall knows."""
-        return set(self.alice.json("settings", "list", "--json"))
+        """The setting keys the tcall under test knows (its own process: with `tcall_env` it may
+        be another commit's tcall than the one this process imports)."""
+        return set(json.loads(self._settings(self.alice, "list", "--json")))
+
+    def _settings(self, user: User, *args: str) -> str:
+        """`tcall settings ARGS` as `user`, in a process of the tcall under test."""
+        result = subprocess.run(
+            [*user.prefix, TCALL, "settings", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=user.env,
+        )
+        assert result.returncode == 0, f"tcall settings {' '.join(args)}: {result.stderr}"
+        return result.stdout
 
     def tcall(
         self, scene: Scene, settings: dict[str, str] | None = None, loss: Loss | None = None
@@ -86,7 +102,9 @@ class Stage:
         """alice calls bob (`tcall call` and `tcall listen --auto-answer`), both with `settings`."""
         for user in (self.alice, self.bob):
             for key, value in (settings or {}).items():
-                user.set(key, value)
+                if self._set.get((user.name, key)) != value:
+                    self._settings(user, "set", key, value)
+                    self._set[user.name, key] = value
         listener = self.bob.listen("--auto-answer", "--once", *AUDIO_ONLY)
         caller = self.alice.start_call("bob", *AUDIO_ONLY, "--connect-timeout", "20")
         try:

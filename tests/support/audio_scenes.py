@@ -113,27 +113,35 @@ def _ratio_db(before: np.ndarray, after: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class StageLayout:
-    noise_s: float  # room noise alone: [0, noise_s)
-    quiet: np.ndarray  # alice, quietly, from quiet_at
+    sync: np.ndarray  # alice at the usual level first: what the delay is measured on
+    noise_at: float  # then room noise alone, from here
+    noise_s: float
+    quiet: np.ndarray  # then alice, quietly, from quiet_at
     quiet_at: float
-    far: np.ndarray  # bob alone from far_at
+    far: np.ndarray  # then bob alone from far_at
     far_at: float
 
 
 def stages_scene(folder: Path) -> tuple[Scene, StageLayout]:
-    """Room noise (-45 dBFS) alone for 2.5 s; alice at -45 dBFS; bob at -26 dBFS with the echo."""
+    """alice at -26 dBFS (the delay comes from it: the stages leave speech at that level
+    audible), room noise alone at -45 dBFS for 2.5 s, alice at -45 dBFS, then bob at -26 dBFS
+    while his voice leaks back into alice's microphone."""
     spoken = speech.utterances(folder, short=True)
     gap = np.zeros(samples(speech.GAP_S))
+    sync = speech.at_level(spoken[2], speech.SPEECH_DBFS)
     quiet = speech.at_level(np.concatenate([spoken[0], gap, spoken[1]]), -45.0)
-    far = speech.at_level(np.concatenate([spoken[-1], gap, spoken[2]]), speech.SPEECH_DBFS)
-    noise_s, quiet_at = 2.5, 2.8
+    far = speech.at_level(np.concatenate([spoken[-1], gap, spoken[0]]), speech.SPEECH_DBFS)
+    noise_at, noise_s = len(sync) / RATE + 0.5, 2.5
+    quiet_at = noise_at + noise_s + 0.3
     far_at = quiet_at + len(quiet) / RATE + 0.7
     alice = np.zeros(samples(far_at) + len(far))
     bob = np.zeros_like(alice)
-    alice[: samples(noise_s)] = speech.noise(noise_s) * 10 ** (-45 / 20)
+    alice[: len(sync)] = sync
+    noise_start = samples(noise_at)
+    alice[noise_start : noise_start + samples(noise_s)] = speech.noise(noise_s) * 10 ** (-45 / 20)
     alice[samples(quiet_at) : samples(quiet_at) + len(quiet)] = quiet
     bob[samples(far_at) :] = far
-    return Scene(alice, bob), StageLayout(noise_s, quiet, quiet_at, far, far_at)
+    return Scene(alice, bob), StageLayout(sync, noise_at, noise_s, quiet, quiet_at, far, far_at)
 
 
 @dataclass(frozen=True)
@@ -141,20 +149,25 @@ class StageFigures:
     noise_gain_db: float  # room noise at bob's ear over the noise at alice's mouth
     speech_gain_db: float  # alice's quiet speech at bob's ear over her mouth
     erle_db: float
+    delay_ms: float
 
 
 def stage_figures(take: Take, layout: StageLayout) -> StageFigures:
     mouth, ear = take.tape["alice_mouth"], take.tape["bob_ear"]
-    quiet_at = locate(layout.quiet, mouth)  # the quiet speech on the tape
-    start = quiet_at - samples(layout.quiet_at)
-    window = slice(quiet_at, quiet_at + len(layout.quiet) + samples(2))
-    delay = locate(layout.quiet, ear[window])
-    noise = slice(start + samples(0.5), start + samples(layout.noise_s))
+    # Scene sample 0 on the tape, found by all alice says (her microphone also hears bob's
+    # voice come back, louder than her quiet words once his end raised its gain).
+    start = locate(take.scene.alice[: samples(layout.far_at)], mouth)
+    delay = locate(layout.sync, ear[start : start + len(layout.sync) + samples(1.0)])
+
+    def at(seconds: float) -> int:
+        return start + samples(seconds)
+
+    quiet = slice(at(layout.quiet_at), at(layout.quiet_at) + len(layout.quiet))
     speech_gain = speech.active_level_db(
-        ear[quiet_at + delay : quiet_at + delay + len(layout.quiet)]
-    ) - speech.active_level_db(mouth[quiet_at : quiet_at + len(layout.quiet)])
+        ear[quiet.start + delay : quiet.stop + delay]
+    ) - speech.active_level_db(mouth[quiet])
+    noise = slice(at(layout.noise_at + 0.5), at(layout.noise_at + layout.noise_s))
     noise_gain = -_ratio_db(mouth[noise], ear[noise.start + delay : noise.stop + delay])
-    begin = start + samples(layout.far_at + CONVERGENCE_S)
-    end = start + samples(layout.far_at) + len(layout.far)
-    erle = _ratio_db(mouth[begin:end], ear[begin + delay : end + delay])
-    return StageFigures(noise_gain, speech_gain, erle)
+    far = slice(at(layout.far_at + CONVERGENCE_S), at(layout.far_at) + len(layout.far))
+    erle = _ratio_db(mouth[far], ear[far.start + delay : far.stop + delay])
+    return StageFigures(noise_gain, speech_gain, erle, delay * 1000 / RATE)
