@@ -80,6 +80,9 @@ def one_run(room: Stage, reference: Any, folder: Path, say: Callable[[str], None
             "cpu_percent": take.cpu_percent,
             "stats": audio_stats(take),
         }
+        if take.loss_counts:
+            counts = take.loss_counts
+            figures[name]["lost_pct"] = 100 * counts["lost"] / max(1, sum(counts.values()))
         say(f"{name}: {figures[name]}")
 
     for condition, loss in losses(room).items():
@@ -159,7 +162,11 @@ def table(runs: list[Figures]) -> str:
     row("PESQ-WB, 5% random loss", "5% random", "pesq", 3.8, True)
     row("STOI, 5% random loss", "5% random", "stoi", None, True, 3)
     row("PESQ-WB, 10% random loss", "10% random", "pesq", 3.3, True)
-    row("PESQ-WB, 10% loss in bursts (mean 3)", "10% bursts", "pesq", 3.0, True)
+    measured = values(runs, "tcall 10% bursts", "lost_pct") + values(
+        runs, "bare 10% bursts", "lost_pct"
+    )
+    lost_text = f"; {spread(measured, 1)}% lost" if measured else ""
+    row(f"PESQ-WB, 10% loss in bursts (mean 3{lost_text})", "10% bursts", "pesq", 3.0, True)
     row("mouth-to-ear one way, no loss (ms)", "no loss", "delay_ms", 80, False, 0)
     row("mouth-to-ear one way, two CPU hogs (ms)", "two hogs", "delay_ms", None, False, 0)
     row("mouth-to-ear one way, 5% random loss (ms)", "5% random", "delay_ms", None, False, 0)

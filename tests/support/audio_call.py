@@ -53,6 +53,7 @@ class Take:
     tape: Tape
     scene: Scene
     cpu_percent: float | None = None  # alice's process while the scene played, % of one core
+    loss_counts: dict[str, int] | None = None  # the burst loss line's {"passed", "lost"}
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def stats(self, who: str) -> dict[str, Any]:
@@ -151,16 +152,15 @@ class Stage:
         )
 
     def _perform(self, scene: Scene, loss: Loss | None, pid: int) -> Take:
-        with loss() if loss else contextlib.nullcontext(), self.room.recording() as tape:
+        with loss() if loss else contextlib.nullcontext() as lost, self.room.recording() as tape:
             time.sleep(LEAD_S)
             cpu, started = cpu_seconds(pid), time.monotonic()
             self.room.play(scene.alice, scene.bob)
             used = cpu_seconds(pid) - cpu
             elapsed = time.monotonic() - started
             time.sleep(TAIL_S)
-        return Take(
-            tape, scene, cpu_percent=100 * used / elapsed if cpu >= 0 and used >= 0 else None
-        )
+        cpu_percent = 100 * used / elapsed if cpu >= 0 and used >= 0 else None
+        return Take(tape, scene, cpu_percent, loss_counts=lost if isinstance(lost, dict) else None)
 
     def close(self) -> None:
         self.relay.stop()
