@@ -26,7 +26,7 @@ from typing import Any
 import nacl.signing
 
 from tcall.engine.address import format_address
-from tcall.engine.call import CallOptions
+from tcall.engine.call import CallOptions, audio_settings
 from tcall.engine.contacts import Contact, ContactBook, check_name
 from tcall.engine.core.call import (
     Accept,
@@ -661,7 +661,10 @@ class Phone:
             core.video_allowed = options.video != "none"
             # The echo peer is on this machine: host candidates only. Our side: as configured.
             channel: Channel = EchoChannel(
-                IceSettings(), options.low_latency, lambda m: live.feed(m)
+                IceSettings(),
+                options.low_latency,
+                lambda m: live.feed(m),
+                audio_bitrate=audio_settings(options)[1],  # the echo sends as we do
             )
             ice = self.ice_settings()
             via_relay = False
