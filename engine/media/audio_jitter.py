@@ -104,7 +104,7 @@ class AudioJitterBuffer:
     counters: Counters = field(default_factory=Counters)
 
     def __post_init__(self) -> None:
-        self._packets: dict[int, _Packet] = {}
+        self._held: dict[int, _Packet] = {}
         self._transits: deque[float] = deque(maxlen=HISTORY)
         self._fec_seen: deque[bool] = deque(maxlen=HISTORY)
         self._next_seq: int | None = None  # unwrapped: the next packet to play
@@ -141,7 +141,7 @@ class AudioJitterBuffer:
         if ext_seq < self._next_seq:
             self.counters.late += 1
             return "late"
-        if ext_seq in self._packets:
+        if ext_seq in self._held:
             self.counters.duplicates += 1
             return "duplicate"
         if ext_seq >= self._next_seq + CAPACITY:
@@ -158,7 +158,7 @@ class AudioJitterBuffer:
         return "buffered"
 
     def _start(self, seq: int, timestamp: int, arrival: float) -> None:
-        self._packets.clear()
+        self._held.clear()
         self._transits.clear()
         self._ahead = 0
         self._stalled_for = 0.0
@@ -180,7 +180,7 @@ class AudioJitterBuffer:
         assert self._next_seq is not None
         ext_seq = _unwrap(seq, self._next_seq, 16)
         ext_ts = _unwrap(timestamp, self._cursor_ts, 32)
-        self._packets[ext_seq] = _Packet(ext_seq, ext_ts, payload, samples, fec, quiet)
+        self._held[ext_seq] = _Packet(ext_seq, ext_ts, payload, samples, fec, quiet)
         self._transits.append(arrival - ext_ts / self.rate)
         self._fec_seen.append(fec)
         self._frame = samples
@@ -240,13 +240,13 @@ class AudioJitterBuffer:
         if self._next_seq is None:
             return []
         self._last_forced += 1
-        packet = self._packets.get(self._next_seq)
+        packet = self._held.get(self._next_seq)
         if packet is None:
             return self._missing()
         self._stalled_for = 0.0
         self._waited = 0
         excess = self._offset - self.target()
-        follower = self._packets.get(self._next_seq + 1)
+        follower = self._held.get(self._next_seq + 1)
         frame_s = packet.samples / self.rate
         if follower is not None and excess >= frame_s + SHRINK_HYSTERESIS:
             forced = excess >= FORCE_SHRINK and self._last_forced >= FORCE_EVERY
@@ -271,7 +271,7 @@ class AudioJitterBuffer:
         return Playout(Step.PLAY, packet.samples, packet.payload, audible=False)
 
     def _consume(self, packet: _Packet) -> None:
-        del self._packets[packet.seq]
+        del self._held[packet.seq]
         self._next_seq = packet.seq + 1
         self._cursor_ts = packet.ts + packet.samples
 
@@ -284,11 +284,11 @@ class AudioJitterBuffer:
 
     def _missing(self) -> list[Playout]:
         assert self._next_seq is not None
-        later = [seq for seq in self._packets if seq > self._next_seq]
+        later = [seq for seq in self._held if seq > self._next_seq]
         if not later:
             return self._underrun()
         self._stalled_for = 0.0
-        nearest = self._packets[min(later)]
+        nearest = self._held[min(later)]
         self._count_waited_as_lost(nearest)
         if nearest.seq == self._next_seq:
             self._waited = 0
@@ -342,4 +342,4 @@ class AudioJitterBuffer:
         return [self._conceal(samples, advance=False)]
 
     def __len__(self) -> int:
-        return len(self._packets)
+        return len(self._held)
