@@ -1,14 +1,15 @@
 """The echo test's audio takes the path a call to a contact takes (issue #15): the echo peer's
 receiver is tcall's (adaptive jitter buffer, FEC, concealment) and what it plays goes back through
-tcall's Opus encoder at the caller's audio_bitrate; so the caller's buffer stays shallow and the
-audio comes back whole.
+tcall's Opus encoder at the caller's audio_bitrate, and the audio comes back whole.
 
-With aiortc's audio path at the echo end, its fixed buffer releases packets 4 at a time and the
-caller's buffer measures that bunching as jitter (100-190 ms deep on an idle loopback).
+How deep the caller's buffer sits is a figure of the machine's load (a stall deepens both buffers
+for the 5 s their jitter estimate remembers it), so it is measured with `tcall call echo --json`
+(audio_jitter_buffer_ms), not asserted here.
 """
 
 from __future__ import annotations
 
+import statistics
 import wave
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ BITRATE = 24  # kbps: not the default, so the echo is seen to send at the caller
 # Concealed audio at most (a stall of this shared machine is concealed too: 0.4-5% seen; a
 # reflection that dropped every other frame: 50%).
 CONTINUOUS_PCT = 10
-SHALLOW_MS = 60  # the caller's buffer depth: loopback has next to no jitter of its own
+# kbps on the wire at most, audio only: 24 kbps of Opus, and RTP/SRTP/UDP/IP headers (about 20
+# kbps at 50 packets a second) and RTCP.
+WIRE_KBPS = 70
 
 
 def talking(folder: Path) -> str:
@@ -81,15 +84,12 @@ async def test_an_echo_call_returns_its_audio_through_tcalls_receiver_and_sender
     assert echo.speech.encoder is not None
     assert echo.speech.encoder.opus.settings.bitrate_kbps == BITRATE
 
-    # The caller's side: the audio came back whole, into a shallow buffer. A stall of this shared
-    # machine deepens both buffers for the 5 s their jitter estimate remembers it, so the test asks
-    # that the caller's buffer be shallow at least once the call settled; with aiortc's audio path
-    # at the echo end its bunching keeps the caller's buffer deeper throughout (72-115 ms here).
-    stats = [e.audio for e in events if isinstance(e, Stats) and e.audio]
+    # The caller's side: what came back is tcall's mono Opus at the caller's bitrate (aiortc's
+    # encoder would send 96 kbps stereo: about 108 kbps on the wire), and it came back whole.
+    stats = [e for e in events if isinstance(e, Stats) and e.audio]
     assert len(stats) >= 5
-    last = stats[-1]
+    assert statistics.median(s.kbps_received for s in stats[1:]) < WIRE_KBPS
+    last = stats[-1].audio
     assert last["audio_packets_received"] > 100
     assert last["audio_packets_lost"] == 0
-    settled = [s["audio_jitter_buffer_ms"] for s in stats[2:]]  # after the first packets' start
-    assert min(settled) < SHALLOW_MS, settled
     assert last["audio_concealed_pct"] < CONTINUOUS_PCT, last
