@@ -85,14 +85,19 @@ def one_run(room: Stage, reference: Any, folder: Path, say: Callable[[str], None
             figures[name]["lost_pct"] = 100 * counts["lost"] / max(1, sum(counts.values()))
         say(f"{name}: {figures[name]}")
 
+    # "tcall-off": echo cancellation, noise suppression and gain off, to tell what the network
+    # path does from what the microphone's processing does.
+    off = {key: "off" for key in on}
     for condition, loss in losses(room).items():
         leg(f"tcall {condition}", room.tcall(one_leg, on, loss))
+        if off:
+            leg(f"tcall-off {condition}", room.tcall(one_leg, off, loss))
         leg(f"bare {condition}", room.bare(one_leg, loss))
     with cpu_hogs(2):
         leg("tcall two hogs", room.tcall(one_leg, on))
+        if off:
+            leg("tcall-off two hogs", room.tcall(one_leg, off))
         leg("bare two hogs", room.bare(one_leg))
-    if on:
-        leg("tcall processing off", room.tcall(one_leg, {k: "off" for k in on}))
 
     scene, layout = audio_scenes.echo_scene(folder)
     with room.room.echo():
@@ -141,18 +146,23 @@ def verdict(numbers: list[float], goal: float, at_least: bool) -> str:
 
 def table(runs: list[Figures]) -> str:
     known = set(runs[0]["settings"]) if runs else set()
-    rows = ["| figure | tcall | bare aiortc | goal | tcall |", "|---|---|---|---|---|"]
+    rows = [
+        "| figure | tcall | tcall, processing off | bare aiortc | goal | tcall |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def row(
         label: str, condition: str, figure: str, goal: float | None, at_least: bool, digits: int = 2
     ) -> None:
         ours = values(runs, f"tcall {condition}", figure)
         bare = values(runs, f"bare {condition}", figure)
+        off = values(runs, f"tcall-off {condition}", figure)
         sign = ">=" if at_least else "<="
         goal_text = f"{sign} {goal:g}" if goal is not None else ""
         met = verdict(ours, goal, at_least) if goal is not None else ""
         rows.append(
-            f"| {label} | {spread(ours, digits)} | {spread(bare, digits) if bare else ''} "
+            f"| {label} | {spread(ours, digits)} | {spread(off, digits) if off else ''} "
+            f"| {spread(bare, digits) if bare else ''} "
             f"| {goal_text} | {met} |"
         )
 
@@ -180,7 +190,7 @@ def table(runs: list[Figures]) -> str:
     aec = "echo_cancellation" in known
     note = "" if aec else f" ({missing}: echo_cancellation)"
     rows.append(
-        f"| echo removed after 2 s (ERLE, dB){note} | {spread(erle, 1)} | | >= 25 | {verdict(erle, 25, True)} |"
+        f"| echo removed after 2 s (ERLE, dB){note} | {spread(erle, 1)} | | | >= 25 | {verdict(erle, 25, True)} |"
     )
     rows.append(
         f"| near talker's PESQ lost in double talk{note} | {spread(lost)} "
@@ -201,33 +211,32 @@ def table(runs: list[Figures]) -> str:
             f"| noise suppression: PESQ gain at 5 dB SNR | {spread(gain)} (on {spread(on)}, off {spread(off)}) | | >= +0.5 | {verdict(gain, 0.5, True)} |"
         )
         rows.append(
-            f"| noise suppression: added delay (ms) | {spread(added, 0)} | | <= 10 | {verdict(added, 10, False)} |"
+            f"| noise suppression: added delay (ms) | {spread(added, 0)} | | | <= 10 | {verdict(added, 10, False)} |"
         )
     else:
         rows.append(
             f"| noise suppression: PESQ gain at 5 dB SNR | {missing} (PESQ of the noisy call {spread(on)}) | | >= +0.5 | n/a |"
         )
-        rows.append(f"| noise suppression: added delay (ms) | {missing} | | <= 10 | n/a |")
+        rows.append(f"| noise suppression: added delay (ms) | {missing} | | | <= 10 | n/a |")
     if known & set(PROCESSING):
         cpu = [
             a - b
             for a, b in zip(
                 values(runs, "tcall no loss", "cpu_percent"),
-                values(runs, "tcall processing off", "cpu_percent"),
+                values(runs, "tcall-off no loss", "cpu_percent"),
                 strict=False,
             )
         ]
         rows.append(
-            f"| CPU of the audio processing (% of a core: caller, on minus off) | {spread(cpu, 1)} | | <= 3 | {verdict(cpu, 3, False)} |"
+            f"| CPU of the audio processing (% of a core: caller, on minus off) | {spread(cpu, 1)} | | | <= 3 | {verdict(cpu, 3, False)} |"
         )
     else:
-        rows.append(f"| CPU of the audio processing (% of a core) | {missing} | | <= 3 | n/a |")
-    cpu_ours, cpu_bare = (
-        values(runs, "tcall no loss", "cpu_percent"),
-        values(runs, "bare no loss", "cpu_percent"),
+        rows.append(f"| CPU of the audio processing (% of a core) | {missing} | | | <= 3 | n/a |")
+    cpu_ours, cpu_off, cpu_bare = (
+        values(runs, f"{who} no loss", "cpu_percent") for who in ("tcall", "tcall-off", "bare")
     )
     rows.append(
-        f"| caller's whole process while talking (% of a core) | {spread(cpu_ours, 1)} | {spread(cpu_bare, 1)} | | |"
+        f"| caller's whole process while talking (% of a core) | {spread(cpu_ours, 1)} | {spread(cpu_off, 1)} | {spread(cpu_bare, 1)} | | |"
     )
     return "\n".join(rows)
 
