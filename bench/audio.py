@@ -100,14 +100,19 @@ def one_run(room: Stage, reference: Any, folder: Path, say: Callable[[str], None
         leg("bare two hogs", room.bare(one_leg))
 
     scene, layout = audio_scenes.echo_scene(folder)
-    with room.room.echo():
-        echo = audio_scenes.echo_figures(room.tcall(scene, on), layout)
-    figures["tcall echo"] = {
-        "erle_db": echo.erle_db,
-        "near_alone_pesq": echo.near_alone.pesq,
-        "near_double_talk_pesq": echo.near_double_talk.pesq,
-    }
-    say(f"tcall echo: {figures['tcall echo']}")
+    # With auto_gain off too: what the echo canceller removed before a gain stage raised it again.
+    echo_settings = {"tcall echo": on}
+    if "auto_gain" in on:
+        echo_settings["tcall echo gain off"] = {**on, "auto_gain": "off"}
+    for name, settings in echo_settings.items():
+        with room.room.echo():
+            echo = audio_scenes.echo_figures(room.tcall(scene, settings), layout)
+        figures[name] = {
+            "erle_db": echo.erle_db,
+            "near_alone_pesq": echo.near_alone.pesq,
+            "near_double_talk_pesq": echo.near_double_talk.pesq,
+        }
+        say(f"{name}: {figures[name]}")
 
     noisy = audio_scenes.noisy_scene(reference, snr_db=5.0)
     for state in ("on", "off"):
@@ -192,9 +197,14 @@ def table(runs: list[Figures]) -> str:
     rows.append(
         f"| echo removed after 2 s (ERLE, dB){note} | {spread(erle, 1)} | | | >= 25 | {verdict(erle, 25, True)} |"
     )
+    erle_gain_off = values(runs, "tcall echo gain off", "erle_db")
+    if erle_gain_off:
+        rows.append(
+            f"| echo removed after 2 s, auto_gain off (dB) | {spread(erle_gain_off, 1)} | | | | |"
+        )
     rows.append(
         f"| near talker's PESQ lost in double talk{note} | {spread(lost)} "
-        f"(alone {spread(alone)}, double talk {spread(double)}) | | <= 0.3 | {verdict(lost, 0.3, False)} |"
+        f"(alone {spread(alone)}, double talk {spread(double)}) | | | <= 0.3 | {verdict(lost, 0.3, False)} |"
     )
     on, off = values(runs, "tcall noise ns on", "pesq"), values(runs, "tcall noise ns off", "pesq")
     if "noise_suppression" in known:
@@ -208,14 +218,14 @@ def table(runs: list[Figures]) -> str:
             )
         ]
         rows.append(
-            f"| noise suppression: PESQ gain at 5 dB SNR | {spread(gain)} (on {spread(on)}, off {spread(off)}) | | >= +0.5 | {verdict(gain, 0.5, True)} |"
+            f"| noise suppression: PESQ gain at 5 dB SNR | {spread(gain)} (on {spread(on)}, off {spread(off)}) | | | >= +0.5 | {verdict(gain, 0.5, True)} |"
         )
         rows.append(
             f"| noise suppression: added delay (ms) | {spread(added, 0)} | | | <= 10 | {verdict(added, 10, False)} |"
         )
     else:
         rows.append(
-            f"| noise suppression: PESQ gain at 5 dB SNR | {missing} (PESQ of the noisy call {spread(on)}) | | >= +0.5 | n/a |"
+            f"| noise suppression: PESQ gain at 5 dB SNR | {missing} (PESQ of the noisy call {spread(on)}) | | | >= +0.5 | n/a |"
         )
         rows.append(f"| noise suppression: added delay (ms) | {missing} | | | <= 10 | n/a |")
     if known & set(PROCESSING):
