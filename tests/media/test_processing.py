@@ -4,6 +4,7 @@ the far-end reference crosses threads in order and bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import numpy as np
@@ -19,8 +20,18 @@ from tcall.engine.media.processing import (
     ProcessedAudioSource,
 )
 from tcall.engine.media.sinks import AudioSink
-from tcall.engine.media.sound import BLOCK
-from tests.support.echo_scene import RATE, echo_scene, erle_db, level_db, noisy_speech
+from tcall.engine.media.sound import BLOCK, DEVICE_BLOCK
+from tests.support.echo_scene import (
+    NEAR_PROMPTS,
+    RATE,
+    echo_scene,
+    erle_db,
+    level_db,
+    noisy_speech,
+    speech,
+    to_int16,
+)
+from tests.support.speech import at_level, locate, quality
 
 AEC_ONLY = AudioProcessing(echo_cancellation=True, noise_suppression=False, auto_gain=False)
 NS_ONLY = AudioProcessing(echo_cancellation=False, noise_suppression=True, auto_gain=False)
@@ -206,3 +217,45 @@ async def test_only_a_microphone_is_processed_unless_asked() -> None:
     assert process_audio(tone, sink, AudioProcessing(), None).processor is None
     assert process_audio(tone, sink, AudioProcessing(), None, generated_too=True).processor
     assert process_audio(FakeMic([]), sink, ALL_OFF, None).processor is None
+
+
+class _Beat:
+    """A StreamWatch stand-in for a MicSource without a device: never lost."""
+
+    lost = False
+
+    def beat(self) -> None:
+        pass
+
+
+async def _through_a_microphone(talk: np.ndarray, processing: AudioProcessing) -> np.ndarray:
+    """`talk` (int16) handed over as a MicSource's PortAudio callbacks do, in 5 ms device blocks,
+    then through process_audio's source, 20 ms at a time: the path of a real call's microphone."""
+    mic = MicSource.__new__(MicSource)  # the real class, without opening a device
+    mic.name = "mic test"
+    mic._loop = asyncio.get_running_loop()
+    mic._queue = asyncio.Queue(maxsize=10)
+    mic._block = np.zeros(BLOCK, dtype=np.int16)
+    mic._filled = 0
+    mic._watch = _Beat()  # type: ignore[assignment]
+    source = process_audio(mic, AudioSink(), processing, MicLevel())
+    out = []
+    for start in range(0, len(talk) - BLOCK + 1, BLOCK):
+        for part in range(start, start + BLOCK, DEVICE_BLOCK):
+            mic._callback(talk[part : part + DEVICE_BLOCK, None], DEVICE_BLOCK, None, None)
+        out.append(await source.next_block())
+    return np.concatenate(out)
+
+
+async def test_the_whole_chain_is_nearly_transparent_on_clean_speech() -> None:
+    """Speech at the usual -26 dBFS, nobody at the far end, no noise, digital silence between
+    words: the default processing must leave it nearly as it was. Fed the suppressor's speech
+    probability, AGC2 drove it into its limiter, and the suppressor, learning no noise floor from
+    digital silence, ate the speech: PESQ-WB 3.1 here (4.2 now; 4.64 with every stage off)."""
+    clean = at_level(speech(NEAR_PROMPTS[:3], seconds=9.0), -26.0)
+    talk = to_int16(np.concatenate([np.zeros(RATE // 2), clean, np.zeros(RATE // 2)]))
+    out = await _through_a_microphone(talk, AudioProcessing())
+    delay = locate(clean, out[: len(clean) + RATE // 2] / 32768)
+    heard = out[delay : delay + len(clean)] / 32768
+    mos, _ = quality(clean, np.pad(heard, (0, len(clean) - len(heard))))
+    assert mos is not None and mos >= 4.0
