@@ -21,6 +21,7 @@ from tests.support.audio_call import Scene, Take
 from tests.support.speech import RATE, Score, locate
 
 CONVERGENCE_S = 2.0
+NOISE_S, NOISE_LEARNING_S = 4.0, 2.0  # room noise alone, and how much of it is not measured
 BLOCK = 960  # 20 ms
 
 
@@ -124,14 +125,14 @@ class StageLayout:
 
 def stages_scene(folder: Path) -> tuple[Scene, StageLayout]:
     """alice at -26 dBFS (the delay comes from it: the stages leave speech at that level
-    audible), room noise alone at -45 dBFS for 2.5 s, alice at -45 dBFS, then bob at -26 dBFS
+    audible), room noise alone at -45 dBFS for NOISE_S, alice at -45 dBFS, then bob at -26 dBFS
     while his voice leaks back into alice's microphone."""
     spoken = speech.utterances(folder, short=True)
     gap = np.zeros(samples(speech.GAP_S))
     sync = speech.at_level(spoken[2], speech.SPEECH_DBFS)
     quiet = speech.at_level(np.concatenate([spoken[0], gap, spoken[1]]), -45.0)
     far = speech.at_level(np.concatenate([spoken[-1], gap, spoken[0]]), speech.SPEECH_DBFS)
-    noise_at, noise_s = len(sync) / RATE + 0.5, 2.5
+    noise_at, noise_s = len(sync) / RATE + 0.5, NOISE_S
     quiet_at = noise_at + noise_s + 0.3
     far_at = quiet_at + len(quiet) / RATE + 0.7
     alice = np.zeros(samples(far_at) + len(far))
@@ -166,7 +167,8 @@ def stage_figures(take: Take, layout: StageLayout) -> StageFigures:
     speech_gain = speech.active_level_db(
         ear[quiet.start + delay : quiet.stop + delay]
     ) - speech.active_level_db(mouth[quiet])
-    noise = slice(at(layout.noise_at + 0.5), at(layout.noise_at + layout.noise_s))
+    # The noise's last seconds: a suppressor first learns what the noise is.
+    noise = slice(at(layout.noise_at + NOISE_LEARNING_S), at(layout.noise_at + layout.noise_s))
     noise_gain = -_ratio_db(mouth[noise], ear[noise.start + delay : noise.stop + delay])
     far = slice(at(layout.far_at + CONVERGENCE_S), at(layout.far_at) + len(layout.far))
     erle = _ratio_db(mouth[far], ear[far.start + delay : far.stop + delay])
