@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve
+from scipy.signal import fftconvolve, resample_poly
 
 from tests.support.speech import PROMPTS, RATE, noise, read_wav
 
@@ -100,3 +100,28 @@ def erle_db(mic: np.ndarray, out: np.ndarray, start_s: float) -> float:
     microphone signal (meaningful where the microphone hears only echo)."""
     start = int(start_s * RATE)
     return level_db(mic[start:]) - level_db(out[start:])
+
+
+@dataclass
+class DriftingEcho:
+    """An echo scene where the speaker and the microphone run on their own clocks, int16 at 48 kHz."""
+
+    far: np.ndarray  # what the speaker plays, sample by sample on the speaker's clock
+    mic: np.ndarray  # what the microphone hears (the echo alone), on the microphone's clock
+    speaker_rate: float  # the speaker's samples per second of the microphone's clock
+
+
+def drifting_echo_scene(
+    seconds: float = 22.0, ppm: float = -450.0, delay_ms: float = 80.0, echo_db: float = -6.0
+) -> DriftingEcho:
+    """The far talker speaks all along, played by a speaker whose clock runs `ppm` off the
+    microphone's (-450: 47 978.4 samples played per 48 000 captured, as measured in a real call):
+    the microphone hears the far voice stretched in time, its lag behind the reference growing
+    by `ppm` (0.45 ms per second at 450 ppm). `far` runs a second longer than `mic`."""
+    far = speech(FAR_PROMPTS, seconds + 1.0) * 0.5
+    # The microphone's sample n hears the speaker's sample n * (1 + ppm 1e-6): resample onto
+    # the microphone's clock (band-limited, so the echo path itself adds no distortion).
+    parts_per_million = 1_000_000
+    on_mic_clock = resample_poly(far, parts_per_million, parts_per_million + round(ppm))
+    echo = room_echo(on_mic_clock, delay_ms, echo_db)[: int(seconds * RATE)]
+    return DriftingEcho(to_int16(far), to_int16(echo), RATE * (1 + ppm * 1e-6))
