@@ -6,7 +6,7 @@ It takes the place of aiortc's audio receive path, whose fixed buffer (16 packet
 Packets come in from the event loop (`receive`, through engine/compat/aiortc.py `tap_opus`); the
 playout thread wakes at each tick the buffer schedules, so playout keeps its pace when the event
 loop is busy, and a tick that finds no packet is rebuilt from FEC or concealed, never silent.
-The thread asks for real-time scheduling where the OS allows it (as the device threads do).
+The thread asks for a better nice value where the OS allows it (as the device threads do).
 """
 
 from __future__ import annotations
@@ -153,13 +153,9 @@ class OpusReceiver:
 
 
 def _raise_priority() -> str:
-    """Real-time scheduling for the calling thread where allowed, else a better nice value; says
-    which it got. (On Linux, pid 0 in these calls is the calling thread alone.)"""
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(3))
-        return "SCHED_FIFO 3"
-    except (AttributeError, OSError):
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
-            return "nice -10"
+    """A better nice value for the calling thread where allowed; says which it got. Not
+    real-time scheduling: see engine/media/sound.py raise_priority."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        return "nice -10"
     return "normal"

@@ -121,19 +121,15 @@ def start_stream(
 
 
 def raise_priority(kind: str) -> None:
-    """Ask for real-time scheduling of the calling thread (a device callback's), so playout keeps
-    its pace when other processes load the CPU; where the OS refuses (no CAP_SYS_NICE, no rtprio
-    limit), ask for a higher nice value instead, and else run as it is. On Linux the calls below
-    with pid 0 act on the calling thread only, never on the event loop or the UI."""
+    """Ask for a better nice value for the calling thread (a device callback's), so playout keeps
+    its pace when other processes load the CPU; where the OS refuses, run as it is.
+
+    Not real-time scheduling: a SCHED_FIFO thread is inherited by whatever it starts, and a tcall
+    process left spinning at FIFO priority starved a whole 2-core machine (load 21) in testing."""
     outcome = "normal"
-    try:
-        # Low among real-time priorities: above every normal thread, below audio servers' own.
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(4))
-        outcome = "SCHED_FIFO 4"
-    except (AttributeError, OSError):
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
-            outcome = "nice -10"
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
+        outcome = "nice -10"
     with _scheduling_lock:
         _scheduling[kind] = outcome
 

@@ -23,6 +23,8 @@ from tests.support import speech
 from tests.support.audio_call import Scene, Stage, stage
 from tests.support.audio_scenes import StageFigures, one_leg_score, stage_figures, stages_scene
 
+pytestmark = pytest.mark.alone  # speech is scored: nothing may run beside it
+
 PROCESSING = ("echo_cancellation", "noise_suppression", "auto_gain")
 
 

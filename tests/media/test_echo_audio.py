@@ -24,6 +24,8 @@ from tcall.engine.events import Event, Stats
 from tcall.engine.phone import ECHO, Phone
 from tests.support.voice import SAMPLE_RATE, voice
 
+pytestmark = pytest.mark.alone  # speech is scored: nothing may run beside it
+
 BITRATE = 24  # kbps: not the default, so the echo is seen to send at the caller's own setting
 # Concealed audio at most (a stall of this shared machine is concealed too: 0.4-5% seen; a
 # reflection that dropped every other frame: 50%).
