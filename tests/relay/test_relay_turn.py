@@ -248,7 +248,9 @@ async def test_a_dead_coturn_is_started_again(serve: Serve) -> None:
     assert relay.stop() == 0
     assert gone(second)
     stderr = relay.proc.stderr.read() if relay.proc.stderr else ""
-    assert "coturn exited (it exited with code -9" in stderr and "running again" in stderr
+    # Only the exit is asked for: "running again" is logged once the relay's own readiness poll
+    # sees the new coturn, which may come after the allocation above (seen once in CI).
+    assert "coturn exited (it exited with code -9" in stderr
 
 
 def test_coturn_goes_when_the_relay_is_killed(serve: Serve) -> None:
