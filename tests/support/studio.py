@@ -99,6 +99,22 @@ class Studio:
         return {**self.base_env, "PULSE_SOURCE": SOURCES[talker], "PULSE_SINK": SINKS[talker]}
 
     @contextmanager
+    def awake(self) -> Iterator[None]:
+        """Keeps the studio's sink running in 20 ms steps while the block runs. An idle null sink
+        sleeps for up to 2 s at a time, so a microphone opened on its monitor got its first samples
+        about 2 s after it opened (a call's first words were lost, and its jitter buffer settled
+        during the speech), where a real microphone starts within its latency."""
+        process = subprocess.Popen(
+            ["parec", "--device=rec.monitor", "--latency-msec=20", "--raw", "/dev/null"],
+            env=self.base_env,
+        )
+        try:
+            yield
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    @contextmanager
     def recording(self) -> Iterator[Tape]:
         """Records every role while the block runs; the tape's `samples` are there after it."""
         raw = Path(tempfile.mkstemp(suffix=".raw", dir=self.folder)[1])
@@ -189,5 +205,6 @@ def studio(folder: Path) -> Iterator[Studio]:
     with pulseaudio(Path(tempfile.mkdtemp(prefix="studio-", dir=folder))) as env:
         room = Studio(env, folder)
         room.build()
-        time.sleep(0.1)
-        yield room
+        with room.awake():
+            time.sleep(0.1)
+            yield room
