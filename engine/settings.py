@@ -203,8 +203,8 @@ SCHEMA: dict[str, Setting] = {
         _choice("auto_gain", _ON_OFF, "on"),
         Setting(
             "audio_bitrate",
-            32,
-            f"Opus kbps, {AUDIO_KBPS[0]}-{AUDIO_KBPS[1]} (32: wideband speech with room for FEC)",
+            48,
+            f"Opus kbps, {AUDIO_KBPS[0]}-{AUDIO_KBPS[1]} (48: fullband speech with room for FEC)",
             _kbps,
             _int_text,
         ),

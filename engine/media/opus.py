@@ -117,7 +117,7 @@ def has_fec(payload: bytes) -> bool:
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    bitrate_kbps: int = 32
+    bitrate_kbps: int = 48
     fec: bool = True
     packet_loss_percent: int = 0
     complexity: int = 9
