@@ -21,12 +21,15 @@ from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
 from tcall.engine.media.opus_receiver import OpusReceiver
 from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
-from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
+from tcall.engine.media.sinks import AudioSink, LatestFrameSink, SpeakerSink, median
 from tcall.engine.media.speech_path import SpeechPath
 from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
 from tcall.engine.media.video import VideoSource
 
 CODECS = ("vp8", "h264")
+# The speaker's playout buffer figures (engine/media/playout.py) that go into stats, as
+# audio_speaker_*: how often it ran dry (concealed) and how much it cut to drain back.
+SPEAKER_FIGURES = ("stalls", "concealed_ms", "drained_ms", "buffered_ms", "device_underruns")
 StateListener = Callable[[str], None]
 
 
@@ -224,9 +227,13 @@ class Session:
         }
 
     def audio_figures(self) -> dict[str, Any]:
-        """Received audio and the FEC of sent audio (SpeechPath.figures); empty without an audio
-        receive path."""
-        return self.speech.figures()
+        """Received audio and the FEC of sent audio (SpeechPath.figures), and the speaker's playout
+        buffer when there is a speaker (SpeakerSink.figures); empty without an audio receive path."""
+        figures = self.speech.figures()
+        if figures and isinstance(self.audio_sink, SpeakerSink):
+            speaker = self.audio_sink.figures()
+            figures |= {f"audio_speaker_{key}": speaker[key] for key in SPEAKER_FIGURES}
+        return figures
 
     def selected_route(self) -> str | None:
         """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay".
