@@ -53,6 +53,8 @@ TIERS = {
     "media/test_echo_audio.py": "integration",  # an echo call in-process, on loopback
     "media/test_audio_devices.py": "e2e",
     "media/test_audio_quality.py": "e2e",  # real calls, PulseAudio, namespaces
+    "media/test_processing.py": "integration",  # WebRTC's audio processing over seconds of speech
+    "media/test_audio_scoring.py": "integration",  # PESQ and STOI over seconds of speech
     "privacy": "e2e",
     "privacy/test_history_file.py": "unit",
     "privacy/test_requests_file.py": "unit",
