@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -214,6 +215,9 @@ class RelayPair:
         assert self.listen.stdout is not None
         while '"online"' not in self.listen.stdout.readline():
             pass
+        # Its events go on (a stats line a second per call): read them, or once the pipe is full
+        # the listener blocks writing one and stops answering (from the third run on).
+        threading.Thread(target=self.listen.stdout.read, daemon=True).start()
 
     @staticmethod
     def tcall(home: Path, *args: str) -> str:
