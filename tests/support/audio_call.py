@@ -111,7 +111,7 @@ class Stage:
         try:
             caller.wait_for("state", state="connected")
             take = self._perform(scene, loss, caller.process.pid)
-            with contextlib.suppress(BrokenPipeError):
+            with contextlib.suppress(BrokenPipeError, ValueError):  # it ended (its stdin closed)
                 caller.send("hangup")
         finally:
             caller.finish()
