@@ -20,6 +20,7 @@ class CallPhase(enum.StrEnum):
     INCOMING = "incoming"  # our phone rings
     CONNECTING = "connecting"  # answered; ICE and DTLS under way
     CONNECTED = "connected"  # media flows
+    RECONNECTING = "reconnecting"  # connected, but nothing has arrived for a while: waiting for it
     CLOSED = "closed"  # over; a Summary follows
 
 

@@ -25,6 +25,7 @@ from tcall.engine.core.call import (
     CameraTrack,
     CancelTimer,
     CloseMedia,
+    CountMedia,
     CreateAnswer,
     CreateOffer,
     Emit,
@@ -34,6 +35,7 @@ from tcall.engine.core.call import (
     Forget,
     Input,
     MediaConnected,
+    MediaCount,
     MediaFailed,
     MediaPlan,
     Microphone,
@@ -253,6 +255,9 @@ class LiveCall:
                 self._emit(event)
             case EmitStats():
                 await self._stats()
+            case CountMedia():
+                if self.session is not None:
+                    self.feed(MediaCount(self.session.packets_received(), time.monotonic()))
             case CloseMedia():
                 await self._close_media()
             case Record():

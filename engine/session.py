@@ -235,6 +235,10 @@ class Session:
             figures |= {f"audio_speaker_{key}": speaker[key] for key in SPEAKER_FIGURES}
         return figures
 
+    def packets_received(self) -> int:
+        """Everything that has arrived from the peer so far (RTP, RTCP, DTLS packets)."""
+        return compat.aiortc.packets_received(self.pc)
+
     def selected_route(self) -> str | None:
         """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay".
 

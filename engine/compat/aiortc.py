@@ -288,6 +288,29 @@ def nominated_route(pc: RTCPeerConnection) -> str | None:
     return f"{pair.local_candidate.type}/{pair.remote_candidate.type}"
 
 
+# --- arrivals ------------------------------------------------------------------------------------
+
+
+def packets_received(pc: RTCPeerConnection) -> int:
+    """Packets of any kind (RTP, RTCP, DTLS) the peer connection's transports have received: what
+    tells a live path from a dead one even when every track is off. aiortc counts them for its
+    transport stats (`RTCDtlsTransport._get_stats`, no public getter)."""
+    total = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport
+        if transport is None or id(transport) in seen:
+            continue
+        seen.add(id(transport))
+        get_stats = getattr(transport, "_get_stats", None)
+        if get_stats is None:
+            raise _incompatible("RTCDtlsTransport has no _get_stats")
+        for item in get_stats().values():
+            if getattr(item, "type", None) == "transport":
+                total += int(getattr(item, "packetsReceived", 0) or 0)
+    return total
+
+
 def install() -> None:
     """Check the jitter buffer's internals, install the realtime H.264 encoder and offer Opus FEC;
     safe to call again."""

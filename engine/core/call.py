@@ -96,6 +96,15 @@ class MediaConnected:
 
 
 @dataclass(frozen=True)
+class MediaCount:
+    """What has arrived from the peer so far (packets of any kind: RTP, RTCP, DTLS), counted at
+    `at` (seconds, the driver's monotonic clock): the answer to CountMedia."""
+
+    received: int
+    at: float
+
+
+@dataclass(frozen=True)
 class MediaFailed:
     """ICE or DTLS failed, or the connection closed under us."""
 
@@ -119,6 +128,8 @@ class Timer(enum.StrEnum):
     CONNECT = "connect"  # answered, but media did not connect in time
     DURATION = "duration"  # the call ran as long as asked (`--duration`)
     STATS = "stats"  # a stats event each second while connected
+    WATCH = "watch"  # media arrival checked twice a second while connected
+    RECONNECT = "reconnect"  # media stopped and did not come back in time
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,7 @@ Input = (
     | OfferReady
     | AnswerReady
     | MediaConnected
+    | MediaCount
     | MediaFailed
     | Failed
     | SendFailed
@@ -186,6 +198,11 @@ class CameraTrack:
 @dataclass(frozen=True)
 class Microphone:
     muted: bool
+
+
+@dataclass(frozen=True)
+class CountMedia:
+    """Count what has arrived from the peer and feed it back as MediaCount."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +269,7 @@ Action = (
     | ShowVideo
     | CameraTrack
     | Microphone
+    | CountMedia
     | CloseMedia
     | Send
     | StartTimer
@@ -266,6 +284,10 @@ Action = (
 # --- the rules -------------------------------------------------------------------------------
 
 STATS_INTERVAL_S = 1.0
+WATCH_INTERVAL_S = 0.5
+# Nothing at all from the peer for this long (audio alone is 50 packets a second, RTCP one or more a
+# second even with every track off): the path is suspect, and the call shows `reconnecting`.
+STALL_S = 2.0
 
 # (phase, message kind) -> next phase, for the peer's messages that move a call along. Anything not
 # here is out of order (a reordering or forging relay, or a broken peer) and ends the call, except
@@ -291,6 +313,8 @@ MESSAGE_ENDINGS: dict[tuple[CallPhase, str, bool], tuple[Outcome, str]] = {
     (CallPhase.CONNECTING, "hangup", False): (Outcome.MISSED, ""),
     (CallPhase.CONNECTED, "hangup", True): (Outcome.ANSWERED, ""),
     (CallPhase.CONNECTED, "hangup", False): (Outcome.ANSWERED, ""),
+    (CallPhase.RECONNECTING, "hangup", True): (Outcome.ANSWERED, ""),
+    (CallPhase.RECONNECTING, "hangup", False): (Outcome.ANSWERED, ""),
 }
 
 # What the local user's hang-up means in each phase (an incoming call that rings is declined).
@@ -299,7 +323,11 @@ LOCAL_HANGUP: dict[CallPhase, Outcome] = {
     CallPhase.RINGING: Outcome.CANCELLED,
     CallPhase.CONNECTING: Outcome.CANCELLED,
     CallPhase.CONNECTED: Outcome.ANSWERED,
+    CallPhase.RECONNECTING: Outcome.ANSWERED,
 }
+
+# Connected, whether media flows right now or the call waits for it to come back.
+LIVE = (CallPhase.CONNECTED, CallPhase.RECONNECTING)
 
 
 @dataclass
@@ -308,6 +336,7 @@ class CallSettings:
 
     ring_timeout: float = 30.0
     connect_timeout: float = 15.0
+    reconnect_timeout: float = 30.0  # connected, media gone this long: the call has failed
     duration: float | None = None  # hang up after this long connected; None: until stopped
     ask_before_video: bool = True
     answer_with_camera: bool = False  # incoming: the camera starts on when answering with video
@@ -333,6 +362,7 @@ class CallCore:
     video_shown: bool = False
     camera: bool = False  # our camera sends (mirrors the track)
     _peer_knows: bool = False  # the peer has heard of this call: end it with a hangup
+    _arrived: tuple[int, float] | None = None  # the last MediaCount that saw new packets
 
     def __post_init__(self) -> None:
         self.phase = CallPhase.CALLING if self.outgoing else CallPhase.INCOMING
@@ -395,8 +425,12 @@ class CallCore:
                 return self._connected()
             case MediaConnected():
                 return []
+            case MediaCount(received, at):
+                return self._media_count(received, at)
             case MediaFailed() if self.phase is CallPhase.CONNECTED:
                 return self._end(Outcome.ANSWERED, "the connection was lost")
+            case MediaFailed() if self.phase is CallPhase.RECONNECTING:
+                return self._end(Outcome.FAILED, "the connection was lost and did not come back")
             case MediaFailed() if self.phase is CallPhase.CONNECTING:
                 return self._end(
                     Outcome.FAILED, "connection failed (ICE or DTLS): no media path to the peer"
@@ -469,7 +503,7 @@ class CallCore:
             outcome, reason = ending
             self._peer_knows = False  # it ended the call itself: no hangup back
             return self._end(outcome, reason.format(peer=self.peer) or None)
-        if kind == "video" and self.phase in (CallPhase.CONNECTING, CallPhase.CONNECTED):
+        if kind == "video" and self.phase in (CallPhase.CONNECTING, *LIVE):
             return self._peer_video(bool(message.video))
         error = ProtocolError(f"unexpected {kind} while the call is {self.phase}")
         return [
@@ -495,7 +529,25 @@ class CallCore:
         if self.settings.duration is not None:
             actions.append(StartTimer(Timer.DURATION, self.settings.duration))
         actions.append(StartTimer(Timer.STATS, STATS_INTERVAL_S))
+        actions.append(StartTimer(Timer.WATCH, WATCH_INTERVAL_S))
         return actions
+
+    def _media_count(self, received: int, at: float) -> list[Action]:
+        """Media stopped arriving for STALL_S: `reconnecting` (the call and its clock go on);
+        anything arriving again: `connected`. The RECONNECT timer gives up."""
+        if self.phase not in LIVE:
+            return []
+        if self._arrived is None or received != self._arrived[0]:
+            self._arrived = (received, at)
+            if self.phase is CallPhase.RECONNECTING:
+                return [CancelTimer(Timer.RECONNECT), *self._move(CallPhase.CONNECTED)]
+            return []
+        if self.phase is CallPhase.CONNECTED and at - self._arrived[1] >= STALL_S:
+            return [
+                *self._move(CallPhase.RECONNECTING),
+                StartTimer(Timer.RECONNECT, self.settings.reconnect_timeout),
+            ]
+        return []
 
     def _timer(self, timer: Timer) -> list[Action]:
         if timer is Timer.RING and self.waiting:
@@ -506,10 +558,18 @@ class CallCore:
             return self._end(
                 Outcome.TIMEOUT, f"not connected after {self.settings.connect_timeout:g} s"
             )
-        if timer is Timer.DURATION and self.phase is CallPhase.CONNECTED:
+        if timer is Timer.DURATION and self.phase in LIVE:
             return self._end(Outcome.ANSWERED, None)
-        if timer is Timer.STATS and self.phase is CallPhase.CONNECTED:
+        if timer is Timer.STATS and self.phase in LIVE:
             return [EmitStats(), StartTimer(Timer.STATS, STATS_INTERVAL_S)]
+        if timer is Timer.WATCH and self.phase in LIVE:
+            return [CountMedia(), StartTimer(Timer.WATCH, WATCH_INTERVAL_S)]
+        if timer is Timer.RECONNECT and self.phase is CallPhase.RECONNECTING:
+            return self._end(
+                Outcome.FAILED,
+                "the connection was lost and did not come back within "
+                f"{self.settings.reconnect_timeout:g} s",
+            )
         return []  # a timer that lost a race with the state it was for
 
     def _move(self, phase: CallPhase) -> list[Action]:
@@ -522,7 +582,7 @@ class CallCore:
         self.history.append(CallPhase.CLOSED)
 
     def _end(self, outcome: Outcome, reason: str | None) -> list[Action]:
-        connected = self.phase is CallPhase.CONNECTED
+        connected = self.phase in LIVE
         self.outcome = outcome
         actions: list[Action] = [CancelTimer(timer) for timer in Timer]
         if self._peer_knows:

@@ -14,7 +14,7 @@ import aiortc.rtcrtpsender
 import av
 import numpy as np
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -152,10 +152,18 @@ async def test_nominated_route_of_a_loopback_pair(monkeypatch: pytest.MonkeyPatc
         assert aiortc_hooks.nominated_route(a) is None
         await a.setLocalDescription(await a.createOffer())
         await b.setRemoteDescription(a.localDescription)
+        b.addTrack(AudioStreamTrack())
         await b.setLocalDescription(await b.createAnswer())
         await a.setRemoteDescription(b.localDescription)
         await asyncio.wait_for(connected.wait(), 10)
         assert aiortc_hooks.nominated_route(a) == "host/host"
+        # What arrived so far (the DTLS handshake), growing as b sends (50 packets a second).
+        before = aiortc_hooks.packets_received(a)
+        assert before > 0
+        deadline = asyncio.get_running_loop().time() + 10
+        while aiortc_hooks.packets_received(a) < before + 10:
+            assert asyncio.get_running_loop().time() < deadline, "nothing arrived"
+            await asyncio.sleep(0.1)
     finally:
         await a.close()
         await b.close()

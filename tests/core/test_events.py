@@ -132,5 +132,6 @@ def test_one_state_vocabulary() -> None:
         "incoming",
         "connecting",
         "connected",
+        "reconnecting",  # added on purpose in issue #16 (README says so)
         "closed",
     ]
