@@ -55,6 +55,7 @@ TIERS = {
     "media/test_audio_quality.py": "e2e",  # real calls, PulseAudio, namespaces
     "media/test_processing.py": "integration",  # WebRTC's audio processing over seconds of speech
     "media/test_audio_scoring.py": "integration",  # PESQ and STOI over seconds of speech
+    "media/test_browser_peer.py": "e2e",  # headless Chromium as the far end
     "privacy": "e2e",
     "privacy/test_history_file.py": "unit",
     "privacy/test_requests_file.py": "unit",
