@@ -5,6 +5,7 @@
 Documentation ranges only. The relay runs on the router (192.0.2.1), so signaling crosses no lossy
 path; the loss applies to UDP the router forwards (media, RTCP, ICE), in both directions:
 
+- `cut()`: the router's port towards alice goes down (everything of hers, signaling too);
 - `random_loss(p)`: `iptables -m statistic --mode random --probability p -j DROP` on FORWARD;
 - `burst_loss(rate, mean_burst)`: forwarded UDP is routed through a TUN device held by
   tests/support/lossline.py (Gilbert-Elliott), which hands back the packets it keeps.
@@ -43,6 +44,17 @@ class Link:
     router: list[str]
     router_ns: str
     ports: tuple[str, str]  # the router's interfaces towards alice and bob
+
+    @contextmanager
+    def cut(self) -> Iterator[None]:
+        """alice's side of the router goes down while the block runs, as a Wi-Fi drop does: her
+        media and her relay connection alike get nowhere (the router's routes come back with
+        the port)."""
+        _run("ip", "-n", self.router_ns, "link", "set", self.ports[0], "down")
+        try:
+            yield
+        finally:
+            _run("ip", "-n", self.router_ns, "link", "set", self.ports[0], "up")
 
     @contextmanager
     def random_loss(self, probability: float) -> Iterator[None]:
