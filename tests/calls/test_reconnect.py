@@ -77,7 +77,9 @@ def test_a_5_second_cut_shows_reconnecting_then_the_call_goes_on(
             caller.finish()
             listener.finish()
         assert summary["outcome"] == "answered"
-        print(f"\nreconnecting after {alice_noticed:.2f} s, connected {resumed:.2f} s after the link")
+        print(
+            f"\nreconnecting after {alice_noticed:.2f} s, connected {resumed:.2f} s after the link"
+        )
         assert alice_noticed <= NOTICED_WITHIN_S and resumed < 5, (alice_noticed, resumed)
     finally:
         stop_leftovers()
