@@ -65,3 +65,35 @@ def test_the_same_identity_signing_in_elsewhere_ends_listen_without_a_tug_of_war
     online = [e for e in first.events if e["event"] == "relay" and e["state"] == "online"]
     assert len(online) == 1  # it did not come back to push the other one off
     second.stop()
+
+
+def test_a_call_in_progress_does_not_depend_on_the_relay(
+    people: tuple[User, User], relay: ServeProcess
+) -> None:
+    """Issue #16: media is peer to peer, so the relay going away mid-call is not a reconnect: the
+    call goes on and never says `reconnecting`; both sign in again once it is back."""
+    alice, bob = people
+    listener = bob.listen("--auto-answer", "--once")
+    caller = alice.start_call("bob")
+    caller.wait_for("state", state="connected")
+    port = str(urlsplit(relay.url).port)
+    relay.stop()
+    relay_events(listener, "offline", 1)
+    relay_events(caller, "offline", 1)
+    gone_at = time.monotonic()
+    while time.monotonic() - gone_at < 4.0:  # twice the silence that would say `reconnecting`
+        event = caller.read_one()
+        assert event is not None, caller.stderr()
+    restarted = ServeProcess("--port", port)
+    try:
+        relay_events(listener, "online", 2)
+        stats = [e for e in caller.events if e["event"] == "stats"][-3:]
+        assert all(s["fps_received"] > 10 for s in stats), stats  # bob's pattern, all along
+        caller.send("hangup")
+        assert caller.finish() == 0, caller.stderr()
+        assert listener.finish() == 0
+    finally:
+        restarted.stop()
+    states = [e["state"] for e in caller.events + listener.events if e["event"] == "state"]
+    assert "reconnecting" not in states, states
+    assert caller.wait_for("summary")["outcome"] == "answered"
