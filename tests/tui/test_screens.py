@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Input, OptionList, Select, Static
 from tcall.engine.address import format_address
 from tcall.engine.api import VideoHandle
 from tcall.engine.contacts import ContactBook
-from tcall.engine.events import IncomingCall, Refused, Silenced, Summary
+from tcall.engine.events import CallPhase, CallState, IncomingCall, Refused, Silenced, Summary
 from tcall.engine.history import CallRecord, History
 from tcall.engine.identity import Identity
 from tcall.engine.settings import Settings
@@ -413,3 +413,28 @@ def test_render_modes_follow_the_terminal() -> None:
     assert render_modes("auto", {"TERM": "xterm-256color"})[0] == "256"
     assert render_modes("auto", {"TERM": "vt100"})[0] == "ascii"
     assert render_modes("ascii", {"COLORTERM": "truecolor"}) == ["ascii", "halfblock", "256"]
+
+
+async def test_a_call_that_loses_its_media_says_reconnecting_and_its_timer_runs_on(
+    tcall_home: Path,
+) -> None:
+    """Issue #16: the `reconnecting` state is a banner over the video and the top bar, and the call
+    timer neither stops nor restarts when media comes back."""
+    now = [100.0]
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = CallScreen("alice", True, True, ["halfblock"], clock=lambda: now[0])
+        await app.push_screen(screen)
+        screen.call_id = "c1"
+        screen.engine_event(CallState("c1", CallPhase.CONNECTED))
+        now[0] = 130.0
+        screen.engine_event(CallState("c1", CallPhase.RECONNECTING))
+        await pilot.pause()
+        banner = screen.query_one("#banner", Static)
+        assert banner.display and "Reconnecting…" in str(banner.render())
+        assert "⏱ 00:30" in str(screen.query_one("#topbar").render())
+        now[0] = 141.0
+        screen.engine_event(CallState("c1", CallPhase.CONNECTED))
+        await pilot.pause()
+        assert not banner.display
+        assert "⏱ 00:41" in str(screen.query_one("#topbar").render())
