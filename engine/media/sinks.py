@@ -212,9 +212,13 @@ class SpeakerSink(AudioSink):
         self._stream = self._open()
 
     def _open(self) -> Any:
-        """A stream at the current latency step, whose callbacks stop counting once it is replaced."""
-        self._generation += 1
-        generation = self._generation
+        """A stream at the current latency step, whose callbacks stop counting once it is replaced.
+
+        The new stream takes over only once it has started: opening one can take hundreds of ms on
+        a loaded machine, and meanwhile the old stream goes on playing (had it gone silent at once,
+        the audio arriving meanwhile piled up, and the playout buffer then cut 100-500 ms of it to
+        drain back)."""
+        generation = self._generation + 1
         self._judge_from = time.monotonic() + self.SETTLE_SECONDS
         self._underruns_judged = self.device_underruns
 
@@ -229,7 +233,9 @@ class SpeakerSink(AudioSink):
                 self._watch.finished()
 
         latency = sound.OUTPUT_LATENCIES[self.latency_step]
-        return start_stream("speaker", self._device, callback, finished, latency)
+        stream = start_stream("speaker", self._device, callback, finished, latency)
+        self._generation = generation
+        return stream
 
     @property
     def conceal(self) -> Conceal | None:
@@ -283,8 +289,7 @@ class SpeakerSink(AudioSink):
         try:
             self._stream = self._open()
         except DeviceError:
-            self.latency_step -= 1
-            self._generation -= 1  # the old stream goes on
+            self.latency_step -= 1  # the old stream goes on
             self._judge_from = time.monotonic() + self.STEP_SECONDS
             return
         close_quietly(old)

@@ -4,6 +4,7 @@ with no device: what comes out for steady frames, a stall, a burst, a concealer 
 from __future__ import annotations
 
 import fractions
+import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -252,3 +253,49 @@ def test_a_device_that_underflows_is_reopened_one_latency_step_up(
         time.sleep(0.01)
     assert opened == [sinks.sound.OUTPUT_LATENCIES[0], sinks.sound.OUTPUT_LATENCIES[1]]
     assert sink.latency_step == 1 and sink.figures()["device_latency"] == opened[1]
+
+
+def test_the_old_stream_plays_on_until_the_new_one_has_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step up the latency ladder that takes long to open (a loaded machine) leaves no hole:
+    the old stream plays the buffer until the new one runs, then goes quiet as it closes."""
+    callbacks: list[Any] = []
+    opening = threading.Event()
+    release = threading.Event()
+
+    def start_stream(*args: Any, **kwargs: Any) -> FakeStream:
+        callbacks.append(args[2])
+        if len(callbacks) == 2:
+            opening.set()
+            release.wait(5)  # the slow open of the second stream
+        return FakeStream()
+
+    monkeypatch.setattr(sinks, "start_stream", start_stream)
+    monkeypatch.setattr(sinks, "close_quietly", lambda stream: None)
+    sink = SpeakerSink()
+    sink._judge_from = time.monotonic() - 1
+    underflow = SimpleNamespace(output_underflow=True)
+    fine = SimpleNamespace(output_underflow=False)
+    for _ in range(SpeakerSink.UNDERFLOWS_TO_STEP):
+        sink._callback(np.zeros((DEVICE, 1), np.int16), DEVICE, None, underflow)
+    chunks = frames(voice(0.4))
+    sink.play(next(chunks))
+    assert opening.wait(5)
+    for _ in range(4):
+        sink.play(next(chunks))
+    out = np.zeros((DEVICE, 1), np.int16)
+    callbacks[0](out, DEVICE, None, fine)  # the old stream, while the new one opens
+    assert np.abs(out).max() > 1000
+    release.set()
+    for _ in range(100):
+        if (
+            sink.figures()["device_latency"] == sinks.sound.OUTPUT_LATENCIES[1]
+            and sink._generation == 2
+        ):
+            break
+        time.sleep(0.01)
+    old, new = np.ones((DEVICE, 1), np.int16), np.zeros((DEVICE, 1), np.int16)
+    callbacks[0](old, DEVICE, None, fine)
+    callbacks[1](new, DEVICE, None, fine)
+    assert not old.any() and np.abs(new).max() > 1000
