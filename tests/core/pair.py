@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tcall.engine.core.call import (
+    Accept,
     Action,
     AnswerReady,
     ApplyAnswer,
@@ -28,7 +29,7 @@ from tcall.engine.core.call import (
     Timer,
     TimerExpired,
 )
-from tcall.engine.events import Event
+from tcall.engine.events import CallState, Event
 
 ALICE_KEY = b"a" * 32
 BOB_KEY = b"b" * 32
@@ -174,3 +175,19 @@ class CorePair:
         for side in (self.alice, self.bob):
             if side.media_ready and side.core is not None and not side.core.ended:
                 self.apply(side, MediaConnected())
+
+
+def states(side: Side) -> list[str]:
+    """The call states `side` emitted, in order."""
+    return [str(e.state) for e in side.events if isinstance(e, CallState)]
+
+
+def answered_call(**settings: object) -> CorePair:
+    """alice called bob, he answered with video, and media connected."""
+    pair = CorePair(CallSettings(**settings))  # type: ignore[arg-type]
+    pair.deliver_all()  # offer -> bob rings; ring -> alice
+    assert pair.bob.core is not None
+    pair.apply(pair.bob, Accept(video=True))
+    pair.deliver_all()  # answer
+    pair.connect_media()
+    return pair

@@ -24,27 +24,13 @@ from tcall.engine.core.call import (
 )
 from tcall.engine.core.outcome import EXIT_CODES, Outcome, exit_code
 from tcall.engine.errors import ExitCode, IdentityError, ProtocolError, RelayUnreachable, TcallError
-from tcall.engine.events import CallPhase, CallState, IncomingCall, PeerVideo, Refused, VideoRequest
-from tests.core.pair import CorePair, Side
-
-
-def states(side: Side) -> list[str]:
-    return [str(e.state) for e in side.events if isinstance(e, CallState)]
+from tcall.engine.events import CallPhase, IncomingCall, PeerVideo, Refused, VideoRequest
+from tests.core.pair import CorePair, Side, answered_call, states
 
 
 def outcome(side: Side) -> Outcome:
     (finish,) = side.finishes
     return finish.outcome
-
-
-def answered_call(**settings: object) -> CorePair:
-    pair = CorePair(CallSettings(**settings))  # type: ignore[arg-type]
-    pair.deliver_all()  # offer -> bob rings; ring -> alice
-    assert pair.bob.core is not None
-    pair.apply(pair.bob, Accept(video=True))
-    pair.deliver_all()  # answer
-    pair.connect_media()
-    return pair
 
 
 def test_a_call_rings_connects_and_hangs_up() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from tcall.engine.core.call import (
     STALL_S,
-    Accept,
-    CallSettings,
     CountMedia,
     HangUp,
     MediaCount,
@@ -15,21 +13,7 @@ from tcall.engine.core.call import (
 )
 from tcall.engine.core.outcome import Outcome, exit_code
 from tcall.engine.errors import ExitCode
-from tcall.engine.events import CallState
-from tests.core.pair import CorePair, Side
-
-
-def states(side: Side) -> list[str]:
-    return [str(e.state) for e in side.events if isinstance(e, CallState)]
-
-
-def answered_call(**settings: object) -> CorePair:
-    pair = CorePair(CallSettings(**settings))  # type: ignore[arg-type]
-    pair.deliver_all()
-    pair.apply(pair.bob, Accept(video=True))
-    pair.deliver_all()
-    pair.connect_media()
-    return pair
+from tests.core.pair import CorePair, Side, answered_call, states
 
 
 def count(pair: CorePair, side: Side, received: int, at: float) -> None:
