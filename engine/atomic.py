@@ -50,26 +50,42 @@ def check_owner_and_mode(path: Path, st: os.stat_result, what: str, *, secret: b
         )
 
 
+def _open_for_reading(path: Path, what: str) -> int | None:
+    """A descriptor for `path`, or None if nothing is there; ConfigError for a dangling link."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+    # Another tcall process may create the file between a failed open and the look at what is
+    # there (its rename lands in that gap): then the open is simply tried again.
+    for _ in range(3):
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            if not os.path.islink(path):
+                if os.path.lexists(path):
+                    continue  # it appeared just now
+                return None
+            try:
+                target = os.readlink(path)
+            except OSError:
+                continue  # the link was just replaced or removed
+            raise ConfigError(
+                f"{what} {path} is a symbolic link to {target}, which does not exist; "
+                "restore the target or remove the link"
+            ) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ConfigError(f"{what} {path} is a symbolic link loop") from None
+            raise ConfigError(f"cannot read {what} {path}: {_reason(exc)}") from None
+    raise ConfigError(f"cannot read {what} {path}: it keeps changing; try again")
+
+
 def read_file(path: Path, limit: int, what: str, *, secret: bool = False) -> bytes | None:
     """The bytes of the regular file at `path` (at most `limit`), or None if there is none.
 
     Raises ConfigError (one line) for anything else: see the module docstring.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        if os.path.lexists(path):
-            target = os.readlink(path) if os.path.islink(path) else "?"
-            raise ConfigError(
-                f"{what} {path} is a symbolic link to {target}, which does not exist; "
-                "restore the target or remove the link"
-            ) from None
+    fd = _open_for_reading(path, what)
+    if fd is None:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ConfigError(f"{what} {path} is a symbolic link loop") from None
-        raise ConfigError(f"cannot read {what} {path}: {_reason(exc)}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -199,3 +199,25 @@ def test_stale_stores_keep_what_others_wrote(tcall_home: Path) -> None:
     cli_log.add(CallRecord("carol", "incoming", clock, 0.0, "missed"))
     app_log.add(CallRecord("dave", "outgoing", clock, 3.0, "answered"))
     assert sorted(r.contact for r in History.open(30, lambda: clock).records) == ["carol", "dave"]
+
+
+def test_a_file_another_process_creates_mid_read_is_read_not_refused(
+    tcall_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI saw `settings set` refuse config.toml as "a symbolic link to ?" when a parallel writer's
+    rename landed between a failed open and the look at what was there."""
+    path = tcall_home / "config.toml"
+    real_open = os.open
+    raced = []
+
+    def open_after_a_rename(file: object, flags: int, *args: object) -> int:
+        if Path(str(file)) == path and not raced:
+            raced.append(True)
+            path.write_text('presence = "nobody"\n')
+            path.chmod(0o600)
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(file, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", open_after_a_rename)
+    assert Settings.load().presence == "nobody"
+    assert raced
