@@ -9,11 +9,12 @@ release these hooks were written for. Nothing is patched on import: install() do
 
 from __future__ import annotations
 
-from tcall.engine.compat import aioice, aiortc, opus
+from tcall.engine.compat import aioice, aiortc, encoder, opus
 
 
 def install() -> None:
     """Install every engine hook (idempotent); a Session or EchoPeer calls it before it starts."""
     aioice.install()
     aiortc.install()
+    encoder.install()
     opus.install()

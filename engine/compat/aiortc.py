@@ -9,20 +9,10 @@ MarkerJitterBuffer reads the base buffer's internals (`_origin`, `_packets`, `re
 `_data`), and aiortc keeps a receiver's buffer in a name-mangled attribute with no hook to replace it,
 so release_on_marker() swaps it there.
 
-Realtime H.264: aiortc leaves x264 at its default "medium" preset, which costs 16 ms per 640x480 frame
-here; with "ultrafast" (and aiortc's own "zerolatency" tune) it costs 2.5 ms, so H.264 calls keep 30
-fps and lose that time from their glass-to-glass latency. At the sizes a terminal shows, the lower
-coding efficiency does not show. aiortc creates its x264 context inside the encoder with no hook for
-options, so RealtimeH264Encoder hands aiortc a thin proxy of the context that adds the preset to
-whatever options aiortc sets, and install() puts it into the senders' encoder lookup
-(`aiortc.rtcrtpsender.get_encoder`).
-
 Opus with FEC: aiortc's SDP offers Opus with no format parameters, so a browser peer would send no
 in-band FEC to us; install() adds `useinbandfec=1` and `minptime=10` to aiortc's Opus codec
-(`aiortc.codecs.CODECS`), which every offer and answer then carries. aiortc builds a sender's encoder
-inside the sender with no hook for settings, so encode_with() has the sender's `send` (when it
-learns the negotiated codec) put tcall's encoder into its private slot (`_RTCRtpSender__encoder`),
-which aiortc only fills when empty.
+(`aiortc.codecs.CODECS`), which every offer and answer then carries. The encoders' hooks (tcall's
+Opus encoder in a sender, realtime H.264) are in engine/compat/encoder.py.
 
 Opus receive path: aiortc decodes audio behind a fixed jitter buffer that tcall replaces whole
 (engine/media/opus_receiver.py). tap_opus() puts a tap in the receiver's buffer slot (the same
@@ -38,27 +28,20 @@ the way in, through the Connection's public `recv`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-import aiortc.rtcrtpsender
 from aioice import Connection
 from aiortc import RTCPeerConnection
-from aiortc.codecs import CODECS, get_encoder
-from aiortc.codecs.base import Encoder
-from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from tcall.engine.compat.aioice import nominated_pair
 from tcall.engine.errors import CompatError
 
 SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
-X264_PRESET = "ultrafast"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
-_ENCODER = "_RTCRtpSender__encoder"
 OPUS = "audio/opus"
 OPUS_FMTP = {"minptime": 10, "useinbandfec": 1}
 
@@ -141,51 +124,6 @@ def release_on_marker(receiver: RTCRtpReceiver) -> MarkerJitterBuffer:
     return buffer
 
 
-# --- realtime H.264 ----------------------------------------------------------------------------
-
-
-class _WithPreset:
-    """Forwards everything to a libx264 CodecContext, adding the preset to its options."""
-
-    def __init__(self, context: Any) -> None:
-        object.__setattr__(self, "_context", context)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "options":
-            value = {**value, "preset": X264_PRESET}
-        setattr(self._context, name, value)
-
-
-class RealtimeH264Encoder(H264Encoder):
-    @property
-    def codec(self) -> Any:
-        return self.__dict__.get("_codec")
-
-    @codec.setter
-    def codec(self, context: Any) -> None:
-        self.__dict__["_codec"] = None if context is None else _WithPreset(context)
-
-
-def realtime_encoder(codec: RTCRtpCodecParameters) -> Encoder:
-    if codec.mimeType.lower() == "video/h264":
-        return RealtimeH264Encoder()
-    return get_encoder(codec)
-
-
-def _install_encoder() -> None:
-    current = getattr(aiortc.rtcrtpsender, "get_encoder", None)
-    if current is realtime_encoder:
-        return
-    if not callable(current):
-        raise _incompatible("aiortc.rtcrtpsender has no get_encoder")
-    if "codec" not in vars(H264Encoder()):
-        raise _incompatible("H264Encoder keeps its x264 context somewhere other than .codec")
-    aiortc.rtcrtpsender.get_encoder = realtime_encoder
-
-
 # --- audio: Opus with FEC, and tcall's receive path ----------------------------------------------
 
 
@@ -195,24 +133,6 @@ def _advertise_opus_fec() -> None:
         raise _incompatible("aiortc.codecs.CODECS has no audio/opus")
     for codec in opus:
         codec.parameters.update(OPUS_FMTP)
-
-
-def encode_with(
-    sender: RTCRtpSender, make: Callable[[RTCRtpCodecParameters], Encoder | None]
-) -> None:
-    """When `sender` starts, `make(codec)` may give the encoder for its negotiated codec (None:
-    aiortc's own). Call before the connection starts media."""
-    if _ENCODER not in vars(sender):
-        raise _incompatible("RTCRtpSender keeps its encoder somewhere other than __encoder")
-    original = sender.send
-
-    async def send(parameters: Any) -> None:
-        encoder = make(parameters.codecs[0]) if parameters.codecs else None
-        if encoder is not None and getattr(sender, _ENCODER) is None:
-            setattr(sender, _ENCODER, encoder)
-        await original(parameters)
-
-    sender.send = send  # type: ignore[method-assign]
 
 
 class _OpusTap:
@@ -312,8 +232,6 @@ def packets_received(pc: RTCPeerConnection) -> int:
 
 
 def install() -> None:
-    """Check the jitter buffer's internals, install the realtime H.264 encoder and offer Opus FEC;
-    safe to call again."""
+    """Check the jitter buffer's internals and offer Opus FEC; safe to call again."""
     _check_jitter_buffer()
-    _install_encoder()
     _advertise_opus_fec()

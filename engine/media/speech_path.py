@@ -45,7 +45,7 @@ class SpeechPath:
         return self.receiver is not None
 
     def install(self, transceiver: RTCRtpTransceiver) -> None:
-        compat.aiortc.encode_with(transceiver.sender, self._encoder_for)
+        compat.encoder.encode_with(transceiver.sender, self._encoder_for)
         self.receiver = OpusReceiver(self._play)
         compat.aiortc.tap_opus(transceiver.receiver, self._on_opus)
         self._senders.append(transceiver.sender)

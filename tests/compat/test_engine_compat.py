@@ -22,6 +22,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from tcall.engine import compat
 from tcall.engine.compat import aioice as aioice_hooks
 from tcall.engine.compat import aiortc as aiortc_hooks
+from tcall.engine.compat import encoder as encoder_hooks
 from tcall.engine.errors import CompatError, TcallError
 
 
@@ -29,7 +30,7 @@ def test_install_is_idempotent() -> None:
     compat.install()
     compat.install()
     assert aioice.ice.get_host_addresses is aioice_hooks.host_addresses
-    assert aiortc.rtcrtpsender.get_encoder is aiortc_hooks.realtime_encoder
+    assert aiortc.rtcrtpsender.get_encoder is encoder_hooks.realtime_encoder
 
 
 def test_host_addresses_are_pinned_or_include_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

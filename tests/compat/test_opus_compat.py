@@ -8,6 +8,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tcall.engine import compat
 from tcall.engine.compat import aiortc as aiortc_hooks
+from tcall.engine.compat import encoder as encoder_hooks
 from tcall.engine.compat import opus as opus_hooks
 from tcall.engine.errors import CompatError
 
@@ -33,7 +34,7 @@ async def test_offers_carry_opus_in_band_fec_and_the_hooks_take_their_slots() ->
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         transceiver = pc.addTransceiver("audio")
-        aiortc_hooks.encode_with(transceiver.sender, lambda codec: None)
+        encoder_hooks.encode_with(transceiver.sender, lambda codec: None)
         aiortc_hooks.tap_opus(transceiver.receiver, lambda packet: None)
         assert isinstance(
             transceiver.receiver._RTCRtpReceiver__jitter_buffer, aiortc_hooks._OpusTap
