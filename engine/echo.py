@@ -106,11 +106,22 @@ class EchoChannel:
         self._deliver = deliver
 
     async def send(
-        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+        self,
+        kind: str,
+        call_id: str,
+        *,
+        sdp: str | None = None,
+        video: bool | None = None,
+        attempt: int | None = None,
     ) -> None:
+        """Only the offer is answered: the echo runs in this process, over loopback, so its
+        path cannot die and a re-offer (which would need a second echo peer) is never needed."""
         if kind == "offer" and sdp is not None:
             answer = await self.peer.answer(sdp)
             self._deliver(PeerMessage("answer", sdp=answer, video=video))
+
+    def network_changed(self) -> None:
+        pass
 
     def review(
         self, outcome: Outcome, reason: str | None, figures: MediaFigures | None

@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from tcall.engine import compat
 from tcall.engine.call import CallOptions, media_figures, open_session
 from tcall.engine.core.call import (
     Action,
+    AddressesChanged,
     AnswerReady,
     ApplyAnswer,
+    ApplyReanswer,
     CallCore,
     CameraTrack,
     CancelTimer,
@@ -28,6 +31,8 @@ from tcall.engine.core.call import (
     CountMedia,
     CreateAnswer,
     CreateOffer,
+    CreateReanswer,
+    CreateReoffer,
     Emit,
     EmitStats,
     Failed,
@@ -40,7 +45,9 @@ from tcall.engine.core.call import (
     MediaPlan,
     Microphone,
     OfferReady,
+    ReanswerReady,
     Record,
+    ReofferReady,
     Send,
     SendFailed,
     ShowVideo,
@@ -63,8 +70,17 @@ class Channel(Protocol):
     records_history: bool  # the echo test is not a call anyone wants in their history
 
     async def send(
-        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+        self,
+        kind: str,
+        call_id: str,
+        *,
+        sdp: str | None = None,
+        video: bool | None = None,
+        attempt: int | None = None,
     ) -> None: ...
+
+    def network_changed(self) -> None:
+        """Our addresses changed: a link to the relay may be dead without knowing it yet."""
 
     def review(
         self, outcome: Outcome, reason: str | None, figures: MediaFigures | None
@@ -102,6 +118,7 @@ class LiveCall:
         self._timers: dict[Timer, asyncio.TimerHandle] = {}
         self._media_work: set[asyncio.Task[None]] = set()
         self._actions: asyncio.Queue[list[Action]] = asyncio.Queue()
+        self._addresses: frozenset[str] | None = None  # ours, as last looked at
         self._worker = asyncio.create_task(self._perform_all(), name=f"call {core.call_id}")
 
     @property
@@ -195,6 +212,30 @@ class LiveCall:
         assert self.session is not None
         await self.session.accept_answer(sdp)
 
+    async def _reoffer(self, attempt: int) -> Input:
+        assert self.session is not None
+        return ReofferReady(await self.session.renew_offer(attempt), attempt)
+
+    async def _reanswer(self, offer_sdp: str, attempt: int) -> Input:
+        assert self.session is not None
+        return ReanswerReady(await self.session.renew_answer(offer_sdp, attempt), attempt)
+
+    async def _apply_reanswer(self, sdp: str, attempt: int) -> None:
+        assert self.session is not None
+        await self.session.accept_renewed_answer(sdp, attempt)
+
+    def _count_media(self) -> None:
+        """What has arrived, for the core's watch; and whether our addresses changed since the
+        last look (a Wi-Fi roam, a cable pulled: the path the call uses may be gone)."""
+        assert self.session is not None
+        self.feed(MediaCount(self.session.packets_received(), time.monotonic()))
+        addresses = frozenset(compat.aioice.host_addresses(use_ipv4=True, use_ipv6=True))
+        if self._addresses is not None and addresses != self._addresses:
+            if self._addresses - addresses:  # one we had is gone: so is anything bound to it
+                self.channel.network_changed()
+            self.feed(AddressesChanged())
+        self._addresses = addresses
+
     def _camera_on(self) -> bool:
         track = self.session.video_track if self.session else None
         return track is not None and track.enabled
@@ -228,6 +269,12 @@ class LiveCall:
                 self._media_task(self._answer(offer_sdp, plan))
             case ApplyAnswer(sdp):
                 self._media_task(self._apply(sdp))
+            case CreateReoffer(attempt):
+                self._media_task(self._reoffer(attempt))
+            case CreateReanswer(offer_sdp, attempt):
+                self._media_task(self._reanswer(offer_sdp, attempt))
+            case ApplyReanswer(sdp, attempt):
+                self._media_task(self._apply_reanswer(sdp, attempt))
             case ShowVideo(on):
                 self._show_video = on
                 if self.session is not None:
@@ -238,9 +285,11 @@ class LiveCall:
             case Microphone(muted):
                 if self.session is not None and self.session.audio_track is not None:
                     self.session.audio_track.muted = muted
-            case Send(kind, sdp, video, courtesy):
+            case Send(kind, sdp, video, courtesy, attempt):
                 try:
-                    await self.channel.send(kind, self.call_id, sdp=sdp, video=video)
+                    await self.channel.send(
+                        kind, self.call_id, sdp=sdp, video=video, attempt=attempt
+                    )
                 except TcallError:
                     if not courtesy:
                         raise
@@ -257,7 +306,7 @@ class LiveCall:
                 await self._stats()
             case CountMedia():
                 if self.session is not None:
-                    self.feed(MediaCount(self.session.packets_received(), time.monotonic()))
+                    self._count_media()
             case CloseMedia():
                 await self._close_media()
             case Record():

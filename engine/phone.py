@@ -168,13 +168,21 @@ class RelayChannel:
         self._relay_url = relay_url
 
     async def send(
-        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+        self,
+        kind: str,
+        call_id: str,
+        *,
+        sdp: str | None = None,
+        video: bool | None = None,
+        attempt: int | None = None,
     ) -> None:
         fields: dict[str, Any] = {}
-        if kind in ("offer", "answer"):
+        if kind in ("offer", "answer", "reoffer", "reanswer"):
             fields = {"sdp": sdp, "video": bool(video)}
             if kind == "offer":  # so that a callee who never added us can add us back
                 fields["relay"] = self._phone.relay_url
+            if attempt is not None:
+                fields["attempt"] = attempt
         elif kind == "video":
             fields = {"video": bool(video)}
         await self._phone._send(self._peer_key, self._relay_url, kind, call_id, **fields)
@@ -183,6 +191,9 @@ class RelayChannel:
         self, outcome: Outcome, reason: str | None, figures: MediaFigures | None
     ) -> tuple[Outcome, str | None]:
         return outcome, reason
+
+    def network_changed(self) -> None:
+        self._phone.network_changed()
 
     async def close(self) -> None:
         pass
@@ -216,6 +227,7 @@ class Phone:
         self._relay_state = "offline" if self._settings.relay_url else "not set"
         self._links: dict[str, RelayClient] = {}
         self._readers: list[asyncio.Task[None]] = []
+        self._dropping: set[asyncio.Task[None]] = set()  # links being closed (network_changed)
         self._warm_ice: asyncio.Task[IceSettings] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
@@ -403,7 +415,8 @@ class Phone:
                 except TcallError as exc:  # e.g. the caller's relay is down: not our link's fault
                     self._emit_notice(str(exc))
         except TcallError as exc:
-            self._links.pop(link.url, None)
+            if self._links.get(link.url) is link:  # not already replaced (network_changed)
+                del self._links[link.url]
             self._fail_waiting(exc)
             if link.url != self.relay_url or self._closing:
                 return
@@ -418,6 +431,16 @@ class Phone:
                 self._keep_trying()
             else:
                 self.relay_lost = exc
+
+    def network_changed(self) -> None:
+        """An address of ours went away: a relay link bound to it is dead, though TCP may not
+        notice for minutes. Drop every link now, so that the next message (a call's re-offer)
+        opens a fresh one; our own relay's reader then signs in again as after any loss."""
+        links, self._links = list(self._links.values()), {}
+        for link in links:
+            task = asyncio.create_task(link.close(), name=f"drop relay link {link.url}")
+            self._dropping.add(task)
+            task.add_done_callback(self._dropping.discard)
 
     def _emit_notice(self, message: str) -> None:
         self._emit(Notice(message))

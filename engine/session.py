@@ -1,6 +1,13 @@
-"""A tcall media session: one RTCPeerConnection with tcall's sources, sinks, codec choice and stats.
+"""A tcall media session: an RTCPeerConnection with tcall's sources, sinks, codec choice and stats.
 
 Offers and answers carry fully gathered SDP (no trickle ICE), so one message each way sets up a call.
+
+Renewal (issue #16): aiortc has no ICE restart, so a call whose path died (a cut, a new address)
+gets a fresh RTCPeerConnection behind the same tracks and sinks, under the same call id. The
+fresh one is set up beside the current one, which keeps carrying whatever still gets through;
+when the fresh one connects it takes over: the senders' tracks move to it (the old senders let go
+of them first, or closing the old connection would stop the camera and microphone), the old
+connection closes, and the sinks go on with the fresh connection's tracks.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ class Session:
         audio_bitrate: int = DEFAULT_BITRATE_KBPS,
     ) -> None:
         compat.install()
-        self.pc = RTCPeerConnection(ice.configuration())
+        self._ice = ice
         self.on_state = on_state
         self.codec = codec
         self.video_sink = LatestFrameSink()
@@ -74,52 +81,124 @@ class Session:
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
-        self.pc.on("connectionstatechange", self._on_state)
-        self.pc.on("track", self._on_track)
+        self._hooked: set[int] = set()  # id() of the transceivers whose hooks are in
+        self._counted_before = 0  # packets received by connections that were replaced
+        self._renewal: tuple[int, RTCPeerConnection] | None = None  # (attempt, fresh connection)
+        self._closing: set[asyncio.Task[None]] = set()
+        self.pc = self._new_connection()
+
+    def _new_connection(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(self._ice.configuration())
+        pc.on("connectionstatechange", lambda: self._on_state(pc))
+        pc.on("track", self._on_track)
+        return pc
 
     # --- signaling -------------------------------------------------------------------------
 
-    def _add_transceivers(self) -> None:
+    def _add_transceivers(self, pc: RTCPeerConnection, *, with_tracks: bool = True) -> None:
+        """The offer's media: video (ours, or receive-only), then audio. `with_tracks` False: the
+        senders start without a track (a renewal's, until it takes over)."""
         video_direction = "sendrecv" if self.video_track else "recvonly"
         if self.video_track or self._receive_video:
-            transceiver = self.pc.addTransceiver(
-                self.video_track or "video", direction=video_direction
-            )
+            video = self.video_track if with_tracks and self.video_track else "video"
+            transceiver = pc.addTransceiver(video, direction=video_direction)
             transceiver.setCodecPreferences(_codec_preferences(self.codec))
         if self.audio_track or self._receive_audio:
-            self.pc.addTransceiver(
-                self.audio_track or "audio",
-                direction="sendrecv" if self.audio_track else "recvonly",
-            )
+            audio = self.audio_track if with_tracks and self.audio_track else "audio"
+            pc.addTransceiver(audio, direction="sendrecv" if self.audio_track else "recvonly")
 
     async def create_offer(self) -> str:
-        self._add_transceivers()
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        return self.pc.localDescription.sdp
+        self._add_transceivers(self.pc)
+        return await self._offer(self.pc)
+
+    async def _offer(self, pc: RTCPeerConnection) -> str:
+        await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
 
     async def create_answer(self, offer_sdp: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        return await self._answer(self.pc, offer_sdp, with_tracks=True)
+
+    async def _answer(self, pc: RTCPeerConnection, offer_sdp: str, *, with_tracks: bool) -> str:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for track in (self.video_track, self.audio_track):
-            if track is not None:
-                self.pc.addTrack(track)  # reuses the offer's transceiver of the same kind
+            if track is None:
+                continue
+            if with_tracks:
+                pc.addTrack(track)  # reuses the offer's transceiver of the same kind
+                continue
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == track.kind:  # as addTrack would, but with no track yet
+                    sending = {"recvonly": "sendrecv", "inactive": "sendonly"}
+                    transceiver.direction = sending.get(transceiver.direction, "sendrecv")
+                    break
         if not self._receive_video:
-            for transceiver in self.pc.getTransceivers():
+            for transceiver in pc.getTransceivers():
                 if transceiver.kind == "video" and self.video_track is None:
                     transceiver.direction = "inactive"  # an audio-only answer to a video offer
-        self._install_media_hooks()
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
+        self._install_media_hooks(pc)
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
 
     async def accept_answer(self, answer_sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
-        self._install_media_hooks()
+        self._install_media_hooks(self.pc)
 
-    def _install_media_hooks(self) -> None:
-        for transceiver in self.pc.getTransceivers():
+    def _install_media_hooks(self, pc: RTCPeerConnection) -> None:
+        for transceiver in pc.getTransceivers():
+            if id(transceiver) in self._hooked:
+                continue
+            self._hooked.add(id(transceiver))
             if transceiver.kind == "video" and self._low_latency:
                 compat.aiortc.release_on_marker(transceiver.receiver)
-            elif transceiver.kind == "audio" and not self.speech.installed:
+            elif transceiver.kind == "audio":
                 self.speech.install(transceiver)
+
+    # --- renewal ---------------------------------------------------------------------------
+
+    async def renew_offer(self, attempt: int) -> str:
+        """A fresh connection for re-offer `attempt` (replacing an earlier one not yet
+        connected); its offer."""
+        pc = self._start_renewal(attempt)
+        self._add_transceivers(pc, with_tracks=False)
+        return await self._offer(pc)
+
+    async def renew_answer(self, offer_sdp: str, attempt: int) -> str:
+        pc = self._start_renewal(attempt)
+        return await self._answer(pc, offer_sdp, with_tracks=False)
+
+    async def accept_renewed_answer(self, answer_sdp: str, attempt: int) -> None:
+        """Apply the answer to re-offer `attempt`, if that is still the one being set up."""
+        if self._renewal is None or self._renewal[0] != attempt:
+            return
+        pc = self._renewal[1]
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        self._install_media_hooks(pc)
+
+    def _start_renewal(self, attempt: int) -> RTCPeerConnection:
+        if self._renewal is not None:
+            self._close_later(self._renewal[1])
+        pc = self._new_connection()
+        self._renewal = (attempt, pc)
+        return pc
+
+    def _take_over(self, pc: RTCPeerConnection) -> None:
+        """The fresh connection connected: it carries the call from now on."""
+        old, self.pc, self._renewal = self.pc, pc, None
+        self._counted_before += compat.aiortc.packets_received(old)
+        for sender in old.getSenders():
+            sender.replaceTrack(None)  # closing `old` would otherwise stop our sources
+        tracks = {t.kind: t for t in (self.video_track, self.audio_track) if t is not None}
+        for sender in pc.getSenders():
+            track = tracks.get(sender.kind)
+            if track is not None:
+                sender.replaceTrack(track)
+        self._last = {}  # the figures' byte counters start again with the new transports
+        self._close_later(old)
+
+    def _close_later(self, pc: RTCPeerConnection) -> None:
+        task = asyncio.ensure_future(_close_quietly(pc))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # --- audio -----------------------------------------------------------------------------
 
@@ -143,8 +222,15 @@ class Session:
 
     # --- events ----------------------------------------------------------------------------
 
-    def _on_state(self) -> None:
-        state = self.pc.connectionState
+    def _on_state(self, pc: RTCPeerConnection) -> None:
+        state = pc.connectionState
+        if self._renewal is not None and pc is self._renewal[1]:
+            if state == "connected":
+                self._take_over(pc)
+                self.on_state(state)
+            return  # a renewal that fails is replaced by the next attempt, or times out
+        if pc is not self.pc:
+            return  # a replaced connection closing
         self.on_state(state)
         if state == "connected":
             self._connected.set()
@@ -236,8 +322,9 @@ class Session:
         return figures
 
     def packets_received(self) -> int:
-        """Everything that has arrived from the peer so far (RTP, RTCP, DTLS packets)."""
-        return compat.aiortc.packets_received(self.pc)
+        """Everything that has arrived from the peer so far (RTP, RTCP, DTLS packets), over
+        this connection and the ones it replaced."""
+        return self._counted_before + compat.aiortc.packets_received(self.pc)
 
     def selected_route(self) -> str | None:
         """Candidate types of the pair ICE chose, e.g. "host/host" or "relay/relay".
@@ -254,7 +341,14 @@ class Session:
         for track in (self.video_track, self.audio_track):
             if track is not None:
                 track.stop()
-        with contextlib.suppress(
-            Exception
-        ):  # closing twice or mid-handshake is not the user's problem
-            await self.pc.close()
+        if self._renewal is not None:
+            await _close_quietly(self._renewal[1])
+            self._renewal = None
+        await _close_quietly(self.pc)
+        for task in list(self._closing):
+            await task
+
+
+async def _close_quietly(pc: RTCPeerConnection) -> None:
+    with contextlib.suppress(Exception):  # closing twice or mid-handshake is not the user's problem
+        await pc.close()

@@ -1,8 +1,11 @@
 """The signaling wire protocol, sans-I/O: build and open the sealed messages that cross the relay.
 
 Messages: offer, answer, ring, decline, busy, hangup, presence, video (mid-call: the
-sender's camera went on or off, so the receiver can ask its user before showing it), and request (a
-contact request: "add me back"). Offers and answers carry full-gathering SDP (every ICE candidate is
+sender's camera went on or off, so the receiver can ask its user before showing it), request (a
+contact request: "add me back"), and the three that bring a connected call's media back over a new
+path (issue #16): reoffer and reanswer (a fresh peer connection's SDP under the same call id, with
+an "attempt" number so that a late answer to an earlier attempt is recognised) and reconnect (the
+callee's network changed: please re-offer; only the caller re-offers, so offers never cross). Offers and answers carry full-gathering SDP (every ICE candidate is
 already in it), so there are no trickle-ICE messages.
 
 A request carries the sender's own relay URL ("relay", "" for none) and the name they suggest for
@@ -55,7 +58,21 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SKEW_SECONDS = 120.0
 NONCE_BYTES = 16
-KINDS = ("offer", "answer", "ring", "decline", "busy", "hangup", "presence", "video", "request")
+KINDS = (
+    "offer",
+    "answer",
+    "ring",
+    "decline",
+    "busy",
+    "hangup",
+    "presence",
+    "video",
+    "request",
+    "reoffer",
+    "reanswer",
+    "reconnect",
+)
+MAX_ATTEMPT = 1_000_000  # re-offers in one call: about one every few seconds for a long outage
 NO_CALL_KINDS = ("presence", "request")  # messages about no call: their call id is ""
 MAX_NAME_CHARS = 64  # a suggested name: as long as a contact name may be
 MAX_RELAY_CHARS = 512
@@ -67,6 +84,9 @@ _SDP_FIELDS = {"sdp", "dtls", "ice_ufrag", "ice_pwd", "video"}
 _KIND_FIELDS: dict[str, set[str]] = {
     "offer": _SDP_FIELDS,
     "answer": _SDP_FIELDS,
+    "reoffer": _SDP_FIELDS | {"attempt"},
+    "reanswer": _SDP_FIELDS | {"attempt"},
+    "reconnect": set(),
     "video": {"video"},  # mid-call: the sender turned its camera on (true) or off (false)
     "presence": {"presence"},
     "request": {"relay", "name"},  # a contact request: how to reach the sender, and a name
@@ -196,6 +216,7 @@ class Message:
     presence: str | None = None
     relay: str | None = None  # request, and offers that carry it: the sender's relay URL, or ""
     name: str | None = None  # request: the name the sender suggests for themselves, or ""
+    attempt: int | None = None  # reoffer, reanswer: which re-offer of the call
 
 
 @dataclass(frozen=True)
@@ -267,6 +288,7 @@ def seal_message(
     presence: str | None = None,
     relay: str | None = None,
     name: str | None = None,
+    attempt: int | None = None,
 ) -> bytes:
     """A signed message sealed to `recipient_key`, ready to hand to the relay.
 
@@ -294,6 +316,8 @@ def seal_message(
         fields["relay"] = relay
     if name is not None:
         fields["name"] = name
+    if attempt is not None:
+        fields["attempt"] = attempt
     _check_fields(fields)
     sealed = sign_and_seal(identity, recipient_key, fields)
     if len(sealed) > MAX_MESSAGE_BYTES:
@@ -335,6 +359,10 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise MalformedMessage("malformed message: bad call id")
     if type(fields["ts"]) is not int or not 0 <= fields["ts"] < 2**53:
         raise MalformedMessage("malformed message: bad timestamp")
+    if "attempt" in fields and not (
+        type(fields["attempt"]) is int and 1 <= fields["attempt"] <= MAX_ATTEMPT
+    ):
+        raise MalformedMessage(f"malformed message: the attempt is not a number 1-{MAX_ATTEMPT}")
     if "video" in fields and not isinstance(fields["video"], bool):
         raise MalformedMessage("malformed message: 'video' is not true/false")
     if "presence" in fields and fields["presence"] not in PRESENCE_STATES:
@@ -492,6 +520,7 @@ def open_message(
         presence=fields.get("presence"),
         relay=fields.get("relay"),
         name=fields.get("name"),
+        attempt=fields.get("attempt"),
     )
     return Received(message, status.name if status.kind == "known" else None)
 

@@ -81,6 +81,7 @@ TIERS = {
     "session/test_dtls_mismatch.py": "integration",
     "session/test_malformed_sdp.py": "integration",
     "session/test_session.py": "e2e",
+    "session/test_renewal.py": "integration",  # two Sessions on loopback
     "settings": "unit",
     "test_support_imports.py": "unit",
     "test_cli_options.py": "unit",

@@ -76,6 +76,7 @@ class PeerMessage:
     kind: str
     sdp: str | None = None
     video: bool | None = None
+    attempt: int | None = None  # reoffer, reanswer
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,28 @@ class AnswerReady:
 
 
 @dataclass(frozen=True)
+class ReofferReady:
+    """The caller's fresh peer connection for re-offer `attempt` has its offer."""
+
+    sdp: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ReanswerReady:
+    sdp: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AddressesChanged:
+    """Our network addresses changed mid-call (an interface went down or up, a new IP): the
+    path the call uses may be gone, so its media is brought back over a new one at once."""
+
+
+@dataclass(frozen=True)
 class MediaConnected:
-    pass
+    """The peer connection connected: the first one, or a renewed one that took over."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,7 @@ class Timer(enum.StrEnum):
     STATS = "stats"  # a stats event each second while connected
     WATCH = "watch"  # media arrival checked twice a second while connected
     RECONNECT = "reconnect"  # media stopped and did not come back in time
+    RENEW = "renew"  # a re-offer got no connection in time: the caller tries again
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,9 @@ Input = (
     | PeerMessage
     | OfferReady
     | AnswerReady
+    | ReofferReady
+    | ReanswerReady
+    | AddressesChanged
     | MediaConnected
     | MediaCount
     | MediaFailed
@@ -186,6 +211,26 @@ class ApplyAnswer:
 
 
 @dataclass(frozen=True)
+class CreateReoffer:
+    """Open a fresh peer connection behind the call's tracks and sinks and make its offer; the
+    current one keeps carrying media until the fresh one connects and takes over."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CreateReanswer:
+    offer_sdp: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ApplyReanswer:
+    sdp: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class ShowVideo:
     on: bool  # False: received video is withheld from every viewer
 
@@ -216,6 +261,7 @@ class Send:
     sdp: str | None = None
     video: bool | None = None
     courtesy: bool = False  # a failure to send changes nothing (hangup, decline: best effort)
+    attempt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +312,9 @@ Action = (
     CreateOffer
     | CreateAnswer
     | ApplyAnswer
+    | CreateReoffer
+    | CreateReanswer
+    | ApplyReanswer
     | ShowVideo
     | CameraTrack
     | Microphone
@@ -288,6 +337,12 @@ WATCH_INTERVAL_S = 0.5
 # Nothing at all from the peer for this long (audio alone is 50 packets a second, RTCP one or more a
 # second even with every track off): the path is suspect, and the call shows `reconnecting`.
 STALL_S = 2.0
+# A re-offer whose connection has not taken over by then is tried again (a fresh connection, a
+# new attempt number): ICE and DTLS take about a second on a working path, longer through TURN.
+RENEW_S = 5.0
+# The peer's messages that bring media back over a new path, and who may send each: only the
+# caller re-offers (so offers never cross); the callee answers, or asks for one.
+RENEWAL_KINDS = {"reoffer": True, "reanswer": False, "reconnect": False}  # kind -> from the caller
 
 # (phase, message kind) -> next phase, for the peer's messages that move a call along. Anything not
 # here is out of order (a reordering or forging relay, or a broken peer) and ends the call, except
@@ -337,6 +392,7 @@ class CallSettings:
     ring_timeout: float = 30.0
     connect_timeout: float = 15.0
     reconnect_timeout: float = 30.0  # connected, media gone this long: the call has failed
+    renew_after: float = RENEW_S  # a re-offer not connected this long: try again
     duration: float | None = None  # hang up after this long connected; None: until stopped
     ask_before_video: bool = True
     answer_with_camera: bool = False  # incoming: the camera starts on when answering with video
@@ -363,6 +419,8 @@ class CallCore:
     camera: bool = False  # our camera sends (mirrors the track)
     _peer_knows: bool = False  # the peer has heard of this call: end it with a hangup
     _arrived: tuple[int, float] | None = None  # the last MediaCount that saw new packets
+    _attempt: int = 0  # the latest re-offer made (caller) or answered (callee)
+    _renewing: bool = False  # a re-offer (or, from the callee, a request for one) is under way
 
     def __post_init__(self) -> None:
         self.phase = CallPhase.CALLING if self.outgoing else CallPhase.INCOMING
@@ -411,6 +469,16 @@ class CallCore:
                 return self._accept(video)
             case AnswerReady(sdp, camera) if not self.outgoing:
                 return [Send("answer", sdp=sdp, video=camera)]
+            case ReofferReady(sdp, attempt) if self.outgoing:
+                if self.phase not in LIVE or attempt != self._attempt:
+                    return []  # overtaken by a newer attempt, or the call moved on
+                return [Send("reoffer", sdp=sdp, video=self.camera, attempt=attempt)]
+            case ReanswerReady(sdp, attempt) if not self.outgoing:
+                if self.phase not in LIVE or attempt != self._attempt:
+                    return []
+                return [Send("reanswer", sdp=sdp, video=self.camera, attempt=attempt)]
+            case AddressesChanged():
+                return self._renew() if self.phase in LIVE else []
             case Decline() if self.phase is CallPhase.INCOMING:
                 return [Send("decline", courtesy=True), *self._end(Outcome.DECLINED, None)]
             case HangUp() if self.phase is CallPhase.INCOMING:
@@ -423,14 +491,21 @@ class CallCore:
                 return self._message(event)
             case MediaConnected() if self.phase is CallPhase.CONNECTING:
                 return self._connected()
+            case MediaConnected() if self.phase is CallPhase.RECONNECTING:
+                # A re-offered connection took over.
+                return [
+                    CancelTimer(Timer.RECONNECT),
+                    *self._renewed(),
+                    *self._move(CallPhase.CONNECTED),
+                ]
             case MediaConnected():
-                return []
+                return self._renewed() if self.phase in LIVE else []
             case MediaCount(received, at):
                 return self._media_count(received, at)
             case MediaFailed() if self.phase is CallPhase.CONNECTED:
                 return self._end(Outcome.ANSWERED, "the connection was lost")
             case MediaFailed() if self.phase is CallPhase.RECONNECTING:
-                return self._end(Outcome.FAILED, "the connection was lost and did not come back")
+                return []  # the connection we are replacing gave up: the RECONNECT timer decides
             case MediaFailed() if self.phase is CallPhase.CONNECTING:
                 return self._end(
                     Outcome.FAILED, "connection failed (ICE or DTLS): no media path to the peer"
@@ -445,6 +520,17 @@ class CallCore:
                 return [Emit(Notice(str(error))), CloseMedia(), Forget()]
             case SendFailed(kind, error) if kind in ("offer", "answer"):
                 return self._end(outcome_of(error.code), str(error))
+            case SendFailed(kind, error) if kind in RENEWAL_KINDS:
+                # The relay is out of reach too: the RENEW timer tries again.
+                return [
+                    Emit(
+                        Notice(
+                            f"reconnecting: the relay is out of reach ({error}); "
+                            f"trying again in {self.settings.renew_after:g} s",
+                            self.call_id,
+                        )
+                    )
+                ]
             case SendFailed(_, error):
                 return [Emit(Notice(str(error), self.call_id))]
             case TimerExpired(timer):
@@ -505,11 +591,44 @@ class CallCore:
             return self._end(outcome, reason.format(peer=self.peer) or None)
         if kind == "video" and self.phase in (CallPhase.CONNECTING, *LIVE):
             return self._peer_video(bool(message.video))
+        if kind in RENEWAL_KINDS and RENEWAL_KINDS[kind] != self.outgoing:
+            if self.phase not in LIVE:
+                return []  # crossed with the call's own setup or end: nothing to renew
+            return self._renewal_message(message)
         error = ProtocolError(f"unexpected {kind} while the call is {self.phase}")
         return [
             Emit(Refused("out_of_order", str(error))),
             *self._end(outcome_of(error.code), str(error)),
         ]
+
+    def _renewal_message(self, message: PeerMessage) -> list[Action]:
+        attempt = message.attempt or 0
+        if message.kind == "reconnect":
+            # The callee lost media, or its network changed. A re-offer already under way
+            # answers that: starting over would keep a slow path from ever connecting.
+            return [] if self._renewing else self._renew()
+        if message.kind == "reoffer" and message.sdp is not None:
+            if attempt <= self._attempt:
+                return []  # an older re-offer, overtaken by one we answered already
+            self._attempt = attempt
+            return [CreateReanswer(message.sdp, attempt)]
+        if message.kind == "reanswer" and message.sdp is not None and attempt == self._attempt:
+            return [ApplyReanswer(message.sdp, attempt)]
+        return []  # the answer to an attempt we have given up on
+
+    def _renew(self) -> list[Action]:
+        """Bring media back over a new path: the caller re-offers, the callee asks it to; both
+        try again after `renew_after` while the call is still reconnecting."""
+        self._renewing = True
+        retry = StartTimer(Timer.RENEW, self.settings.renew_after)
+        if not self.outgoing:
+            return [Send("reconnect"), retry]
+        self._attempt += 1
+        return [CreateReoffer(self._attempt), retry]
+
+    def _renewed(self) -> list[Action]:
+        self._renewing = False
+        return [CancelTimer(Timer.RENEW)]
 
     def _peer_video(self, on: bool) -> list[Action]:
         if on and not self.video_shown:
@@ -540,12 +659,17 @@ class CallCore:
         if self._arrived is None or received != self._arrived[0]:
             self._arrived = (received, at)
             if self.phase is CallPhase.RECONNECTING:
-                return [CancelTimer(Timer.RECONNECT), *self._move(CallPhase.CONNECTED)]
+                return [
+                    CancelTimer(Timer.RECONNECT),
+                    *self._renewed(),
+                    *self._move(CallPhase.CONNECTED),
+                ]
             return []
         if self.phase is CallPhase.CONNECTED and at - self._arrived[1] >= STALL_S:
             return [
                 *self._move(CallPhase.RECONNECTING),
                 StartTimer(Timer.RECONNECT, self.settings.reconnect_timeout),
+                *self._renew(),
             ]
         return []
 
@@ -564,6 +688,8 @@ class CallCore:
             return [EmitStats(), StartTimer(Timer.STATS, STATS_INTERVAL_S)]
         if timer is Timer.WATCH and self.phase in LIVE:
             return [CountMedia(), StartTimer(Timer.WATCH, WATCH_INTERVAL_S)]
+        if timer is Timer.RENEW and self.phase is CallPhase.RECONNECTING:
+            return self._renew()
         if timer is Timer.RECONNECT and self.phase is CallPhase.RECONNECTING:
             return self._end(
                 Outcome.FAILED,

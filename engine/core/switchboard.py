@@ -133,7 +133,9 @@ def route(
         else:
             error = IdentityError(text)
         return refusal(error, calls, call.call_id)
-    return ForCall(call.call_id, PeerMessage(message.kind, message.sdp, message.video))
+    return ForCall(
+        call.call_id, PeerMessage(message.kind, message.sdp, message.video, message.attempt)
+    )
 
 
 def _offer(

@@ -116,6 +116,7 @@ class AudioJitterBuffer:
         self._stalled_for = 0.0  # s of underrun concealment in a row
         self._waited = 0  # samples concealed while waiting for the next packet (this underrun)
         self._last_forced = 0  # ticks since the last forced shrink
+        self._fresh = False  # a new stream comes next: its first packet starts afresh
 
     # --- packets in --------------------------------------------------------------------------
 
@@ -133,7 +134,8 @@ class AudioJitterBuffer:
         """Add a packet (16-bit sequence number, 32-bit timestamp); says what became of it:
         "buffered", "started", "duplicate", "late", "discarded" or "resync"."""
         self.counters.received += 1
-        if self._next_seq is None:
+        if self._next_seq is None or self._fresh:
+            self._fresh = False
             self._start(seq, timestamp, arrival)
             self._store(seq, timestamp, payload, samples, fec, quiet, arrival)
             return "started"
@@ -156,6 +158,12 @@ class AudioJitterBuffer:
         self._ahead = 0
         self._store(ext_seq, timestamp, payload, samples, fec, quiet, arrival)
         return "buffered"
+
+    def new_stream(self) -> None:
+        """The sender changed (a renewed connection: a new SSRC, with its own random sequence
+        numbers and timestamps): the next packet starts the schedule afresh, whatever its
+        numbers, instead of being judged late or far ahead against the old stream's."""
+        self._fresh = True
 
     def _start(self, seq: int, timestamp: int, arrival: float) -> None:
         self._held.clear()

@@ -73,6 +73,11 @@ class OpusReceiver:
         if not started:
             self._wake.set()
 
+    def new_stream(self) -> None:
+        """The next packet is the first of another sender's stream (AudioJitterBuffer.new_stream)."""
+        with self._lock:
+            self.buffer.new_stream()
+
     def figures(self) -> dict[str, Any]:
         """The audio receive figures for stats (cumulative counts since the call started)."""
         with self._lock:

@@ -40,10 +40,14 @@ class LatestFrameSink:
         self.height = 0
         self.allowed = True  # False: the user has not agreed to see the peer's video yet
         self.viewer: VideoHandle | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def consume(self, track: MediaStreamTrack) -> None:
-        self._task = asyncio.ensure_future(self._run(track))
+        """Read `track` until it ends. A renewed call's fresh connection brings a second track
+        while the first may still deliver: both feed this sink until the old one ends."""
+        task = asyncio.ensure_future(self._run(track))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -64,10 +68,10 @@ class LatestFrameSink:
             self.latencies_ms.append(timecode.age_ms(stamp))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
 
 def to_rgb(frame: VideoFrame, box: tuple[int, int] | None = None) -> np.ndarray:
@@ -155,7 +159,16 @@ class AudioSink:
     notice: str | None = None
 
     def consume(self, track: MediaStreamTrack) -> None:
-        self._task = asyncio.ensure_future(self._run(track))
+        """Read `track` until it ends (as LatestFrameSink.consume: a renewal brings another)."""
+        task = asyncio.ensure_future(self._run(track))
+        self._readers().add(task)
+        task.add_done_callback(self._readers().discard)
+
+    def _readers(self) -> set[asyncio.Task[None]]:
+        """The tasks reading remote tracks (made here: subclasses' __init__ need not call ours)."""
+        if not hasattr(self, "_tasks"):
+            self._tasks: set[asyncio.Task[None]] = set()
+        return self._tasks
 
     async def _run(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -168,8 +181,7 @@ class AudioSink:
         """A null sink discards audio."""
 
     async def stop(self) -> None:
-        task = getattr(self, "_task", None)
-        if task:
+        for task in list(self._readers()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

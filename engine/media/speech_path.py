@@ -30,7 +30,12 @@ Play = Callable[[AudioFrame], None]
 class SpeechPath:
     """Install on an audio transceiver before media flows (`install`), follow the peer's loss
     reports once connected (`follow_loss`), `stop` at the end. `play` gets each decoded 48 kHz mono
-    frame on the receiver's playout thread, so it must be thread-safe."""
+    frame on the receiver's playout thread, so it must be thread-safe.
+
+    A renewed call (a fresh peer connection, engine/session.py) installs again on the fresh
+    transceiver: one receiver goes on playing, and switches to the fresh connection's stream (new
+    SSRC, sequence numbers and timestamps) at its first packet, after which the old stream's
+    stragglers are dropped rather than mixed in."""
 
     def __init__(self, play: Play, bitrate_kbps: int = DEFAULT_BITRATE_KBPS) -> None:
         self.bitrate_kbps = bitrate_kbps
@@ -39,6 +44,8 @@ class SpeechPath:
         self._play = play
         self._senders: list[RTCRtpSender] = []
         self._loss_task: asyncio.Task[None] | None = None
+        self._installs = 0  # transceivers installed on, counting from 1
+        self._playing = 0  # the install whose stream is played
 
     @property
     def installed(self) -> bool:
@@ -46,8 +53,11 @@ class SpeechPath:
 
     def install(self, transceiver: RTCRtpTransceiver) -> None:
         compat.encoder.encode_with(transceiver.sender, self._encoder_for)
-        self.receiver = OpusReceiver(self._play)
-        compat.aiortc.tap_opus(transceiver.receiver, self._on_opus)
+        if self.receiver is None:
+            self.receiver = OpusReceiver(self._play)
+        self._installs += 1
+        install = self._installs
+        compat.aiortc.tap_opus(transceiver.receiver, lambda p: self._on_opus(install, p))
         self._senders.append(transceiver.sender)
 
     def _encoder_for(self, codec: RTCRtpCodecParameters) -> SpeechEncoder | None:
@@ -57,10 +67,15 @@ class SpeechPath:
         self.encoder = SpeechEncoder(self.bitrate_kbps)
         return self.encoder
 
-    def _on_opus(self, packet: RtpPacket) -> None:
-        if self.receiver is not None:
-            level = compat.aiortc.audio_level(packet)
-            self.receiver.receive(packet.sequence_number, packet.timestamp, packet.payload, level)
+    def _on_opus(self, install: int, packet: RtpPacket) -> None:
+        if self.receiver is None or install < self._playing:
+            return
+        if install > self._playing:
+            if self._playing:
+                self.receiver.new_stream()
+            self._playing = install
+        level = compat.aiortc.audio_level(packet)
+        self.receiver.receive(packet.sequence_number, packet.timestamp, packet.payload, level)
 
     def follow_loss(self) -> None:
         """Start telling the encoder the loss the peer reports (call once connected; again is a
@@ -76,7 +91,10 @@ class SpeechPath:
             if self.encoder is None:
                 continue
             for sender in self._senders:
-                report = await sender.getStats()
+                try:
+                    report = await sender.getStats()
+                except Exception:  # a replaced connection's sender, closed
+                    continue
                 for item in report.values():
                     if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
                         self.encoder.report_loss(item.fractionLost / 256)

@@ -11,18 +11,23 @@ from tcall.engine.core.call import (
     Action,
     AnswerReady,
     ApplyAnswer,
+    ApplyReanswer,
     CallCore,
     CallSettings,
     CancelTimer,
     CreateAnswer,
     CreateOffer,
+    CreateReanswer,
+    CreateReoffer,
     Emit,
     Finish,
     Input,
     MediaConnected,
     OfferReady,
     PeerMessage,
+    ReanswerReady,
     Record,
+    ReofferReady,
     Send,
     Start,
     StartTimer,
@@ -42,6 +47,7 @@ class Side:
     actions: list[Action] = field(default_factory=list)
     timers: dict[Timer, float] = field(default_factory=dict)
     media_ready: bool = False  # our SDP is out and, for the caller, the answer is applied
+    renewal: int | None = None  # the re-offer attempt whose fresh connection is set up
 
     @property
     def events(self) -> list[Event]:
@@ -105,8 +111,16 @@ class CorePair:
                 self.apply(side, AnswerReady("v=0 answer", camera=False))
             case ApplyAnswer():
                 side.media_ready = True
-            case Send(kind, sdp, video):
-                self.network.append(Wire(self.other(side).name, PeerMessage(kind, sdp, video)))
+            case CreateReoffer(attempt):
+                self.apply(side, ReofferReady(f"v=0 reoffer {attempt}", attempt))
+            case CreateReanswer(_, attempt):
+                side.renewal = attempt
+                self.apply(side, ReanswerReady(f"v=0 reanswer {attempt}", attempt))
+            case ApplyReanswer(_, attempt):
+                side.renewal = attempt
+            case Send(kind, sdp, video, _, attempt):
+                message = PeerMessage(kind, sdp, video, attempt)
+                self.network.append(Wire(self.other(side).name, message))
             case StartTimer(timer, seconds):
                 side.timers[timer] = self.now + seconds
             case CancelTimer(timer):
@@ -169,6 +183,13 @@ class CorePair:
             del side.timers[timer]
             self.apply(side, TimerExpired(timer))
         self.now = end
+
+    def connect_renewal(self) -> None:
+        """The fresh connections of the latest re-offer connect on both sides and take over."""
+        for side in (self.alice, self.bob):
+            if side.renewal is not None and side.core is not None and not side.core.ended:
+                side.renewal = None
+                self.apply(side, MediaConnected())
 
     def connect_media(self) -> None:
         """ICE and DTLS complete on both sides that have set up their media."""

@@ -1,5 +1,6 @@
 """Any order, loss, duplicate or replay of the peer's messages, with timers and media events
-mixed in: the core never raises on them, every call ends exactly once, only a call that
+(media stalling and flowing again, addresses changing, re-offered connections taking over) mixed
+in: the core never raises on them, every call ends exactly once, only a call that
 connected is `answered`, and nothing waits forever before it connects."""
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcall.engine.core.call import (
+    STALL_S,
     Accept,
+    AddressesChanged,
     CallSettings,
     Decline,
     HangUp,
     Interrupt,
     MediaConnected,
+    MediaCount,
     MediaFailed,
 )
 from tcall.engine.core.outcome import EXIT_CODES, Outcome
@@ -32,6 +36,7 @@ STEPS = st.lists(
         st.tuples(st.just("replay"), st.integers(0, 10)),
         st.tuples(st.just("advance"), st.sampled_from([0.5, 3.0, 14.0, 31.0])),
         st.tuples(st.just("connect"), st.just(0)),
+        st.tuples(st.just("renewed"), st.just(0)),
         st.tuples(
             st.sampled_from(["alice", "bob"]),
             st.sampled_from(
@@ -43,6 +48,9 @@ STEPS = st.lists(
                     "interrupt",
                     "media_failed",
                     "media_connected",
+                    "flow",
+                    "stall",
+                    "addresses",
                 ]
             ),
         ),
@@ -57,11 +65,13 @@ COMMANDS = {
     "interrupt": Interrupt(),
     "media_failed": MediaFailed(),
     "media_connected": MediaConnected(),
+    "addresses": AddressesChanged(),
 }
 
 
 def run(steps: list[tuple[str, object]]) -> CorePair:
     pair = CorePair(CallSettings(duration=None), CallSettings())
+    packets = {"alice": 0, "bob": 0}
     for step, arg in steps:
         if step == "deliver" and pair.network:
             pair.deliver(int(arg) % len(pair.network))  # type: ignore[call-overload]
@@ -75,6 +85,14 @@ def run(steps: list[tuple[str, object]]) -> CorePair:
             pair.advance(float(arg))  # type: ignore[arg-type]
         elif step == "connect":
             pair.connect_media()
+        elif step == "renewed":
+            pair.connect_renewal()
+        elif step in ("alice", "bob") and arg in ("flow", "stall"):
+            side = pair.side(step)
+            if side.core is not None:
+                packets[step] += arg == "flow"
+                at = pair.now + (STALL_S if arg == "stall" else 0.0)
+                pair.apply(side, MediaCount(packets[step], at))
         elif step in ("alice", "bob"):
             side = pair.side(step)
             if side.core is not None:
@@ -99,7 +117,7 @@ def check(side: Side) -> None:
         if EXIT_CODES[finishes[0].outcome] == ExitCode.OK:
             assert connected, "a call that never connected exits 0"
         assert side.records[0].connected == (
-            connected and side.core.history[-2] is CallPhase.CONNECTED
+            connected and side.core.history[-2] in (CallPhase.CONNECTED, CallPhase.RECONNECTING)
         )
     else:
         assert not finishes

@@ -198,3 +198,25 @@ def test_a_flood_costs_bounded_memory() -> None:
         )
     assert len(buffer) <= CAPACITY
     assert len(buffer._transits) <= audio_jitter.HISTORY
+
+
+def test_a_new_stream_plays_from_its_first_packet_whatever_its_numbers() -> None:
+    """A renewed connection's sender starts at random sequence numbers and timestamps: without
+    new_stream, numbers just behind the old stream's are all judged late and never play."""
+    buffer = AudioJitterBuffer()
+    played = run(buffer, steady(range(20)), until=20 * PACKET_S + 0.05)
+    start = 20 * PACKET_S + 0.010  # the fresh connection took over with no gap
+    fresh = [(start + i * PACKET_S, 30000 + i) for i in range(30)]  # far behind seq 20 (mod 2^16)
+    buffer.new_stream()
+    played = []
+    for at, seq in fresh:
+        while (due := buffer.next_due()) is not None and due < at:
+            played += buffer.pop(due)
+        buffer.insert(
+            (seq - 40000) & 0xFFFF, (seq * FRAME) & 0xFFFFFFFF, payload(seq), at, samples=FRAME
+        )
+    while (due := buffer.next_due()) is not None and due < fresh[-1][0] + 0.2:
+        played += buffer.pop(due)
+    heard = [p for _, p in audible(played) if p is not None]
+    assert heard[-25:] == [payload(30000 + i) for i in range(5, 30)]
+    assert buffer.counters.late == 0

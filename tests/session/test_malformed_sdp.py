@@ -46,7 +46,13 @@ class Channel:
         self.answer, self.deliver = answer, deliver
 
     async def send(
-        self, kind: str, call_id: str, *, sdp: str | None = None, video: bool | None = None
+        self,
+        kind: str,
+        call_id: str,
+        *,
+        sdp: str | None = None,
+        video: bool | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.sent.append(kind)
         if kind == "offer" and self.answer is not None:
@@ -56,6 +62,9 @@ class Channel:
         self, outcome: Outcome, reason: str | None, figures: Any
     ) -> tuple[Outcome, str | None]:
         return outcome, reason
+
+    def network_changed(self) -> None:
+        pass
 
     async def close(self) -> None:
         pass

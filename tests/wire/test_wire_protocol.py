@@ -63,6 +63,8 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         "video": {"video": True},
         "presence": {"presence": "online"},
         "request": {"relay": "ws://relay.example:7711", "name": "alice"},
+        "reoffer": {"sdp": SDP, "video": True, "attempt": 1},
+        "reanswer": {"sdp": SDP, "video": False, "attempt": 3},
     }
     extra = extras.get(kind, {})
     received = pair.send(pair.alice, kind, **extra)
@@ -79,6 +81,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
     assert message.video == extra.get("video")
     assert message.presence == extra.get("presence")
     assert (message.relay, message.name) == (extra.get("relay"), extra.get("name"))
+    assert message.attempt == extra.get("attempt")
     assert len(message.nonce) == 16
 
 
@@ -279,6 +282,21 @@ def test_malformed_fields(pair: ConnectionPair, mutate: Any) -> None:
 def test_malformed_plaintext(pair: ConnectionPair, plaintext: bytes) -> None:
     with pytest.raises(MalformedMessage):
         pair.deliver(pair.bob, _seal_raw(pair, plaintext[: MAX_MESSAGE_BYTES - 100]))
+
+
+@pytest.mark.parametrize("attempt", [0, -1, 1_000_001, 1.0, True, "1", None])
+def test_a_reoffer_needs_an_attempt_number_in_range(pair: ConnectionPair, attempt: Any) -> None:
+    fields = _valid_fields(pair)
+    fields.update(type="reoffer", attempt=attempt)
+    with pytest.raises(MalformedMessage, match="malformed"):
+        pair.deliver(pair.bob, sign_and_seal(pair.alice, pair.bob.public_key, fields))
+
+
+def test_only_reoffer_and_reanswer_carry_an_attempt(pair: ConnectionPair) -> None:
+    fields = _valid_fields(pair)
+    fields.update(attempt=1)  # an offer
+    with pytest.raises(MalformedMessage, match="wrong fields"):
+        pair.deliver(pair.bob, sign_and_seal(pair.alice, pair.bob.public_key, fields))
 
 
 def test_presence_needs_an_empty_call_id_and_a_known_state(pair: ConnectionPair) -> None:
