@@ -1,13 +1,16 @@
 """tcall's hooks into aiortc's private names, each checked before use.
 
-Marker jitter buffer: aiortc's JitterBuffer hands a frame to the decoder only when the first packet of
-the *next* frame arrives, which adds a whole frame interval (33 ms at 30 fps) to every frame's latency.
-The sender sets the RTP marker bit on a frame's last packet, so a frame is complete when its marker
-packet arrives and every sequence number since the previous frame's marker is present. Anything less
-certain (a gap, a first frame whose start we did not see) falls back to aiortc's own rule.
-MarkerJitterBuffer reads the base buffer's internals (`_origin`, `_packets`, `remove`, the packets'
-`_data`), and aiortc keeps a receiver's buffer in a name-mangled attribute with no hook to replace it,
-so release_on_marker() swaps it there.
+Video receive path: aiortc's JitterBuffer hands a frame to the decoder only when the first packet of
+the *next* frame arrives, which adds a whole frame interval (33 ms at 30 fps) to every frame's
+latency, and lets out one frame per arriving packet, so a backlog behind a repaired loss drains
+slowly. Its NACK generator asks for a lost packet once, and again only when a new gap appears; it
+never gives up on a hole or asks for a keyframe, so a lost retransmission stalled video for 0.5-2.5 s
+(issue #16). tcall's VideoReceiveBuffer (engine/media/video_receive.py: the rules, sans-I/O) releases
+each frame on its marker packet, every complete one at once, NACKs again on a timer, and skips a hole
+after a deadline with a keyframe request. aiortc has no hook for any of it: release_on_marker() puts
+a MarkerJitterBuffer in the receiver's name-mangled buffer slot, switches off its NACK generator,
+and wraps its packet handler (LossRecovery), which sends the NACKs and PLIs through the receiver's
+own `_send_rtcp_nack` and `_send_rtcp_pli` and hands the extra frames to its decoder queue.
 
 Opus with FEC: aiortc's SDP offers Opus with no format parameters, so a browser peer would send no
 in-band FEC to us; install() adds `useinbandfec=1` and `minptime=10` to aiortc's Opus codec
@@ -27,18 +30,23 @@ the way in, through the Connection's public `recv`).
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections import deque
 from collections.abc import Callable
 
 from aioice import Connection
 from aiortc import RTCPeerConnection
 from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 
 from tcall.engine.compat.aioice import nominated_pair
 from tcall.engine.errors import CompatError
+from tcall.engine.media.video_receive import Frame, Output, Packet, VideoReceiveBuffer
 
 SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
@@ -50,78 +58,191 @@ def _incompatible(problem: str) -> CompatError:
     return CompatError("aiortc", problem, SUPPORTED)
 
 
-# --- marker jitter buffer ----------------------------------------------------------------------
+# --- video receive path: marker release, NACKs on a timer, keyframe after a deadline ------------
 
 
-class MarkerJitterBuffer(JitterBuffer):
-    def __init__(self, capacity: int = 512) -> None:
-        super().__init__(capacity=capacity, is_video=True)
-        # The sequence number where a frame is known to start: right after a frame we released.
-        self._known_start: int | None = None
-        self.released_on_marker = 0
+class MarkerJitterBuffer:
+    """Stands in a video receiver's jitter buffer: the packets go to tcall's VideoReceiveBuffer
+    (engine/media/video_receive.py), and the frames it releases come out in order. aiortc takes one
+    frame per packet from add(); the others wait in `ready` for the receiver's hook (LossRecovery),
+    which also sends the NACKs and keyframe requests in `requests`. On its own (no receiver), add()
+    hands out one frame at a time."""
+
+    def __init__(self, codec_name: Callable[[int], str] = lambda payload_type: "") -> None:
+        self.receive = VideoReceiveBuffer()
+        self.codec_name = codec_name  # "VP8", "H264", ... for a payload type; "" if unknown
+        self.clock = time.monotonic
+        self.ready: deque[Frame] = deque()
+        self.nacks: list[int] = []  # to send
+        self.keyframe_request = False  # to send
+        self.ssrc: int | None = None  # the media source the requests are about
+        self.released_on_marker = 0  # frames released (every one on its marker packet)
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        first = self._origin is None and self._known_start is None
-        pli, frame = super().add(packet)
-        if first:
-            # The first packet is taken as a frame's start. Otherwise the first frames waited for
-            # aiortc's rule (the next frame's first packet): with H.264 from Chromium that held
-            # back the first 9-29 frames (the issue) or 3-5 (here, tests/media/test_browser_peer.py).
-            # A wrong guess is one frame the decoder refuses, as a lost packet would be.
-            self._known_start = self._origin
-        if frame is None:
-            frame = self._release_complete()
-        else:
-            self._known_start = self._origin
-        return pli, frame
+        if packet.ssrc != self.ssrc:
+            if self.ssrc is not None:  # the sender started another stream
+                self.receive = VideoReceiveBuffer()
+            self.ssrc = packet.ssrc
+        data = getattr(packet, "_data", b"")  # the depayloaded payload, set by aiortc
+        self.take(
+            self.receive.add(
+                Packet(
+                    seq=packet.sequence_number,
+                    timestamp=packet.timestamp,
+                    marker=bool(packet.marker),
+                    data=data if isinstance(data, bytes) else b"",
+                    codec=self.codec_name(packet.payload_type),
+                    payload_type=packet.payload_type,
+                ),
+                self.clock(),
+            )
+        )
+        return False, self.next_frame()
 
-    def _release_complete(self) -> JitterFrame | None:
-        origin = self._origin
-        if origin is None or origin != self._known_start:
+    def poll(self) -> None:
+        self.take(self.receive.poll(self.clock()))
+
+    def take(self, out: Output) -> None:
+        self.ready.extend(out.frames)
+        self.released_on_marker += len(out.frames)
+        self.nacks += out.nacks
+        self.keyframe_request |= out.keyframe_request
+
+    def next_frame(self) -> JitterFrame | None:
+        if not self.ready:
             return None
-        packets: list[RtpPacket] = []
-        for count in range(self.capacity):
-            packet = self._packets[(origin + count) % self.capacity]
-            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
-                return None
-            packets.append(packet)
-            if packet.marker:
-                self.remove(count + 1)
-                self._known_start = self._origin
-                self.released_on_marker += 1
-                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
-                return JitterFrame(data=data, timestamp=packet.timestamp)
-        return None
+        frame = self.ready.popleft()
+        return JitterFrame(data=frame.data, timestamp=frame.timestamp)
 
 
-def _check_jitter_buffer() -> None:
-    """aiortc's buffer still has the internals MarkerJitterBuffer reads, and frames its packets' `_data`."""
-    buffer = JitterBuffer(capacity=4, is_video=True)
-    shaped = (
-        hasattr(buffer, "_origin")
-        and isinstance(getattr(buffer, "_packets", None), list)
-        and callable(getattr(buffer, "remove", None))
+class LossRecovery:
+    """A video receiver's side of loss recovery, around aiortc's RTCRtpReceiver: after each packet
+    aiortc handled, and on a timer at the buffer's wake_at(), it sends the buffer's NACKs and
+    keyframe requests (the receiver's `_send_rtcp_nack`, `_send_rtcp_pli`) and hands the frames
+    beyond the one aiortc took to the receiver's decoder thread (its queue, with its timestamp
+    mapper, as aiortc does). aiortc's own NACK generator is switched off: it asked once per gap,
+    and again only for the packets still listed when a new gap appeared."""
+
+    def __init__(self, receiver: RTCRtpReceiver, buffer: MarkerJitterBuffer) -> None:
+        self.receiver = receiver
+        self.buffer = buffer
+        self.codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER["codecs"])
+        self.handle_rtp = receiver._handle_rtp_packet
+        self.timer: asyncio.TimerHandle | None = None
+        self.sending: set[asyncio.Task[None]] = set()
+
+    async def on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        await self.handle_rtp(packet, arrival_time_ms=arrival_time_ms)
+        self.deliver()
+        await self.send_requests()
+        self.arm()
+
+    def on_timer(self) -> None:
+        self.timer = None
+        if getattr(self.receiver, _RECEIVER["decoder_thread"]) is None:
+            return  # the receiver stopped
+        self.buffer.poll()
+        self.deliver()
+        task = asyncio.ensure_future(self.send_requests())
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+        self.arm()
+
+    def arm(self) -> None:
+        """The timer, at the buffer's next wake_at() (kept when it is due sooner already)."""
+        wake = self.buffer.receive.wake_at()
+        if wake is None:
+            return
+        loop = asyncio.get_running_loop()
+        at = loop.time() + max(0.0, wake - self.buffer.clock())
+        if self.timer is not None and self.timer.when() <= at:
+            return  # it fires first, and arms again
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = loop.call_at(at, self.on_timer)
+
+    def deliver(self) -> None:
+        queue = getattr(self.receiver, _RECEIVER["decoder_queue"])
+        mapper = getattr(self.receiver, _RECEIVER["timestamp_mapper"])
+        running = getattr(self.receiver, _RECEIVER["decoder_thread"]) is not None
+        while self.buffer.ready:
+            frame = self.buffer.ready.popleft()
+            codec = self.codecs.get(frame.payload_type)
+            if codec is not None and running:
+                encoded = JitterFrame(data=frame.data, timestamp=mapper.map(frame.timestamp))
+                queue.put((codec, encoded))
+
+    async def send_requests(self) -> None:
+        nacks, self.buffer.nacks = self.buffer.nacks, []
+        keyframe, self.buffer.keyframe_request = self.buffer.keyframe_request, False
+        ssrc = self.buffer.ssrc
+        if ssrc is None:
+            return
+        if nacks:
+            await self.receiver._send_rtcp_nack(ssrc, nacks)
+        if keyframe:
+            await self.receiver._send_rtcp_pli(ssrc)
+
+
+# The receiver's private names LossRecovery uses (RTCRtpReceiver's, name-mangled).
+_RECEIVER = {
+    name: f"_RTCRtpReceiver__{name}"
+    for name in (
+        "codecs",
+        "decoder_queue",
+        "decoder_thread",
+        "jitter_buffer",
+        "nack_generator",
+        "timestamp_mapper",
     )
-    frame = None
-    if shaped:
-        for seq in (0, 1):  # one packet per frame: the second one releases the first
-            packet = RtpPacket(sequence_number=seq, timestamp=seq)
-            packet._data = b"x"  # type: ignore[attr-defined]
-            try:
-                frame = buffer.add(packet)[1]
-            except AttributeError:
-                break
-    if frame is None or frame.data != b"x":
-        raise _incompatible("JitterBuffer's internals (_origin, _packets, remove, _data) changed")
+}
+_RECEIVER_METHODS = ("_handle_rtp_packet", "_send_rtcp_nack", "_send_rtcp_pli")
+
+
+def _check_receiver(receiver: object) -> None:
+    """The receiver has every name release_on_marker() uses, and aiortc still hands its jitter
+    buffer depayloaded packets as `packet._data`."""
+    missing = [name for name in _RECEIVER.values() if name not in vars(receiver)]
+    missing += [name for name in _RECEIVER_METHODS if not callable(getattr(receiver, name, None))]
+    if missing:
+        raise _incompatible(f"RTCRtpReceiver has no {', '.join(missing)}")
+    if not isinstance(getattr(receiver, _RECEIVER["codecs"]), dict) or not callable(
+        getattr(getattr(receiver, _RECEIVER["timestamp_mapper"]), "map", None)
+    ):
+        raise _incompatible("RTCRtpReceiver's codecs or timestamp mapper changed shape")
+
+
+def _check_receive_path() -> None:
+    """On a receiver aiortc builds (with a stand-in transport: no connection needed)."""
+
+    class Transport:
+        state = "new"
+
+    _check_receiver(RTCRtpReceiver("video", Transport()))  # type: ignore[arg-type]
+    if "._data" not in inspect.getsource(RTCRtpReceiver._handle_rtp_packet):
+        raise _incompatible("RTCRtpReceiver no longer depayloads into packet._data")
 
 
 def release_on_marker(receiver: RTCRtpReceiver) -> MarkerJitterBuffer:
-    """Swap a video receiver's jitter buffer for a MarkerJitterBuffer (before media flows)."""
-    if not isinstance(getattr(receiver, _JITTER_BUFFER, None), JitterBuffer):
-        raise _incompatible("RTCRtpReceiver has no jitter buffer attribute")
-    buffer = MarkerJitterBuffer()
-    setattr(receiver, _JITTER_BUFFER, buffer)
+    """Give a video receiver tcall's receive path (before media flows): a MarkerJitterBuffer in
+    its jitter buffer's place, and LossRecovery around its packet handler."""
+    _check_receiver(receiver)
+    current = getattr(receiver, _RECEIVER["jitter_buffer"])
+    if isinstance(current, MarkerJitterBuffer):
+        return current  # installed already
+    # The receiver's codecs are filled in when it starts, after this: look them up as packets come.
+    codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, _RECEIVER["codecs"])
+    buffer = MarkerJitterBuffer(lambda payload_type: _codec_name(codecs, payload_type))
+    recovery = LossRecovery(receiver, buffer)
+    setattr(receiver, _RECEIVER["jitter_buffer"], buffer)
+    setattr(receiver, _RECEIVER["nack_generator"], None)
+    receiver._handle_rtp_packet = recovery.on_rtp  # type: ignore[method-assign]
     return buffer
+
+
+def _codec_name(codecs: dict[int, RTCRtpCodecParameters], payload_type: int) -> str:
+    codec = codecs.get(payload_type)
+    return "" if codec is None else str(codec.name)
 
 
 # --- audio: Opus with FEC, and tcall's receive path ----------------------------------------------
@@ -232,6 +353,7 @@ def packets_received(pc: RTCPeerConnection) -> int:
 
 
 def install() -> None:
-    """Check the jitter buffer's internals and offer Opus FEC; safe to call again."""
-    _check_jitter_buffer()
+    """Check the receiver's names the video receive path uses, and offer Opus FEC; safe to call
+    again."""
+    _check_receive_path()
     _advertise_opus_fec()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aioice
 import aioice.ice
+import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import av
 import numpy as np
@@ -124,12 +125,13 @@ def test_h264_encoder_gets_the_realtime_preset() -> None:
     compat.install()
     codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
     encoder = aiortc.rtcrtpsender.get_encoder(codec)
-    assert isinstance(encoder, H264Encoder)
+    assert isinstance(encoder, encoder_hooks.AdaptiveVideoEncoder)
+    assert isinstance(encoder.inner, H264Encoder)
     assert b"subme=0 " in _x264_settings(encoder)  # ultrafast; x264's default preset uses 7
     assert b"subme=7 " in _x264_settings(H264Encoder())
 
 
-async def test_video_receiver_gets_the_marker_jitter_buffer() -> None:
+async def test_video_receiver_gets_the_receive_path() -> None:
     compat.install()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
@@ -137,6 +139,11 @@ async def test_video_receiver_gets_the_marker_jitter_buffer() -> None:
         buffer = aiortc_hooks.release_on_marker(receiver)
         assert isinstance(buffer, aiortc_hooks.MarkerJitterBuffer)
         assert receiver._RTCRtpReceiver__jitter_buffer is buffer
+        assert receiver._RTCRtpReceiver__nack_generator is None  # tcall's buffer asks instead
+        assert getattr(receiver._handle_rtp_packet, "__self__", None).__class__ is (
+            aiortc_hooks.LossRecovery
+        )
+        assert aiortc_hooks.release_on_marker(receiver) is buffer  # once is enough
     finally:
         await pc.close()
 
@@ -196,9 +203,24 @@ def test_missing_targets_raise_compat_errors_naming_the_version(
     assert issubclass(CompatError, TcallError)
 
 
-def test_jitter_buffer_internals_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(aiortc.jitterbuffer.JitterBuffer, "remove")
-    with pytest.raises(CompatError, match=f"^aiortc {version('aiortc')}: JitterBuffer"):
+@pytest.mark.parametrize(
+    "name", ["_send_rtcp_nack", "_send_rtcp_pli", "_handle_rtp_packet", "__init__"]
+)
+def test_the_video_receive_paths_targets_are_checked(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    if name == "__init__":  # a receiver that no longer keeps its decoder queue where we look
+        init = aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__
+
+        def without_queue(self: object, *args: object) -> None:
+            init(self, *args)  # type: ignore[arg-type]
+            del self._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, "__init__", without_queue)
+        name = "_RTCRtpReceiver__decoder_queue"
+    else:
+        monkeypatch.delattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, name)
+    with pytest.raises(CompatError, match=f"^aiortc {version('aiortc')}: RTCRtpReceiver .*{name}"):
         aiortc_hooks.install()
 
 
