@@ -1,0 +1,395 @@
+"""Cuts and address changes (issue #16): tcall beside bare aiortc in one run, for bench/network.py.
+
+The network is tests/support/lossy_link.py's: alice and bob on either side of a router, the relay
+on the router. A cut takes the router's port towards alice down (her relay link too, as a dropped
+Wi-Fi does); an address change gives alice a new address and removes the old one for good.
+
+- tcall: `tcall call bob` and `tcall listen --auto-answer`, video (the test pattern) and audio
+  (a tone), read through their JSON events: `reconnecting` and `connected` for the cut, bob's
+  per-second `stats` (fps_received) for the address change, so that figure has a 1 s resolution;
+- bare aiortc: two plain aiortc peers sending the same pattern and tone, their offer and answer
+  over a TCP connection; each prints its connection states and the end of every gap of more than
+  0.2 s between received video frames. aiortc has no ICE restart and no "disconnected" state: it
+  notices a dead path only when its consent checks give up (24-36 s), and then the call closes.
+- audio through a 5 s cut: bench/audio.py's method (tests/support/audio_call.py: speech into
+  alice's microphone, bob's speaker recorded, PESQ-WB), the cut starting 8 s into the speech; the
+  score is of the speech before the cut and of the speech from 2 s after it ended.
+
+    sudo .venv/bin/python bench/network_cuts.py     (standalone: prints its rows)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.lossy_link import (  # noqa: E402
+    ALICE_IP,
+    BOB_IP,
+    ROUTER_A_IP,
+    Link,
+    lossy_link,
+)
+from tests.support.relays import ServeProcess  # noqa: E402
+from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
+
+CUT_S = 5.0
+NEW_ALICE_IP = "192.0.2.3"
+BARE_PORT = 7816
+BARE_WAIT_S = 45.0  # longer than aiortc's consent timeout, which ends its call
+GAP_S = 0.2  # a pause between received frames this long is a gap (30 fps: 33 ms apart)
+SPEECH_CUT_AT_S, AFTER_CUT_S = 8.0, 2.0
+
+
+# --- bare aiortc, one side, run inside a host --------------------------------------------------
+
+
+async def bare_peer(role: str) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError
+
+    from tcall.engine.media.audio import PacedAudioSource, sine_blocks
+    from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
+    from tcall.engine.media.video import PatternSource
+
+    def say(**fields: Any) -> None:
+        print(json.dumps({**fields, "at": time.monotonic()}), flush=True)
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only
+    pc.addTrack(VideoSourceTrack(PatternSource(640, 480, 30)))
+    pc.addTrack(AudioSourceTrack(PacedAudioSource("sine", sine_blocks())))
+
+    @pc.on("connectionstatechange")
+    def on_state() -> None:
+        say(state=pc.connectionState)
+
+    @pc.on("track")
+    def on_track(track: Any) -> None:
+        async def read() -> None:
+            last: float | None = None
+            with contextlib.suppress(MediaStreamError):
+                while True:
+                    await track.recv()
+                    now = time.monotonic()
+                    if track.kind == "video" and last is not None and now - last > GAP_S:
+                        say(gap_s=round(now - last, 3))
+                    last = now if track.kind == "video" else last
+
+        asyncio.ensure_future(read())
+
+    if role == "callee":
+        ready: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+        server = await asyncio.start_server(
+            lambda r, w: ready.set_result((r, w)), BOB_IP, BARE_PORT
+        )
+        say(ready=True)
+        reader, writer = await ready
+        offer = json.loads(await reader.readline())
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+        await writer.drain()
+        server.close()
+    else:
+        reader, writer = await asyncio.open_connection(BOB_IP, BARE_PORT)
+        await pc.setLocalDescription(await pc.createOffer())
+        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+        await writer.drain()
+        answer = json.loads(await reader.readline())
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    await asyncio.sleep(3600)  # until terminated
+
+
+class BarePeer:
+    """One bare aiortc side in a namespace; `lines` collects what it printed, as it comes."""
+
+    def __init__(self, prefix: list[str], role: str) -> None:
+        self.process = subprocess.Popen(
+            [*prefix, sys.executable, str(Path(__file__)), "--bare", role],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        self.lines: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(line))
+
+    def first(self, key: str, value: Any = None, after: float = 0.0, timeout: float = 30) -> Any:
+        """The first line with `key` (equal to `value` if given) printed after `after`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if line["at"] > after and key in line and (value is None or line[key] == value):
+                    return line
+            time.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def bare_call(link: Link) -> Iterator[tuple[BarePeer, BarePeer]]:
+    callee = BarePeer(link.bob, "callee")
+    caller = None
+    try:
+        assert callee.first("ready", timeout=30), "the bare callee did not start"
+        caller = BarePeer(link.alice, "caller")
+        assert caller.first("state", "connected", timeout=30), "bare aiortc did not connect"
+        time.sleep(2.0)  # media flowing
+        yield caller, callee
+    finally:
+        for peer in (caller, callee):
+            if peer is not None:
+                peer.stop()
+
+
+# --- tcall ------------------------------------------------------------------------------------
+
+
+class TimedListener:
+    """A tcall process's events, each stamped with when it was read."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.stamped: list[tuple[float, dict[str, Any]]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while (event := self.listener.read_one()) is not None:
+            self.stamped.append((time.monotonic(), event))
+
+    def first(
+        self, kind: str, after: float, timeout: float, **match: Any
+    ) -> tuple[float, dict[str, Any]] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for at, event in list(self.stamped):
+                wanted = event["event"] == kind and all(event.get(k) == v for k, v in match.items())
+                if at > after and wanted:
+                    return at, event
+            time.sleep(0.05)
+        return None
+
+
+@contextlib.contextmanager
+def tcall_call(link: Link, folder: Path) -> Iterator[tuple[TimedListener, TimedListener]]:
+    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
+    env = {"TCALL_ICE_ADDRESSES": ""}
+    caller = listener = None
+    try:
+        alice = User("alice", folder / "alice", relay.url, env, link.alice)
+        bob = User("bob", folder / "bob", relay.url, env, link.bob)
+        alice.add(bob)
+        bob.add(alice)
+        listener = bob.listen("--auto-answer", "--once")
+        caller = alice.start_call("bob", "--connect-timeout", "20")
+        caller.wait_for("state", state="connected")
+        listener.wait_for("state", state="connected")
+        time.sleep(2.0)
+        yield TimedListener(caller), TimedListener(listener)
+    finally:
+        if caller is not None:
+            with contextlib.suppress(BrokenPipeError, ValueError):
+                caller.send("hangup")
+            caller.finish()
+        if listener is not None:
+            listener.finish()
+        stop_leftovers()
+        relay.stop()
+
+
+def move_alice(link: Link) -> None:
+    """alice's host gets a new address and loses the old one (deleted first: it would take a
+    secondary address in its subnet with it)."""
+    out = subprocess.run(
+        [*link.alice, "ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    device = next(line.split()[1] for line in out.splitlines() if ALICE_IP in line)
+    for command in (
+        ["ip", "addr", "del", f"{ALICE_IP}/24", "dev", device],
+        ["ip", "addr", "add", f"{NEW_ALICE_IP}/24", "dev", device],
+        ["ip", "route", "replace", "default", "via", ROUTER_A_IP],
+    ):
+        subprocess.run([*link.alice, *command], check=True, capture_output=True)
+
+
+# --- the figures ------------------------------------------------------------------------------
+
+
+def cut_figures_tcall(folder: Path) -> dict[str, float | None]:
+    """Seconds from the cut to `reconnecting`, and from the link's return to `connected`."""
+    with lossy_link() as link, tcall_call(link, folder) as (alice, _bob):
+        with link.cut():
+            cut_at = time.monotonic()
+            noticed = alice.first("state", cut_at, CUT_S + 10, state="reconnecting")
+            time.sleep(max(0.0, CUT_S - (time.monotonic() - cut_at)))
+        back_at = time.monotonic()
+        resumed = alice.first("state", back_at, 30, state="connected")
+    return {
+        "noticed_s": None if noticed is None else noticed[0] - cut_at,
+        "back_s": None if resumed is None else resumed[0] - back_at,
+    }
+
+
+def cut_figures_bare() -> dict[str, float | None]:
+    """A 5 s cut: seconds from the link's return to the first video frame; then a cut that
+    lasts until aiortc's connection state changes (at most BARE_WAIT_S): seconds to that."""
+    with lossy_link() as link, bare_call(link) as (alice, _bob):
+        with link.cut():
+            time.sleep(CUT_S)
+        back_at = time.monotonic()
+        frame = alice.first("gap_s", after=back_at, timeout=20)
+        with link.cut():
+            cut_at = time.monotonic()
+            changed = alice.first("state", after=cut_at, timeout=BARE_WAIT_S)
+    return {
+        "back_s": None if frame is None else frame["at"] - back_at,
+        "noticed_s": None if changed is None else changed["at"] - cut_at,
+        "noticed_state": None if changed is None else changed["state"],
+    }
+
+
+def move_figures_tcall(folder: Path) -> float | None:
+    """Seconds from alice's address change to the end of the first stats second, wholly after
+    the change, in which bob received her video (an upper bound, 1 s resolution: bob's stats
+    come once a second)."""
+    with lossy_link() as link, tcall_call(link, folder) as (_alice, bob):
+        move_alice(link)
+        moved_at = time.monotonic()
+        after = moved_at + 1.0
+        while (seen := bob.first("stats", after, moved_at + 20 - time.monotonic())) is not None:
+            at, stats = seen
+            if stats["fps_received"] > 10:
+                return at - moved_at
+            after = at
+    return None
+
+
+def move_figures_bare(wait_s: float = 15.0) -> float | None:
+    with lossy_link() as link, bare_call(link) as (_alice, bob):
+        move_alice(link)
+        moved_at = time.monotonic()
+        frame = bob.first("gap_s", after=moved_at, timeout=wait_s)
+    return None if frame is None else frame["at"] - moved_at
+
+
+def speech_through_cut(folder: Path) -> dict[str, float | None]:
+    """PESQ-WB of the speech outside a 5 s cut, tcall and bare aiortc (bench/audio.py's studio)."""
+    import numpy as np
+
+    from tests.support import speech
+    from tests.support.audio_call import LEAD_S, Scene, Take, stage
+
+    reference = speech.reference_speech(folder)
+    rate = speech.RATE
+
+    @contextlib.contextmanager
+    def cut_in_speech(link: Link) -> Iterator[None]:
+        def cut() -> None:
+            time.sleep(LEAD_S + SPEECH_CUT_AT_S)
+            with link.cut():
+                time.sleep(CUT_S)
+
+        thread = threading.Thread(target=cut, daemon=True)
+        thread.start()
+        yield
+        thread.join()
+
+    def outside(take: Take) -> float | None:
+        before = reference[: int((SPEECH_CUT_AT_S - 0.5) * rate)]
+        after_from = int((SPEECH_CUT_AT_S + CUT_S + AFTER_CUT_S) * rate)
+        after = reference[after_from:]
+        mouth, ear = take.tape["alice_mouth"], take.tape["bob_ear"]
+        spoken = speech.locate(reference, mouth)
+        scores = []
+        for part, offset in ((before, 0), (after, after_from)):
+            window = slice(max(0, spoken + offset - rate), spoken + offset + len(part) + 3 * rate)
+            got = speech.score(part, mouth[window], ear[window])
+            if got.pesq is None:
+                return None
+            scores.append((got.pesq, len(part)))
+        return float(np.average([s for s, _ in scores], weights=[n for _, n in scores]))
+
+    with stage(folder / "stage") as room:
+        scene = Scene(reference)
+        tcall_take = room.tcall(scene, None, lambda: cut_in_speech(room.link))
+        bare_take = room.bare(scene, lambda: cut_in_speech(room.link))
+    return {"tcall": outside(tcall_take), "bare": outside(bare_take)}
+
+
+def measure(runs: int, say: Any = print) -> dict[str, list[Any]]:
+    figures: dict[str, list[Any]] = {}
+
+    def add(key: str, value: Any) -> None:
+        figures.setdefault(key, []).append(value)
+        say(f"{key}: {value}")
+
+    with tempfile.TemporaryDirectory(prefix="tcall-cuts-") as tmp:
+        folder = Path(tmp)
+        for run in range(runs):
+            tcall_cut = cut_figures_tcall(folder / f"cut{run}")
+            bare_cut = cut_figures_bare()
+            add("tcall noticed", tcall_cut["noticed_s"])
+            add("tcall back", tcall_cut["back_s"])
+            add("bare noticed", bare_cut["noticed_s"])
+            add("bare noticed state", bare_cut["noticed_state"])
+            add("bare back", bare_cut["back_s"])
+            add("tcall moved", move_figures_tcall(folder / f"move{run}"))
+            add("bare moved", move_figures_bare())
+        speech_scores = speech_through_cut(folder)
+        add("tcall pesq", speech_scores["tcall"])
+        add("bare pesq", speech_scores["bare"])
+    return figures
+
+
+def median_of(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    return statistics.median(numbers) if numbers else None
+
+
+def text(value: float | None, unit: str = " s", never: str = "never") -> str:
+    return never if value is None else f"{value:.2f}{unit}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--bare", choices=["caller", "callee"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        asyncio.run(bare_peer(args.bare))
+        return
+    figures = measure(args.runs)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
