@@ -117,6 +117,19 @@ class Link:
             if out.strip():
                 counts.update(json.loads(out.strip().splitlines()[-1]))
 
+    @contextmanager
+    def random_loss_towards(self, host: str, probability: float) -> Iterator[None]:
+        """Like random_loss, on one side only: UDP the router forwards to `host` ("alice" or
+        "bob") is lost at `probability`; what `host` sends gets through."""
+        port = self.ports[0 if host == "alice" else 1]
+        rule = ["FORWARD", "-o", port, "-p", "udp", "-m", "statistic", "--mode", "random"]
+        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
+        _run(*self.router, "iptables", "-A", *rule)
+        try:
+            yield
+        finally:
+            _run(*self.router, "iptables", "-D", *rule)
+
 
 @contextmanager
 def lossy_link() -> Iterator[Link]:
