@@ -281,3 +281,49 @@ async def browser_peer() -> AsyncIterator[BrowserPeer]:
 def dump(figures: dict[str, Any]) -> str:
     """The figures, short enough for an assertion message."""
     return json.dumps(figures, sort_keys=True)[:2000]
+
+
+# --- keyframes a steady call sends to Chromium (issue #16's keyframe storms) -------------------
+
+
+async def keyframes_to_chromium(codec: str, seconds: float) -> dict[str, Any]:
+    """A call from an in-process Session (pattern video, 640x480 at 30 fps, and a sine) to
+    Chromium over loopback, a steady link: from the first frame Chromium decodes, `seconds` of
+    call. Returns Chromium's own counts over that span: {"keyframes" (keyFramesDecoded, the first
+    one included), "frames" (framesDecoded), "plis" (pliCount, the keyframes it asked for),
+    "seconds"}. Whatever encoder aiortc's senders look up (tcall's once compat is installed) is
+    what is measured; pass TCALL_ICE_ADDRESSES=127.0.0.1 in the environment."""
+    from tcall.engine.ice import IceSettings
+    from tcall.engine.media.audio import PacedAudioSource, sine_blocks
+    from tcall.engine.media.video import PatternSource
+    from tcall.engine.session import Session
+
+    session = Session(
+        ice=IceSettings(),  # no STUN or TURN server: loopback only
+        video=PatternSource(640, 480, 30),
+        audio=PacedAudioSource("sine", sine_blocks()),
+        audio_sink=None,
+        on_state=lambda state: None,
+        codec=codec,
+        receive_video=False,
+    )
+    async with browser_peer() as browser:
+        try:
+            await session.accept_answer(await browser.answer(await session.create_offer()))
+            await session.wait_connected(10)
+            deadline = time.monotonic() + 10
+            video: dict[str, Any] = {}
+            while not video.get("framesDecoded"):
+                assert time.monotonic() < deadline, browser.trouble("Chromium decoded no frame")
+                video = (await browser.stats())["inbound"].get("video", {})
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                video = (await browser.stats())["inbound"].get("video", video)
+            return {
+                "keyframes": int(video.get("keyFramesDecoded", 0)),
+                "frames": int(video.get("framesDecoded", 0)),
+                "plis": int(video.get("pliCount", 0)),
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        finally:
+            await session.close()
