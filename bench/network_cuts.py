@@ -37,18 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.lossy_link import (  # noqa: E402
-    ALICE_IP,
-    BOB_IP,
-    ROUTER_A_IP,
-    Link,
-    lossy_link,
-)
+from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link  # noqa: E402
 from tests.support.relays import ServeProcess  # noqa: E402
+from tests.support.roaming import move_alice  # noqa: E402
 from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
 
 CUT_S = 5.0
-NEW_ALICE_IP = "192.0.2.3"
 BARE_PORT = 7816
 BARE_WAIT_S = 45.0  # longer than aiortc's consent timeout, which ends its call
 GAP_S = 0.2  # a pause between received frames this long is a gap (30 fps: 33 ms apart)
@@ -224,21 +218,6 @@ def tcall_call(link: Link, folder: Path) -> Iterator[tuple[TimedListener, TimedL
             listener.finish()
         stop_leftovers()
         relay.stop()
-
-
-def move_alice(link: Link) -> None:
-    """alice's host gets a new address and loses the old one (deleted first: it would take a
-    secondary address in its subnet with it)."""
-    out = subprocess.run(
-        [*link.alice, "ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    device = next(line.split()[1] for line in out.splitlines() if ALICE_IP in line)
-    for command in (
-        ["ip", "addr", "del", f"{ALICE_IP}/24", "dev", device],
-        ["ip", "addr", "add", f"{NEW_ALICE_IP}/24", "dev", device],
-        ["ip", "route", "replace", "default", "via", ROUTER_A_IP],
-    ):
-        subprocess.run([*link.alice, *command], check=True, capture_output=True)
 
 
 # --- the figures ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ them (tests/support/lossy_link.py), the relay on the router. The old address nev
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.lossy_link import ALICE_IP, ROUTER_A_IP, Link, lossy_link
+from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
 from tests.support.relays import ServeProcess
+from tests.support.roaming import move_alice, old_address_answers
 from tests.support.users import Listener, User, stop_leftovers
 
-NEW_ALICE_IP = "192.0.2.3"
 # The watch looks twice a second; a fresh connection gathers, crosses the relay and connects in
 # about a second here; a loaded CI machine on top.
 MEDIA_BACK_WITHIN_S = 10.0
@@ -40,27 +39,6 @@ def next_event(who: Listener, kind: str, timeout: float, **match: Any) -> dict[s
         if event["event"] == kind and all(event.get(k) == v for k, v in match.items()):
             return event
     raise AssertionError(f"no {kind} {match} within {timeout} s; saw {who.events[-8:]}")
-
-
-def move_alice(link: Link) -> None:
-    """alice's host gets a new address and loses the old one (her router stays the same)."""
-    out = subprocess.run(
-        [*link.alice, "ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
-    ).stdout
-    device = next(line.split()[1] for line in out.splitlines() if ALICE_IP in line)
-    for command in (  # deleting the old first: it would take a secondary in its subnet with it
-        ["ip", "addr", "del", f"{ALICE_IP}/24", "dev", device],
-        ["ip", "addr", "add", f"{NEW_ALICE_IP}/24", "dev", device],
-        ["ip", "route", "replace", "default", "via", ROUTER_A_IP],
-    ):
-        subprocess.run([*link.alice, *command], check=True, capture_output=True)
-
-
-def old_address_answers(link: Link) -> bool:
-    done = subprocess.run(
-        [*link.bob, "ping", "-c", "1", "-W", "1", ALICE_IP], capture_output=True, text=True
-    )
-    return done.returncode == 0
 
 
 def test_the_callers_address_changes_and_the_call_goes_on(link: Link, tmp_path: Path) -> None:
