@@ -130,6 +130,23 @@ class Link:
         finally:
             _run(*self.router, "iptables", "-D", *rule)
 
+    @contextmanager
+    def cap(self, kbit: int, buffer_ms: int = 200) -> Iterator[None]:
+        """The router forwards at most `kbit` kbit/s each way while the block runs (a token
+        bucket, `tc ... tbf`, on both of its ports; netem is missing on these kernels): what a
+        thin uplink does. A packet that would wait more than `buffer_ms` in the queue is dropped,
+        as a modem's buffer overflows."""
+        shape = ["rate", f"{kbit}kbit", "burst", "3000", "latency", f"{buffer_ms}ms"]
+        for port in self.ports:
+            _run(*self.router, "tc", "qdisc", "add", "dev", port, "root", "tbf", *shape)
+        try:
+            yield
+        finally:
+            for port in self.ports:
+                subprocess.run(
+                    [*self.router, "tc", "qdisc", "del", "dev", port, "root"], capture_output=True
+                )
+
 
 @contextmanager
 def lossy_link() -> Iterator[Link]:

@@ -1,0 +1,103 @@
+"""A 300 kbit/s cap mid-call (issue #16, thin links): video adapts down, audio keeps flowing, and
+video comes back up when the cap lifts. Two real `tcall` processes in network namespaces, the
+router between them capping what it forwards each way (`tc ... tbf`, a 200 ms buffer); the relay on
+the router. bob answers with his camera off, so video goes from alice to bob, audio both ways.
+
+What bob sees each stats second under the cap: alice's video at 10 fps or more, at a glass-to-glass
+delay that does not grow (a sender that ignored the cap would fill the router's buffer: 200 ms on
+top, then losses); and 95% of alice's audio packets or more."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
+from tests.support.relays import ServeProcess
+from tests.support.users import Listener, User, stop_leftovers
+
+CAP_KBIT = 300
+SETTLE_S = 4  # stats seconds after the cap starts that the sender may take to find it
+CAPPED_S = 8  # stats seconds measured under the cap
+RECOVERY_S = 25  # the most stats seconds after the cap lifts for video to be back up
+MIN_FPS = 10
+MAX_LATENCY_MS = 400
+AUDIO_KEPT = 0.95
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    with lossy_link() as built:
+        yield built
+
+
+def next_stats(who: Listener, timeout: float = 5) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = who.read_one()
+        assert event is not None, f"the process ended; stderr: {who.stderr()}"
+        if event["event"] == "stats":
+            return event
+    raise AssertionError(f"no stats within {timeout} s")
+
+
+@pytest.mark.timeout(120)
+def test_a_300_kbit_cap_adapts_video_keeps_audio_and_recovers(link: Link, tmp_path: Path) -> None:
+    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
+    env = {"TCALL_ICE_ADDRESSES": ""}  # each host offers its own address
+    try:
+        alice = User("alice", tmp_path / "alice", relay.url, env, link.alice)
+        bob = User("bob", tmp_path / "bob", relay.url, env, link.bob)
+        alice.add(bob)
+        bob.add(alice)
+        listener = bob.listen("--auto-answer", "--once")
+        caller = alice.start_call("bob", "--connect-timeout", "20")
+        try:
+            caller.wait_for("state", state="connected")
+            listener.wait_for("state", state="connected")
+            before = [next_stats(listener, 10) for _ in range(4)]
+            with link.cap(CAP_KBIT):
+                settling = [next_stats(listener) for _ in range(SETTLE_S)]
+                capped = [next_stats(listener) for _ in range(CAPPED_S)]
+            after = []
+            for _ in range(RECOVERY_S):
+                after.append(next_stats(listener))
+                if after[-1]["kbps_received"] > 2 * CAP_KBIT and after[-1]["fps_received"] >= 25:
+                    break
+            caller.send("hangup")
+            assert caller.wait_for("summary")["outcome"] == "answered"
+            assert caller.finish() == 0, caller.stderr()
+        finally:
+            caller.finish()
+            listener.finish()
+    finally:
+        stop_leftovers()
+        relay.stop()
+
+    def row(seconds: list[dict[str, Any]]) -> str:
+        return " ".join(
+            f"{s['kbps_received']:.0f}k/{s['fps_received']:.0f}fps/{s['latency_ms']}ms/"
+            f"{s['resolution']}"
+            for s in seconds
+        )
+
+    print(f"\nbefore: {row(before)}\nsettling: {row(settling)}\ncapped: {row(capped)}")
+    print(f"after: {row(after)}")
+    heard = capped[-1]["audio_packets_received"] - settling[-1]["audio_packets_received"]
+    lost = capped[-1]["audio_packets_lost"] - settling[-1]["audio_packets_lost"]
+    print(f"audio under the cap: {heard} packets, {lost} lost")
+    # Under the cap: video fits it, keeps 10 fps or more at a delay that does not grow.
+    assert all(s["kbps_received"] <= CAP_KBIT * 1.1 for s in capped), row(capped)
+    assert min(s["fps_received"] for s in capped) >= MIN_FPS, row(capped)
+    latency = [s["latency_ms"] for s in capped]
+    assert all(ms is not None and ms <= MAX_LATENCY_MS for ms in latency), row(capped)
+    assert statistics.median(latency[-3:]) <= statistics.median(latency[:3]) + 100, latency
+    # Audio keeps flowing: 50 packets a second, 95% of them heard.
+    assert heard >= AUDIO_KEPT * 50 * CAPPED_S and lost <= (1 - AUDIO_KEPT) * heard, (heard, lost)
+    # The cap lifted, video comes back up.
+    assert after[-1]["kbps_received"] > 2 * CAP_KBIT and after[-1]["fps_received"] >= 25, row(after)
