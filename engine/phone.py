@@ -679,7 +679,10 @@ class Phone:
         """
         call_id = new_call_id()
         if name == ECHO and ECHO not in {c.name for c in self._contacts.contacts()}:
-            settings = dataclasses.replace(self._call_settings(options), ask_before_video=False)
+            # The echo runs in this process over loopback: its path cannot die, so no re-offers.
+            settings = dataclasses.replace(
+                self._call_settings(options), ask_before_video=False, renew=False
+            )
             core = CallCore(call_id, ECHO, outgoing=True, settings=settings, verified=True)
             core.video_allowed = options.video != "none"
             # The echo peer is on this machine: host candidates only. Our side: as configured.

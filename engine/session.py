@@ -192,7 +192,8 @@ class Session:
             track = tracks.get(sender.kind)
             if track is not None:
                 sender.replaceTrack(track)
-        self._last = {}  # the figures' byte counters start again with the new transports
+        if self._last:  # the byte counters start again with the new transports (frames do not)
+            self._last |= {"sent_bytes": 0.0, "recv_bytes": 0.0}
         self._close_later(old)
 
     def _close_later(self, pc: RTCPeerConnection) -> None:

@@ -393,6 +393,7 @@ class CallSettings:
     connect_timeout: float = 15.0
     reconnect_timeout: float = 30.0  # connected, media gone this long: the call has failed
     renew_after: float = RENEW_S  # a re-offer not connected this long: try again
+    renew: bool = True  # False: media that stalls is only waited for (the in-process echo)
     duration: float | None = None  # hang up after this long connected; None: until stopped
     ask_before_video: bool = True
     answer_with_camera: bool = False  # incoming: the camera starts on when answering with video
@@ -619,6 +620,8 @@ class CallCore:
     def _renew(self) -> list[Action]:
         """Bring media back over a new path: the caller re-offers, the callee asks it to; both
         try again after `renew_after` while the call is still reconnecting."""
+        if not self.settings.renew:
+            return []
         self._renewing = True
         retry = StartTimer(Timer.RENEW, self.settings.renew_after)
         if not self.outgoing:

@@ -157,3 +157,13 @@ def test_renewal_messages_before_the_call_connected_change_nothing() -> None:
     pair.apply(pair.alice, PeerMessage("reconnect"))
     assert not pair.alice.finishes and not pair.bob.finishes
     assert states(pair.alice)[-1] == "ringing"
+
+
+def test_a_call_that_cannot_renew_only_waits_for_its_media() -> None:
+    """The echo test runs in-process over loopback: nothing to re-offer to."""
+    pair = answered_call(renew=False, reconnect_timeout=30.0)
+    stall(pair, pair.alice)
+    assert states(pair.alice)[-1] == "reconnecting"
+    assert not pair.network and Timer.RENEW not in pair.alice.timers
+    pair.advance(31.0)
+    assert pair.alice.finishes[0].outcome is Outcome.FAILED

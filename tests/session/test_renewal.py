@@ -68,6 +68,7 @@ async def test_a_fresh_connection_takes_over_and_media_goes_on(
         await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
         await until(lambda: callee.video_sink.frames_received >= 10 and recorder.samples, 10)
         first_pc, frames_before = caller.pc, callee.video_sink.frames_received
+        await callee.stats()  # the figures' first interval
         counted_before = callee.packets_received()
 
         offer = await caller.renew_offer(1)
@@ -82,6 +83,8 @@ async def test_a_fresh_connection_takes_over_and_media_goes_on(
         await until(lambda: callee.video_sink.frames_received >= frames_before + 30, 10)
         await asyncio.sleep(1.0)
         assert first_pc.connectionState == "closed"
+        figures = await callee.stats()  # one interval across the take-over: no jump in any rate
+        assert 0 < figures["fps_received"] <= 40 and figures["kbps_received"] >= 0
         assert callee.video_sink.frames_received >= frames_before + 30  # video over the fresh one
         assert recorder.samples - played_at_take_over >= 0.8 * 48000  # a second of audio goes on
         # The fresh connection carries it: what it received counts on top of the old one's.
