@@ -15,19 +15,24 @@ Names carry this process's pid, so two test workers never share a namespace or a
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import json
 import os
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ALICE_IP, ROUTER_A_IP = "192.0.2.2", "192.0.2.1"
 BOB_IP, ROUTER_B_IP = "198.51.100.2", "198.51.100.1"
 _LOSSY = "101"  # the routing table that sends forwarded UDP into the loss line
+T = TypeVar("T")
 
 
 def _run(*command: str) -> str:
@@ -184,3 +189,68 @@ def lossy_link() -> Iterator[Link]:
     finally:
         for ns in names.values():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+# --- one namespace, loopback only: a browser peer and tcall side by side --------------------------
+
+_CLONE_NEWNET = 0x40000000
+
+
+@dataclass
+class Loopback:
+    """A network namespace with only its loopback up, for a call between two peers on 127.x
+    addresses (Chromium keeps only 127.0.0.1 candidates): loss on the way to one address is an
+    iptables rule inside the namespace, so nothing outside it is touched."""
+
+    name: str
+
+    @contextmanager
+    def random_loss_to(self, address: str, probability: float) -> Iterator[None]:
+        """UDP to `address` is lost at `probability` (everything sent to it on loopback)."""
+        rule = ["INPUT", "-d", address, "-p", "udp", "-m", "statistic", "--mode", "random"]
+        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
+        _run("ip", "netns", "exec", self.name, "iptables", "-A", *rule)
+        try:
+            yield
+        finally:
+            _run("ip", "netns", "exec", self.name, "iptables", "-D", *rule)
+
+    def run(self, main: Callable[[], Awaitable[T]]) -> T:
+        """`asyncio.run(main())` in a thread that has entered the namespace (setns: a thread's own
+        namespace, so this process and its other threads stay where they are). Sockets opened
+        there and processes started from there (Chromium) are inside it."""
+        result: list[T] = []
+        errors: list[BaseException] = []
+
+        def body() -> None:
+            try:
+                fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+                try:
+                    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                        raise OSError(ctypes.get_errno(), f"setns into {self.name} failed")
+                finally:
+                    os.close(fd)
+                result.append(asyncio.run(main()))
+            except BaseException as exc:  # handed to the caller's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=body, name=f"in {self.name}")
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+        return result[0]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextmanager
+def loopback_namespace() -> Iterator[Loopback]:
+    name = f"lb{os.getpid() % 100000}"
+    try:
+        _run("ip", "netns", "add", name)
+        _run("ip", "-n", name, "link", "set", "lo", "up")
+        yield Loopback(name)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
