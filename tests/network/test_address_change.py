@@ -18,7 +18,7 @@ import pytest
 from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
 from tests.support.relays import ServeProcess
 from tests.support.roaming import move_alice, old_address_answers
-from tests.support.users import Listener, User, stop_leftovers
+from tests.support.users import Listener, User, history, stop_leftovers
 
 # The watch looks twice a second; a fresh connection gathers, crosses the relay and connects in
 # about a second here; a loaded CI machine on top.
@@ -75,6 +75,10 @@ def test_the_callers_address_changes_and_the_call_goes_on(link: Link, tmp_path: 
             caller.finish()
             listener.finish()
         assert summary["outcome"] == "answered"
+        # One history record for the whole call, on each side, however many connections it had.
+        for user in (alice, bob):
+            (record,) = history(user)
+            assert record["outcome"] == "answered" and record["duration_s"] >= back_after
         print(f"\nmedia back {back_after:.2f} s after the address changed")
     finally:
         stop_leftovers()
