@@ -1,0 +1,234 @@
+"""A terminal at the far end of a slow link: a program in a pty whose output is read at a fixed
+byte rate, as an SSH session over a thin link delivers it.
+
+`SlowTerminal` runs a command on the slave side of a pty and reads the master in a thread no
+faster than `rate` bytes a second (a token bucket holding at most 10 ms of the rate, as a link
+can't save up the time it was idle). The program sees what it would over SSH: writes that go
+through at once until the kernel's pty buffer (about 18 KB here) is full, then writes that block.
+What was read is kept with the time each piece arrived, so a test can tell when a key's visible
+effect reached the "screen" (`arrival`), and how many direct video frames got there (`frames`).
+
+Like a real terminal, the reader answers the queries it reads, in order, once it has read them:
+cursor position (DSR 6), primary device attributes (DA1) and the synchronized-output mode
+(DECRQM 2026). An answer therefore says that everything written before the query has crossed the
+link. Keys are written straight to the master (the uplink is not throttled: keys are a few bytes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from tcall.tui.screens.contacts import ECHO
+from tests.support.cli import TCALL, loopback_env, run_in_process
+
+# A direct frame from VideoView: synchronized output, then the cursor saved (tui/render/delta.py).
+DIRECT_FRAME = b"\x1b[?2026h\x1b7"
+QUERIES = re.compile(rb"\x1b\[6n|\x1b\[0?c|\x1b\[\?2026\$p")
+ANSWERS = {
+    b"\x1b[6n": b"\x1b[1;1R",
+    b"\x1b[c": b"\x1b[?62;22c",
+    b"\x1b[0c": b"\x1b[?62;22c",
+    b"\x1b[?2026$p": b"\x1b[?2026;2$y",
+}
+LONGEST_QUERY = max(len(query) for query in ANSWERS)
+TICK = 0.002  # how often the reader wakes to take the bytes the link has let through
+
+
+class SlowTerminal:
+    """`argv` in a cols x rows pty whose output is read at `rate` bytes/s (None: at once)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        rate: float | None,
+        size: tuple[int, int] = (160, 48),
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.rate = rate
+        self.master, slave = os.openpty()
+        cols, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.process = subprocess.Popen(
+            list(argv),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal
+        )
+        os.close(slave)
+        self.data = bytearray()
+        self._marks: list[tuple[int, float]] = []  # (bytes read so far, when)
+        self._lock = threading.Lock()
+        self._scanned = 0  # queries before this offset are answered
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="slow-link", daemon=True)
+        self._reader.start()
+
+    # --- what reached the screen -----------------------------------------------------------
+
+    @property
+    def received(self) -> int:
+        with self._lock:
+            return len(self.data)
+
+    def arrival(self, what: bytes, start: int = 0) -> float | None:
+        """When the first `what` at or after offset `start` had been read whole, or None."""
+        with self._lock:
+            index = self.data.find(what, start)
+            if index < 0:
+                return None
+            end = index + len(what)
+            return next(when for offset, when in self._marks if offset >= end)
+
+    def wait_for(self, what: bytes, start: int = 0, timeout: float = 20.0) -> float:
+        """Wait until `what` arrived at or after offset `start`; when it arrived."""
+        deadline = time.monotonic() + timeout
+        while (when := self.arrival(what, start)) is None:
+            if time.monotonic() > deadline:
+                tail = bytes(self.data[-600:])
+                raise TimeoutError(f"{what!r} did not arrive in {timeout} s; last bytes: {tail!r}")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the program exited ({self.process.returncode}) first")
+            time.sleep(0.005)
+        return when
+
+    def last_arrival(self, what: bytes) -> float | None:
+        """When the last `what` read so far arrived, or None."""
+        with self._lock:
+            index = self.data.rfind(what)
+            if index < 0:
+                return None
+            end = index + len(what)
+            return next(when for offset, when in self._marks if offset >= end)
+
+    def frames(self, start: int = 0) -> int:
+        """Direct video frames read since offset `start`."""
+        with self._lock:
+            return self.data.count(DIRECT_FRAME, start)
+
+    # --- the other way ---------------------------------------------------------------------
+
+    def keys(self, data: bytes) -> float:
+        """Type `data`; when it was written."""
+        when = time.monotonic()
+        os.write(self.master, data)
+        return when
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        self._stop.set()
+        self._reader.join(timeout)
+        os.close(self.master)
+
+    def __enter__(self) -> SlowTerminal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the link --------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        burst = float("inf") if self.rate is None else max(self.rate * 0.01, 64.0)
+        allowance, last = 0.0, time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            allowance = min(burst, allowance + (now - last) * (self.rate or 0.0))
+            last = now
+            want = 1 << 16 if self.rate is None else int(allowance)
+            if want < 1:
+                time.sleep(TICK)
+                continue
+            if not select.select([self.master], [], [], TICK)[0]:
+                continue
+            try:
+                chunk = os.read(self.master, want)
+            except OSError:  # EIO: the program closed its end
+                return
+            if not chunk:
+                return
+            allowance -= len(chunk)
+            with self._lock:
+                self.data += chunk
+                self._marks.append((len(self.data), time.monotonic()))
+            self._answer()
+
+    def _answer(self) -> None:
+        with self._lock:
+            start = max(0, self._scanned - LONGEST_QUERY + 1)
+            found = [m for m in QUERIES.finditer(self.data, start) if m.start() >= self._scanned]
+            # A query cut at the end of what was read so far is answered once it is whole.
+            self._scanned = max(len(self.data) - LONGEST_QUERY + 1, self._scanned)
+            for match in found:
+                self._scanned = max(self._scanned, match.end())
+        for match in found:
+            os.write(self.master, ANSWERS[match.group()])
+
+
+# --- tcall's echo call at the far end of the link ------------------------------------------------
+
+MUTED = b"muted"  # the call screen's top bar (and microphone meter) while the microphone is muted
+CONNECTED = "⏱".encode()  # the call timer, shown once the call is connected
+
+
+def echo_home(home: Path) -> dict[str, str]:
+    """Settings for an echo call with the test pattern and a tone; the environment to run in."""
+    home.mkdir(parents=True, exist_ok=True)
+    for key, value in (("camera", "pattern"), ("microphone", "sine"), ("render", "halfblock")):
+        result = run_in_process(home, "settings", "set", key, value)
+        assert result.returncode == 0, result.stderr
+    return loopback_env(TCALL_HOME=str(home), TERM="xterm-256color", COLORTERM="truecolor")
+
+
+@contextmanager
+def echo_call(
+    home: Path, rate: float | None, *, video: bool = True, size: tuple[int, int] = (160, 48)
+) -> Iterator[SlowTerminal]:
+    """The real `tcall` app in a SlowTerminal, in its echo call (video, or audio only), connected."""
+    with SlowTerminal([TCALL], rate=rate, size=size, env=echo_home(home)) as terminal:
+        terminal.wait_for(ECHO.encode())
+        start = terminal.received
+        terminal.keys(b"\r" if video else b"a")  # the echo test is selected when the app opens
+        terminal.wait_for(CONNECTED, start, timeout=60)
+        yield terminal
+
+
+def mute_latency(terminal: SlowTerminal, quiet: float = 1.5, timeout: float = 30.0) -> float:
+    """Press `m` and time how long until "muted" is on screen; press it again to unmute.
+
+    While muted the app keeps writing "muted" (the top bar each second, the meter), and those
+    bytes may still be crossing a slow link after the unmute. So the next press waits until no
+    "muted" has arrived for `quiet` seconds: the link has carried what was written before the
+    unmute, and a "muted" that arrives after the press is the press's own."""
+    while True:
+        last = terminal.last_arrival(MUTED)
+        if last is None or time.monotonic() - last > quiet:
+            break
+        time.sleep(0.05)
+    start = terminal.received
+    pressed = terminal.keys(b"m")
+    shown = terminal.wait_for(MUTED, start, timeout=timeout)
+    terminal.keys(b"m")
+    return shown - pressed
