@@ -192,9 +192,10 @@ class Vp8Encoder:
             (VP8E_SET_NOISE_SENSITIVITY, 0),
             (VP8E_SET_STATIC_THRESHOLD, 1),
             (VP8E_SET_TOKEN_PARTITIONS, 0),
-            # A keyframe may take at most 9 frames' worth of bits (WebRTC's figure for a 600 ms
-            # optimal buffer at 30 fps), so it does not flood a thin link.
-            (VP8E_SET_MAX_INTRA_BITRATE_PCT, 900),
+            # A keyframe may take at most 3 frames' worth of bits, so that one sent at a thin
+            # link's step down in resolution does not hold the link: at 9 (WebRTC's figure) one
+            # took 0.4 s of a 300 kbit/s link and bob's delay peaked at 606 ms.
+            (VP8E_SET_MAX_INTRA_BITRATE_PCT, 300),
         ):
             lib.vpx_codec_control_(self._context, control, ctypes.c_int(value))
         self.width, self.height, self.kbps = width, height, kbps
