@@ -46,7 +46,7 @@ from aiortc.rtp import RtpPacket
 
 from tcall.engine.compat.aioice import nominated_pair
 from tcall.engine.errors import CompatError
-from tcall.engine.media.video_receive import Frame, Output, Packet, VideoReceiveBuffer
+from tcall.engine.media.video_receive import Counts, Frame, Output, Packet, VideoReceiveBuffer
 
 SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
@@ -238,6 +238,16 @@ def release_on_marker(receiver: RTCRtpReceiver) -> MarkerJitterBuffer:
     setattr(receiver, _RECEIVER["nack_generator"], None)
     receiver._handle_rtp_packet = recovery.on_rtp  # type: ignore[method-assign]
     return buffer
+
+
+def video_receive_counts(pc: RTCPeerConnection) -> Counts | None:
+    """What the video receive path did so far (frames, NACKs, repairs, skips, keyframe requests),
+    for stats and tests; None without a video receiver that has it."""
+    for transceiver in pc.getTransceivers():
+        buffer = getattr(transceiver.receiver, _RECEIVER["jitter_buffer"], None)
+        if transceiver.kind == "video" and isinstance(buffer, MarkerJitterBuffer):
+            return buffer.receive.counts
+    return None
 
 
 def _codec_name(codecs: dict[int, RTCRtpCodecParameters], payload_type: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tcall.engine import compat
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import PacedAudioSource, sine_blocks
 from tcall.engine.media.sinks import AudioSink
@@ -102,9 +103,7 @@ async def lossy_call(namespace: Loopback, codec: str) -> Measured:
             await session.close()
     window = [t for t in arrivals if start <= t <= end]
     gaps = [b - a for a, b in zip([start, *window], [*window, end], strict=True)]
-    receiver = next(t.receiver for t in session.pc.getTransceivers() if t.kind == "video")
-    buffer = receiver._RTCRtpReceiver__jitter_buffer  # tcall's MarkerJitterBuffer
-    counts = buffer.receive.counts if hasattr(buffer, "receive") else None
+    counts = compat.aiortc.video_receive_counts(session.pc)
     audio = {key: after[key] - before[key] for key in after if isinstance(after[key], int)}
     return Measured(len(window), max(gaps), end - start, audio, figures, counts)
 
