@@ -254,11 +254,7 @@ class VideoReceiveBuffer:
         self.counts.skipped += 1
         assert self._highest is not None
         end = next(
-            (
-                s
-                for s in range(at, self._highest + 1)
-                if s in self._held and self._held[s].marker
-            ),
+            (s for s in range(at, self._highest + 1) if s in self._held and self._held[s].marker),
             None,
         )
         self._drop_through(self._highest if end is None else end)
@@ -314,6 +310,8 @@ class VideoReceiveBuffer:
             data = b"".join(p.data for p in packets)
             self._bytes -= len(data)
             self._floor = self._next = self._scan = end + 1
+            if not data:
+                continue  # padding a sender sent on the media stream (no picture to decode)
             first = packets[0]
             keyframe = is_keyframe(first.codec, data)
             if self._awaiting_keyframe and not keyframe:

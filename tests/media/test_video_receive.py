@@ -143,6 +143,15 @@ def test_sequence_numbers_wrap() -> None:
     assert fed.nacks == [packets[5].seq] == [65535]
 
 
+def test_padding_between_frames_is_never_a_frame() -> None:
+    """Senders pad for bandwidth probes with empty packets that take sequence numbers."""
+    fed = Fed()
+    a, b = frame_packets(1, 90, 1, key=True), frame_packets(4, 180, 2)
+    padding = [Packet(seq=s, timestamp=90, marker=False, data=b"", codec="VP8") for s in (2, 3)]
+    fed.add(*a, *padding, *b)
+    assert fed.frames == [90, 180] and fed.keyframe_requests == 0
+
+
 def test_a_frame_with_no_marker_ends_where_the_next_timestamp_begins() -> None:
     fed = Fed()
     no_marker = [Packet(seq=s, timestamp=90 * (s // 2), marker=False, data=b"x") for s in range(10)]
