@@ -15,7 +15,7 @@ Wi-Fi does); an address change gives alice a new address and removes the old one
   alice's microphone, bob's speaker recorded, PESQ-WB), the cut starting 8 s into the speech; the
   score is of the speech before the cut and of the speech from 2 s after it ended.
 
-    sudo .venv/bin/python bench/network_cuts.py     (standalone: prints its rows)
+    sudo .venv/bin/python bench/network.py --only cuts   (or this file alone: its figures as JSON)
 """
 
 from __future__ import annotations
@@ -356,6 +356,47 @@ def median_of(values: list[Any]) -> float | None:
 
 def text(value: float | None, unit: str = " s", never: str = "never") -> str:
     return never if value is None else f"{value:.2f}{unit}"
+
+
+def rows(args: argparse.Namespace) -> list[Any]:
+    from bench.network import Row  # the driver's; imported here so this module also runs alone
+
+    runs = getattr(args, "runs", 1)
+    f = measure(runs)
+    took = f"median of {runs}" if runs > 1 else "one run"
+    bare_states = {s for s in f["bare noticed state"] if s}
+    return [
+        Row(
+            "time to show `reconnecting` after a cut",
+            "<= 2.5 s",
+            text(median_of(f["tcall noticed"])),
+            text(median_of(f["bare noticed"]), never=f"nothing within {BARE_WAIT_S:.0f} s"),
+            f"{took}; bare aiortc: its connection state "
+            + (f"became {', '.join(sorted(bare_states))}" if bare_states else "never changed"),
+        ),
+        Row(
+            "media back after a 5 s cut ends",
+            "<= 2 s",
+            text(median_of(f["tcall back"])),
+            text(median_of(f["bare back"])),
+            f"{took}; tcall: `connected` again (the first packet back); bare: its first frame",
+        ),
+        Row(
+            "media back after an address change",
+            "<= 3 s",
+            text(median_of(f["tcall moved"])),
+            text(median_of(f["bare moved"]), never="never (15 s)"),
+            f"{took}; tcall: the first whole stats second with bob receiving video (1 s "
+            "resolution); bare aiortc cannot re-negotiate",
+        ),
+        Row(
+            "audio PESQ-WB outside a 5 s cut",
+            ">= 3.5",
+            text(median_of(f["tcall pesq"]), unit=""),
+            text(median_of(f["bare pesq"]), unit=""),
+            "one run; speech before the cut and from 2 s after it, bench/audio.py's studio",
+        ),
+    ]
 
 
 def main() -> None:
