@@ -167,7 +167,13 @@ async def peer(stack: str, role: str, codec: str) -> None:
             return
         start = watch.arrivals[0] + WARM_S
         await asyncio.sleep(start + MEASURE_S - time.monotonic())
-        print(json.dumps(watch.figures(start, start + MEASURE_S)), flush=True)
+        figures = watch.figures(start, start + MEASURE_S)
+        if stack == "tcall":
+            from tcall.engine import compat
+
+            counts = compat.aiortc.video_receive_counts(side.pc)
+            figures["receive_path"] = None if counts is None else vars(counts)
+        print(json.dumps(figures), flush=True)
         writer.close()
     else:
         reader, writer = await asyncio.open_connection(BOB_IP, PORT)
