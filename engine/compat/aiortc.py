@@ -65,8 +65,8 @@ class MarkerJitterBuffer:
     """Stands in a video receiver's jitter buffer: the packets go to tcall's VideoReceiveBuffer
     (engine/media/video_receive.py), and the frames it releases come out in order. aiortc takes one
     frame per packet from add(); the others wait in `ready` for the receiver's hook (LossRecovery),
-    which also sends the NACKs and keyframe requests in `requests`. On its own (no receiver), add()
-    hands out one frame at a time."""
+    which also sends the NACKs and keyframe request the buffer asked for (`nacks`,
+    `keyframe_request`). On its own (no receiver), add() hands out one frame at a time."""
 
     def __init__(self, codec_name: Callable[[int], str] = lambda payload_type: "") -> None:
         self.receive = VideoReceiveBuffer()
@@ -80,8 +80,10 @@ class MarkerJitterBuffer:
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         if packet.ssrc != self.ssrc:
-            if self.ssrc is not None:  # the sender started another stream
+            if self.ssrc is not None:  # the sender started another stream: start afresh
+                counts = self.receive.counts
                 self.receive = VideoReceiveBuffer()
+                self.receive.counts = counts
             self.ssrc = packet.ssrc
         data = getattr(packet, "_data", b"")  # the depayloaded payload, set by aiortc
         self.take(
@@ -200,8 +202,7 @@ _RECEIVER_METHODS = ("_handle_rtp_packet", "_send_rtcp_nack", "_send_rtcp_pli")
 
 
 def _check_receiver(receiver: object) -> None:
-    """The receiver has every name release_on_marker() uses, and aiortc still hands its jitter
-    buffer depayloaded packets as `packet._data`."""
+    """The receiver has every name release_on_marker() uses."""
     missing = [name for name in _RECEIVER.values() if name not in vars(receiver)]
     missing += [name for name in _RECEIVER_METHODS if not callable(getattr(receiver, name, None))]
     if missing:
@@ -213,13 +214,19 @@ def _check_receiver(receiver: object) -> None:
 
 
 def _check_receive_path() -> None:
-    """On a receiver aiortc builds (with a stand-in transport: no connection needed)."""
+    """release_on_marker()'s names, on a receiver aiortc builds (with a stand-in transport: no
+    connection needed), and aiortc still hands the jitter buffer depayloaded packets as
+    `packet._data` (read in its source, when there is source to read)."""
 
     class Transport:
         state = "new"
 
     _check_receiver(RTCRtpReceiver("video", Transport()))  # type: ignore[arg-type]
-    if "._data" not in inspect.getsource(RTCRtpReceiver._handle_rtp_packet):
+    try:
+        source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    except (OSError, TypeError):  # installed without its .py files
+        return
+    if "._data" not in source:
         raise _incompatible("RTCRtpReceiver no longer depayloads into packet._data")
 
 
