@@ -204,14 +204,22 @@ def echo_home(home: Path) -> dict[str, str]:
 
 @contextmanager
 def echo_call(
-    home: Path, rate: float | None, *, video: bool = True, size: tuple[int, int] = (160, 48)
+    home: Path,
+    rate: float | None,
+    *,
+    video: bool = True,
+    size: tuple[int, int] = (160, 48),
+    settle: float = 3.0,
 ) -> Iterator[SlowTerminal]:
-    """The real `tcall` app in a SlowTerminal, in its echo call (video, or audio only), connected."""
+    """The real `tcall` app in a SlowTerminal, in its echo call (video, or audio only), connected
+    `settle` seconds ago."""
     with SlowTerminal([TCALL], rate=rate, size=size, env=echo_home(home)) as terminal:
         terminal.wait_for(ECHO.encode())
         start = terminal.received
         terminal.keys(b"\r" if video else b"a")  # the echo test is selected when the app opens
         terminal.wait_for(CONNECTED, start, timeout=60)
+        # The call screen's first paint and first frames cross a thin link for a few seconds.
+        time.sleep(settle)
         yield terminal
 
 

@@ -1,13 +1,16 @@
 """tcall's reads of Textual's private names, each checked before use.
 
-VideoView needs three things Textual has no public API for:
+VideoView needs four things Textual has no public API for:
 - which widgets cover it: Textual has no public "what covers me", but the screen's compositor lists
   the visible widgets topmost first (`screen._compositor.visible_widgets`), so VideoView knows which
   of its cells it may draw and when a terminal image would cover an overlay;
 - the app's driver (`app._driver`): terminal images and direct frames bypass the compositor, which
   only knows cells, and go to the terminal through the driver;
 - the driver's output backlog (`driver._writer_thread._queue`): direct frames are skipped while the
-  terminal has not caught up, so a slow terminal never queues seconds of video.
+  terminal has not caught up, so a slow terminal never queues seconds of video;
+- the terminal's answers to cursor-position queries: Textual parses them into `CursorPosition`
+  events but lets only its inline driver use them, so `on_position_reports` wraps the driver's
+  `process_message` (which its input thread calls with every parsed event) to hear them first.
 VideoView's RowStrip also stands in for Textual's Strip through its private `_segments` and
 `_render_cache` slots: `LazyStrip` below does that, and check() covers those slots.
 
@@ -18,13 +21,17 @@ pins Textual to the minor release these were written for.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 
 from rich.segment import Segment
+from textual import events
 from textual.app import App
 from textual.driver import Driver
 from textual.drivers._writer_thread import WriterThread
+from textual.drivers.linux_driver import LinuxDriver
 from textual.geometry import Region
+from textual.message import Message
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
@@ -63,6 +70,27 @@ def writer_backlog(driver: Driver) -> Callable[[], int]:
     if not callable(qsize):
         raise _incompatible("the driver's writer thread has no _queue")
     return qsize
+
+
+def answers_queries(driver: Driver) -> bool:
+    """Whether the driver reads a real terminal's answers (Textual's Linux driver does; headless,
+    web and test drivers don't)."""
+    return isinstance(driver, LinuxDriver)
+
+
+def on_position_reports(driver: Driver, heard: Callable[[float], object]) -> None:
+    """Call `heard(time.monotonic())` from the driver's input thread for each cursor-position
+    report, as it is parsed; the event still goes on to the app, which ignores it."""
+    process_message = getattr(driver, "process_message", None)
+    if not callable(process_message):
+        raise _incompatible("Driver has no process_message")
+
+    def hear_reports(message: Message) -> None:
+        if isinstance(message, events.CursorPosition):
+            heard(time.monotonic())
+        process_message(message)
+
+    setattr(driver, "process_message", hear_reports)  # noqa: B010 - an instance, not the class
 
 
 class LazyStrip(Strip):
@@ -105,6 +133,8 @@ def check() -> None:
         raise _incompatible("Strip has no _segments and _render_cache slots")
     if not callable(getattr(getattr(WriterThread(io.StringIO()), "_queue", None), "qsize", None)):
         raise _incompatible("WriterThread has no _queue")
+    if not callable(getattr(LinuxDriver, "process_message", None)):
+        raise _incompatible("LinuxDriver has no process_message")
 
 
 def terminal_write(app: App, text: str) -> None:

@@ -172,6 +172,16 @@ class TextScreen:
             mark_shown(shown, grid, cells[0])
         return row, first, end, cells
 
+    def pending(self, grid: CellGrid, visible: Bools | None = None) -> Bools:
+        """Which cells (rows x cols) `changes` and `update` would rewrite now; nothing is
+        counted as shown (a caller with a byte budget picks which of them to send)."""
+        shown = self._shown
+        if shown is None or not _shows(shown, grid):
+            changed = np.ones((grid.rows, grid.cols), dtype=bool)
+        else:
+            changed = changed_cells(grid, shown, self.tolerance)
+        return changed if visible is None else changed & visible
+
     def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:
         """Bytes that bring the screen to `grid`, inside synchronized output; the cursor is left
         where it was."""

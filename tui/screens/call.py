@@ -84,11 +84,11 @@ class CallScreen(Screen[None]):
         Binding("h,escape", "hang_up", "Hang up", id="hang_up"),
     ]
 
-    state: reactive[str] = reactive("calling")
+    state: reactive[str] = reactive("calling", repaint=False)
     """The call's state as the engine reports it (calling, ringing, connecting, connected, …)."""
-    muted: reactive[bool] = reactive(False)
+    muted: reactive[bool] = reactive(False, repaint=False)
     """Whether the microphone is muted."""
-    camera_on: reactive[bool] = reactive(True)
+    camera_on: reactive[bool] = reactive(True, repaint=False)
     """Whether the camera is sending (off sends black)."""
 
     def __init__(

@@ -7,6 +7,14 @@ thread that writes all of Textual's output, so a frame never splits one of Textu
 split by one). Cells under another widget (a self-view, a stats overlay, a toast) are skipped, and
 a frame is dropped, never queued, while the previous one is still on its way to the terminal.
 
+On a real terminal each direct frame ends with a query, and is on its way until the terminal
+answers (see tui/render/writer.py): all the app's views share one `LinkPace` per terminal, which
+learns from the answers how fast the link is and gives each frame a byte budget (50 ms of the
+link). A frame whose changes cost more is cut, in reading order, at a cell boundary: the cells
+before the cut are written (each run of them whole, with its own cursor move and colours), and the
+next frame carries on from there, with the newest picture. On a thin link the picture is then
+refreshed in bands, but a key's answer never waits behind more than 50 ms of video.
+
 Textual still renders the widget whenever it repaints its region (a resize, an overlay that goes
 away, a modal that covers it): each row is a `RowStrip`, a Strip that renders to the row's
 pre-encoded ANSI bytes in one go and tells the widget which cells it drew, so the next direct
@@ -26,6 +34,7 @@ and draws the next frame at the new size.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -34,6 +43,7 @@ from rich.color import Color
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
+from textual.driver import Driver
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -51,9 +61,15 @@ from tcall.tui.render.delta import (
 )
 from tcall.tui.render.fit import Frame
 from tcall.tui.render.kitty import KittyEncoder
-from tcall.tui.render.writer import QueueWriter
+from tcall.tui.render.writer import SMOOTHING, LinkPace, QueueWriter
 
 Painted = Callable[[CellGrid, int, int, int], None]
+# What a changed cell costs at most in a direct frame (truecolor half-blocks: both colours in full
+# and the glyph), assumed until frames have shown what this picture costs.
+CELL_BYTES = 40
+MIN_CELLS = 16  # a frame cut to its budget still rewrites this many cells, so the picture moves
+# One pace per terminal, shared by every view that writes to it: answers come back in order.
+_paces: weakref.WeakKeyDictionary[Driver, LinkPace] = weakref.WeakKeyDictionary()
 
 
 def _run_segments(grid: CellGrid, r: int, c0: int, c1: int) -> list[Segment]:
@@ -176,6 +192,8 @@ class VideoView(Widget):
         self._frame: Frame | None = None
         self._image_shown = False
         self._image_mode = False  # an image covers the widget, so its cells are left blank
+        self._cut_at = 0  # where (a cell, in reading order) the next frame cut to a budget starts
+        self._cell_bytes = float(CELL_BYTES)  # what a cell of this picture has cost, on average
 
     @property
     def grid(self) -> CellGrid | None:
@@ -225,9 +243,15 @@ class VideoView(Widget):
         grid = self._grid = self._text.grid(frame, width, height)
         if writer is not None and visible is not None:
             self._screen.top, self._screen.left = self.content_region.y, self.content_region.x
+            budget = writer.budget()
+            cut = False
+            if budget is not None:
+                visible, cells, cut = self._cut(grid, visible, budget)
             data = self._screen.update(grid, visible)
+            if budget is not None and data:
+                self._cell_bytes += SMOOTHING * (len(data) / cells - self._cell_bytes)
             if data:
-                writer.submit(data)
+                writer.submit(data, cut=cut)
             return
         row, first, end = self._screen.changes(grid, merge_gap=width)
         for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
@@ -290,6 +314,29 @@ class VideoView(Widget):
         visible = self.visible_cells()
         return visible is not None and bool(visible.all())
 
+    def _cut(
+        self, grid: CellGrid, visible: npt.NDArray[np.bool_], budget: int
+    ) -> tuple[npt.NDArray[np.bool_], int, bool]:
+        """The cells a frame of about `budget` bytes may rewrite: the changed cells from where the
+        last cut frame stopped, in reading order (wrapping round), as many as the picture's cost
+        per changed cell allows; how many changed cells that is; and whether any were left out."""
+        changed = np.flatnonzero(self._screen.pending(grid, visible))
+        allowed = max(MIN_CELLS, int(budget / self._cell_bytes))
+        if changed.size <= allowed:
+            return visible, changed.size, False
+        first = int(np.searchsorted(changed, self._cut_at)) % changed.size
+        last = int(changed[(first + allowed - 1) % changed.size])
+        start = int(changed[first])
+        self._cut_at = last + 1
+        # A range in reading order, so runs of changed cells still merge across unchanged ones.
+        order = np.zeros(visible.size, dtype=bool)
+        if start <= last:
+            order[start : last + 1] = True
+        else:
+            order[start:] = True
+            order[: last + 1] = True
+        return visible & order.reshape(visible.shape), allowed, True
+
     def _offer_again(self) -> None:
         if self.is_mounted and self._frame is not None:
             self.show_frame(self._frame)
@@ -302,8 +349,26 @@ class VideoView(Widget):
             return None
         if self._writer is None:
             backlog = textual_compat.writer_backlog(driver)
-            self._writer = QueueWriter(driver.write, backlog, asyncio.get_running_loop().call_later)
+            loop = asyncio.get_running_loop()
+            self._writer = QueueWriter(
+                driver.write, backlog, loop.call_later, pace=self._pace(driver, loop)
+            )
         return self._writer
+
+    @staticmethod
+    def _pace(driver: Driver, loop: asyncio.AbstractEventLoop) -> LinkPace | None:
+        """The terminal's pace, shared by its views; None when no answers can come back."""
+        if not textual_compat.answers_queries(driver):
+            return None
+        pace = _paces.get(driver)
+        if pace is None:
+            pace = _paces[driver] = LinkPace()
+            answered = pace.answered
+            # Heard on the driver's input thread; the pace lives on the app's loop.
+            textual_compat.on_position_reports(
+                driver, lambda when: loop.call_soon_threadsafe(answered, when)
+            )
+        return pace
 
     def _write(self, data: bytes) -> None:
         # Images must bypass the compositor, which only knows cells.
