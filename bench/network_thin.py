@@ -6,9 +6,9 @@
 - cap: two `tcall` processes across tests/support/lossy_link.py, the relay on the router; after 4
   s at full rate the router caps both ways at 300 kbit/s (tbf, a 200 ms buffer) for 12 s: bob's
   stats seconds of the last 8 give alice's audio packets heard (of 50 a second), her video's fps
-  and its glass-to-glass delay (the pattern's timecode). Needs root (namespaces). The bare aiortc
-  column is not measured for this row (bench/network_cuts.py's bare peers report gaps, not fps,
-  delay or audio counts).
+  and its glass-to-glass delay (the pattern's timecode). Bare aiortc: the same pattern and a tone
+  from two plain aiortc peers in the same hosts (offer and answer over TCP), bob printing the same
+  figures each second. Needs root (namespaces).
 
     sudo .venv/bin/python bench/network_thin.py     (standalone: prints its figures)
 """
@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.browser import keyframes_to_chromium  # noqa: E402
-from tests.support.lossy_link import ROUTER_A_IP, lossy_link  # noqa: E402
+from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link  # noqa: E402
 from tests.support.relays import ServeProcess  # noqa: E402
 from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
 
 CAP_KBIT = 300
 SETTLE_S, CAPPED_S = 4, 8
+BARE_PORT = 7817
 
 
 def keyframes(codec: str, bare: bool) -> dict[str, Any]:
@@ -93,15 +98,162 @@ def capped_call() -> dict[str, Any]:
             stop_leftovers()
             relay.stop()
     heard = seconds[-1]["audio_packets_received"] - settled["audio_packets_received"]
-    latency = [s["latency_ms"] for s in seconds if s["latency_ms"] is not None]
+    return _capped_figures(
+        heard,
+        [s["fps_received"] for s in seconds],
+        [s["latency_ms"] for s in seconds],
+        [s["kbps_received"] for s in seconds],
+        seconds[-1]["resolution"],
+    )
+
+
+def _capped_figures(
+    heard: int, fps: list[float], latency: list[float | None], kbps: list[float], size: str
+) -> dict[str, Any]:
+    delays = [ms for ms in latency if ms is not None]
     return {
         "audio_kept": round(heard / (50 * CAPPED_S), 3),
-        "fps": round(statistics.mean(s["fps_received"] for s in seconds), 1),
-        "min_fps": min(s["fps_received"] for s in seconds),
-        "g2g_ms": max(latency) if latency else None,
-        "kbps": round(statistics.mean(s["kbps_received"] for s in seconds)),
-        "resolution": seconds[-1]["resolution"],
+        "fps": round(statistics.mean(fps), 1),
+        "min_fps": min(fps),
+        "g2g_ms": max(delays) if delays else None,
+        "kbps": round(statistics.mean(kbps)),
+        "resolution": size,
     }
+
+
+# --- bare aiortc through the cap ------------------------------------------------------------------
+
+
+async def bare_peer(role: str) -> None:
+    """One plain aiortc side, run inside a host: alice sends the pattern and a tone, bob a tone;
+    bob prints, each second, the video frames he received, their median glass-to-glass delay, the
+    audio packets received so far and the kbps received."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    from tcall.engine.media.audio import PacedAudioSource, sine_blocks
+    from tcall.engine.media.sinks import LatestFrameSink, median
+    from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
+    from tcall.engine.media.video import PatternSource
+
+    def say(**fields: Any) -> None:
+        print(json.dumps({**fields, "at": time.monotonic()}), flush=True)
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only
+    if role == "caller":
+        pc.addTrack(VideoSourceTrack(PatternSource(640, 480, 30)))
+    pc.addTrack(AudioSourceTrack(PacedAudioSource("sine", sine_blocks())))
+    sink = LatestFrameSink()  # counts frames and reads their timecodes; aiortc's path untouched
+    pc.on("connectionstatechange", lambda: say(state=pc.connectionState))
+    pc.on("track", lambda track: track.kind == "video" and sink.consume(track))
+    if role == "callee":
+        ready: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
+        server = await asyncio.start_server(
+            lambda r, w: ready.set_result((r, w)), BOB_IP, BARE_PORT
+        )
+        say(ready=True)
+        reader, writer = await ready
+        offer = json.loads(await reader.readline())
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+        await writer.drain()
+        server.close()
+        frames = latencies = received = 0
+        while True:
+            await asyncio.sleep(1.0)
+            audio = kbytes = 0
+            for item in (await pc.getStats()).values():
+                if item.type == "inbound-rtp" and item.kind == "audio":
+                    audio = item.packetsReceived
+                elif item.type == "transport":
+                    kbytes = item.bytesReceived
+            say(
+                fps=sink.frames_received - frames,
+                g2g_ms=median(sink.latencies_ms[latencies:]),
+                audio_packets=audio,
+                kbps=round((kbytes - received) * 8 / 1000),
+                size=f"{sink.width}x{sink.height}",
+            )
+            frames, latencies, received = sink.frames_received, len(sink.latencies_ms), kbytes
+    else:
+        reader, writer = await asyncio.open_connection(BOB_IP, BARE_PORT)
+        await pc.setLocalDescription(await pc.createOffer())
+        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
+        await writer.drain()
+        answer = json.loads(await reader.readline())
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await asyncio.sleep(3600)  # until terminated
+
+
+class BarePeer:
+    """A bare aiortc side in a namespace; `lines` gets what it prints, as it comes."""
+
+    def __init__(self, prefix: list[str], role: str) -> None:
+        self.process = subprocess.Popen(
+            [*prefix, sys.executable, str(Path(__file__)), "--bare", role],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        self.lines: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(line))
+
+    def wait_for(self, key: str, value: Any = None, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(key in line and value in (None, line[key]) for line in self.lines):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bare aiortc: no {key} {value} within {timeout} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def bare_call(link: Link) -> Iterator[BarePeer]:
+    """bob's side of a bare aiortc call from alice, connected, media flowing."""
+    callee = BarePeer(link.bob, "callee")
+    caller = None
+    try:
+        callee.wait_for("ready")
+        caller = BarePeer(link.alice, "caller")
+        callee.wait_for("state", "connected")
+        time.sleep(4.0)
+        yield callee
+    finally:
+        for peer in (caller, callee):
+            if peer is not None:
+                peer.stop()
+
+
+def capped_call_bare() -> dict[str, Any]:
+    with lossy_link() as link, bare_call(link) as bob:
+        with link.cap(CAP_KBIT):
+            time.sleep(SETTLE_S)
+            settled = time.monotonic()
+            time.sleep(CAPPED_S + 0.5)
+        seconds = [line for line in bob.lines if "fps" in line and line["at"] > settled]
+        seconds = seconds[:CAPPED_S]
+        before = [line for line in bob.lines if "fps" in line and line["at"] <= settled][-1]
+    return _capped_figures(
+        seconds[-1]["audio_packets"] - before["audio_packets"],
+        [line["fps"] for line in seconds],
+        [line["g2g_ms"] for line in seconds],
+        [line["kbps"] for line in seconds],
+        seconds[-1]["size"],
+    )
 
 
 def measure() -> dict[str, Any]:
@@ -110,6 +262,7 @@ def measure() -> dict[str, Any]:
         for bare in (False, True):
             figures[f"keyframes_{codec}_{'bare' if bare else 'tcall'}"] = keyframes(codec, bare)
     figures["cap_tcall"] = capped_call()
+    figures["cap_bare"] = capped_call_bare()
     return figures
 
 
@@ -123,7 +276,12 @@ def rows(args: argparse.Namespace) -> list[Any]:
         counts = f[key]
         return f"{counts['keyframes']} ({counts['plis']} asked, {counts['frames']} frames)"
 
-    cap = f["cap_tcall"]
+    def capped(figures: dict[str, Any]) -> str:
+        return (
+            f"audio {figures['audio_kept']:.0%}, {figures['fps']} fps (min {figures['min_fps']}), "
+            f"g2g max {figures['g2g_ms']} ms, {figures['kbps']} kbps at {figures['resolution']}"
+        )
+
     return [
         Row(
             figure=f"keyframes sent in 10 s at a steady link, {codec.upper()} to Chromium",
@@ -137,15 +295,22 @@ def rows(args: argparse.Namespace) -> list[Any]:
         Row(
             figure="at a 300 kbit/s cap: audio kept, video fps, g2g",
             goal="audio >= 95% of packets, video >= 10 fps, g2g <= 400 ms",
-            tcall=(
-                f"audio {cap['audio_kept']:.0%}, {cap['fps']} fps (min {cap['min_fps']}), "
-                f"g2g max {cap['g2g_ms']} ms, {cap['kbps']} kbps at {cap['resolution']}"
-            ),
-            baseline="not measured",
+            tcall=capped(f["cap_tcall"]),
+            baseline=capped(f["cap_bare"]),
             note=f"the last {CAPPED_S} s of {SETTLE_S + CAPPED_S} s capped; run {time.monotonic() - started:.0f} s",
         )
     ]
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bare", choices=["caller", "callee"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        asyncio.run(bare_peer(args.bare))
+        return
     print(json.dumps(measure(), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -56,7 +56,13 @@ KEYFRAME_INTERVAL = 3000
 # A VBV buffer (half a second at the starting rate): what lets FFmpeg's libx264 wrapper take a new
 # bit_rate on the fly, and what keeps a keyframe from flooding a thin link.
 X264_VBV_S = 0.5
-_SLACK_S = 0.005  # frames arrive a little early or late: a frame this close to due is taken
+# Frame-rate limiting is a token bucket counted in frames: a frame goes when the credit is at least
+# 1 - _JITTER (frames come a little early or late) and the credit never exceeds _BURST, so a sender
+# that falls behind and catches up (its encodes run in aiortc's worker thread) loses no frames it
+# is allowed, and a pause earns no burst. Measured with a plain "one interval after the last"
+# rule: at 30 fps asked, a loaded machine's uneven frames lost 34-149 of 310 in 10 s.
+_JITTER = 0.15
+_BURST = 1.5
 VIDEO_CLOCK = VIDEO_TIME_BASE.denominator
 
 
@@ -191,7 +197,8 @@ class AdaptiveVideoEncoder(Encoder):
         self.inner = inner
         self.ladder = Ladder()
         self.target: Target = self.ladder.target
-        self._due: float | None = None  # when the next frame may go, in the frames' own seconds
+        self._credit = 1.0  # frames that may go now (the first may)
+        self._last_at: float | None = None  # the previous frame's time, in the frames' own seconds
         self._keyframe_owed = False
 
     @property
@@ -221,12 +228,14 @@ class AdaptiveVideoEncoder(Encoder):
         return self.inner.encode(frame, keyframe)
 
     def _take(self, at: float, fps: float) -> bool:
-        """Whether a frame at `at` seconds goes out at `fps`: frames are taken when due, and the
-        next is due one interval later (after a pause, one interval after this frame)."""
-        interval = 1.0 / fps
-        if self._due is not None and at < self._due - _SLACK_S:
+        """Whether a frame at `at` seconds goes out at `fps` (see _JITTER and _BURST)."""
+        if self._last_at is not None:
+            elapsed = min(max(at - self._last_at, 0.0), 1.0)  # a clock jump earns one second
+            self._credit = min(_BURST, self._credit + elapsed * fps)
+        self._last_at = at
+        if self._credit < 1.0 - _JITTER:
             return False
-        self._due = max(self._due or at, at - interval) + interval
+        self._credit -= 1.0
         return True
 
     def pack(self, packet: Packet) -> tuple[list[bytes], int]:

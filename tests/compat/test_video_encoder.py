@@ -16,7 +16,7 @@ from tcall.engine import compat
 from tcall.engine.compat import encoder as encoder_hooks
 from tcall.engine.compat import libvpx
 from tcall.engine.errors import CompatError
-from tcall.engine.media.adapt import VIDEO_SHARE
+from tcall.engine.media.adapt import HOLD_DOWN_S, VIDEO_SHARE
 from tcall.engine.media.video import PatternSource
 
 FPS = 30
@@ -36,6 +36,12 @@ def pattern_frames(count: int, width: int = 640, height: int = 480) -> list[Vide
 def is_vp8_keyframe(payloads: list[bytes]) -> bool:
     """RFC 6386 9.1: the frame tag's lowest bit is 0 on a keyframe."""
     return not vp8_depayload(payloads[0])[0] & 1
+
+
+def settle(encoder: encoder_hooks.AdaptiveVideoEncoder, video_kbps: int) -> None:
+    """The estimate that gives video `video_kbps`, held long enough for the ladder's rung."""
+    for at in (0.0, HOLD_DOWN_S):
+        encoder.target = encoder.ladder.estimate(video_kbps * 1000 / VIDEO_SHARE, at)
 
 
 def kbps(sizes: list[int]) -> float:
@@ -76,7 +82,7 @@ def test_estimates_wandering_by_20_percent_cost_no_keyframe_through_aiortcs_look
 
 def test_the_ladder_sets_frame_rate_and_resolution_of_what_goes_out() -> None:
     encoder = encoder_hooks.AdaptiveVideoEncoder(encoder_hooks.LiveVp8Encoder())
-    encoder.target_bitrate = int(60_000 / VIDEO_SHARE)  # the floor: 12 fps at half size
+    settle(encoder, 60)  # the floor: 12 fps at half size
     sent = [encoder.encode(frame)[0] for frame in pattern_frames(90)]
     frames = [payloads for payloads in sent if payloads]
     assert 11 * 3 <= len(frames) <= 13 * 3  # three seconds of source at 30 fps
@@ -87,7 +93,7 @@ def test_the_ladder_sets_frame_rate_and_resolution_of_what_goes_out() -> None:
 
 def test_a_keyframe_asked_for_on_a_dropped_frame_goes_out_on_the_next() -> None:
     encoder = encoder_hooks.AdaptiveVideoEncoder(encoder_hooks.LiveVp8Encoder())
-    encoder.target_bitrate = int(200_000 / VIDEO_SHARE)  # 15 fps: every other frame
+    settle(encoder, 180)  # 15 fps: every other frame
     frames = pattern_frames(6)
     assert is_vp8_keyframe(encoder.encode(frames[0])[0])
     assert encoder.encode(frames[1], force_keyframe=True)[0] == []  # dropped

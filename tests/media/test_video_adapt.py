@@ -1,6 +1,6 @@
 """The video adaptation ladder (engine/media/adapt.py): the receiver's estimate in, bitrate, frame
-rate and resolution out; bitrate first, then frame rate, then resolution; down at once, up only
-after a held, clear margin."""
+rate and resolution out; bitrate first, then frame rate, then resolution; the bitrate at once, a
+rung down after a held shortfall, a rung up only after a held, clear margin."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from itertools import pairwise
 import pytest
 
 from tcall.engine.media.adapt import (
+    HOLD_DOWN_S,
     HOLD_UP_S,
     LADDER,
     MAX_KBPS,
@@ -47,9 +48,32 @@ def test_audio_keeps_its_share_and_the_bitrate_stays_in_bounds() -> None:
     assert ladder.estimate(10_000, 2).kbps == MIN_KBPS
 
 
-def test_falling_estimates_step_down_at_once() -> None:
+def test_falling_estimates_lower_the_bitrate_at_once_and_the_rung_after_a_hold() -> None:
     ladder = Ladder()
-    seen = [ladder.estimate(bps_for(kbps), t) for t, kbps in enumerate((500, 300, 200, 120, 60))]
+    first = ladder.estimate(bps_for(200), 0.0)
+    assert (first.kbps, first.step) == (200, 0)  # a ramp at the start is not congestion
+    assert ladder.estimate(bps_for(200), HOLD_DOWN_S - 0.1).step == 0
+    assert ladder.estimate(bps_for(200), HOLD_DOWN_S).step == 2  # straight to the rung that fits
+    # One estimate back above the rung restarts the count.
+    ladder = Ladder()
+    for at, kbps in ((0.0, 200), (1.0, 200), (1.5, 320), (2.5, 200), (4.0, 200)):
+        assert ladder.estimate(bps_for(kbps), at).step == 0
+    assert ladder.estimate(bps_for(200), 4.5).step == 2
+
+
+def test_a_rising_estimate_keeps_the_rung_however_low_it_starts() -> None:
+    """As Chromium's first REMBs: 180 kbps, rising 6% a second, four a second."""
+    ladder = Ladder()
+    steps = {ladder.estimate(180_000 * 1.06 ** (t / 4), t / 4).step for t in range(40)}
+    assert steps == {0}
+
+
+def test_a_lasting_fall_gives_up_frame_rate_then_resolution() -> None:
+    seen = []
+    for kbps in (500, 250, 180, 120, 60):
+        ladder = Ladder()
+        ladder.estimate(bps_for(kbps), 0.0)
+        seen.append(ladder.estimate(bps_for(kbps), HOLD_DOWN_S))
     assert [(t.fps, t.scale) for t in seen] == [
         (30, 1.0),
         (20, 1.0),
@@ -57,12 +81,11 @@ def test_falling_estimates_step_down_at_once() -> None:
         (15, 0.5),
         (12, 0.5),
     ]
-    # A sudden collapse goes straight to the rung that fits, not one at a time.
-    assert Ladder().estimate(bps_for(50), 0).step == len(LADDER) - 1
 
 
 def test_rising_estimates_step_up_one_rung_per_hold() -> None:
     ladder = Ladder()
+    ladder.estimate(bps_for(60), -HOLD_DOWN_S)
     assert ladder.estimate(bps_for(60), 0.0).step == len(LADDER) - 1
     clear = bps_for(2000)
     steps = [ladder.estimate(clear, t / 2).step for t in range(1, 60)]  # every 0.5 s for 30 s
@@ -74,6 +97,7 @@ def test_rising_estimates_step_up_one_rung_per_hold() -> None:
 
 def test_hysteresis_an_estimate_just_above_a_rung_does_not_climb() -> None:
     ladder = Ladder()
+    ladder.estimate(bps_for(200), -HOLD_DOWN_S)
     ladder.estimate(bps_for(200), 0)
     assert ladder.target.step == 2
     just_above = LADDER[1].min_kbps * (UP_MARGIN - 0.05)
@@ -95,5 +119,6 @@ def test_steady_at_a_cap_the_rung_does_not_flap() -> None:
 
 @pytest.mark.parametrize("garbage", [float("nan"), -1.0, 0.0, float("-inf")])
 def test_garbage_from_the_peer_counts_as_the_floor(garbage: float) -> None:
-    target = Ladder().estimate(garbage, 0)
-    assert target.kbps == MIN_KBPS and target.step == len(LADDER) - 1
+    ladder = Ladder()
+    assert ladder.estimate(garbage, 0).kbps == MIN_KBPS
+    assert ladder.estimate(garbage, HOLD_DOWN_S).step == len(LADDER) - 1
