@@ -22,9 +22,12 @@ from tests.support.relays import ServeProcess
 from tests.support.users import Listener, User, stop_leftovers
 
 CAP_KBIT = 300
-SETTLE_S = 6  # stats seconds after the cap starts that the sender may take to find it (3-4 here)
-CAPPED_S = 8  # stats seconds measured under the cap
-RECOVERY_S = 40  # the most stats seconds after the cap lifts for video to be back up (17-26 here)
+SETTLE_S = 5  # stats seconds after the cap starts that the sender may take to find it (3-4 here)
+CAPPED_S = 6  # stats seconds measured under the cap
+# Back up: above the cap's rate by a third, at the full size. 8-13 s here: the receiver's estimate
+# grows about 8% a second, and each rung waits 3 s (full speed, 30 fps, took 17-26 s).
+RECOVERY_S = 25
+RECOVERED_KBPS = 1.3 * CAP_KBIT
 MIN_FPS = 10
 MAX_LATENCY_MS = 400
 AUDIO_KEPT = 0.95
@@ -44,6 +47,10 @@ def next_stats(who: Listener, timeout: float = 5) -> dict[str, Any]:
         if event["event"] == "stats":
             return event
     raise AssertionError(f"no stats within {timeout} s")
+
+
+def recovered(second: dict[str, Any]) -> bool:
+    return bool(second["kbps_received"] > RECOVERED_KBPS and second["resolution"] == "640x480")
 
 
 @pytest.mark.timeout(120)
@@ -67,7 +74,7 @@ def test_a_300_kbit_cap_adapts_video_keeps_audio_and_recovers(link: Link, tmp_pa
             after = []
             for _ in range(RECOVERY_S):
                 after.append(next_stats(listener))
-                if after[-1]["kbps_received"] > 2 * CAP_KBIT and after[-1]["fps_received"] >= 25:
+                if recovered(after[-1]):
                     break
             caller.send("hangup")
             assert caller.wait_for("summary")["outcome"] == "answered"
@@ -100,4 +107,4 @@ def test_a_300_kbit_cap_adapts_video_keeps_audio_and_recovers(link: Link, tmp_pa
     # Audio keeps flowing: 50 packets a second, 95% of them heard.
     assert heard >= AUDIO_KEPT * 50 * CAPPED_S and lost <= (1 - AUDIO_KEPT) * heard, (heard, lost)
     # The cap lifted, video comes back up.
-    assert after[-1]["kbps_received"] > 2 * CAP_KBIT and after[-1]["fps_received"] >= 25, row(after)
+    assert recovered(after[-1]), row(after)
