@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.browser import keyframes_to_chromium  # noqa: E402
+from tests.support.browser import chromium, keyframes_to_chromium  # noqa: E402
 from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link  # noqa: E402
 from tests.support.relays import ServeProcess  # noqa: E402
 from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
@@ -260,7 +260,8 @@ def measure() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for codec in ("vp8", "h264"):
         for bare in (False, True):
-            figures[f"keyframes_{codec}_{'bare' if bare else 'tcall'}"] = keyframes(codec, bare)
+            key = f"keyframes_{codec}_{'bare' if bare else 'tcall'}"
+            figures[key] = keyframes(codec, bare) if chromium() else None
     figures["cap_tcall"] = capped_call()
     figures["cap_bare"] = capped_call_bare()
     return figures
@@ -274,6 +275,8 @@ def rows(args: argparse.Namespace) -> list[Any]:
 
     def kf(key: str) -> str:
         counts = f[key]
+        if counts is None:
+            return "chromium is not installed"
         return f"{counts['keyframes']} ({counts['plis']} asked, {counts['frames']} frames)"
 
     def capped(figures: dict[str, Any]) -> str:
