@@ -127,10 +127,20 @@ class TextScreen:
         self.tolerance = tolerance
         self.merge_gap = merge_gap
         self._shown: Shown | None = None
+        # Cells whose content on screen is not known (never drawn since a clear, or blanked by
+        # someone else): rewritten whatever they are meant to show. An update that may rewrite
+        # only some cells (`visible`) leaves the others unknown, so a later one still draws them.
+        self._unknown: Bools | None = None
 
     def invalidate(self) -> None:
         """Forget what the screen shows (after a resize or a clear): the next frame is whole."""
         self._shown = None
+        self._unknown = None
+
+    def forget(self, row: int, c0: int, c1: int) -> None:
+        """Cells `c0` to `c1 - 1` of `row` no longer show what was drawn there: draw them again."""
+        if self._unknown is not None:
+            self._unknown[row, c0:c1] = True
 
     def painted(self, grid: CellGrid, row: int, c0: int, c1: int) -> None:
         """Someone else drew cells `c0` to `c1 - 1` of `row` of `grid` on the screen."""
@@ -138,6 +148,8 @@ class TextScreen:
         if shown is not None and _shows(shown, grid):
             for was, (look, _) in zip(shown, grid.looks, strict=True):
                 was[row, c0:c1] = look[row, c0:c1]
+            if self._unknown is not None:
+                self._unknown[row, c0:c1] = False
 
     def changes(
         self, grid: CellGrid, visible: Bools | None = None, merge_gap: int | None = None
@@ -157,9 +169,8 @@ class TextScreen:
         shown = self._shown
         if shown is None or not _shows(shown, grid):
             shown = self._shown = [look.copy() for look, _ in grid.looks]
-            changed = np.ones((grid.rows, grid.cols), dtype=bool)
-        else:
-            changed = changed_cells(grid, shown, self.tolerance)
+            self._unknown = np.ones((grid.rows, grid.cols), dtype=bool)
+        changed = self.pending(grid)
         barrier = None
         if visible is not None:
             changed &= visible
@@ -170,6 +181,8 @@ class TextScreen:
         cells = span_cells(row, first, end, grid.cols)
         if row.size:
             mark_shown(shown, grid, cells[0])
+            if self._unknown is not None:
+                self._unknown.reshape(-1)[cells[0]] = False
         return row, first, end, cells
 
     def pending(self, grid: CellGrid, visible: Bools | None = None) -> Bools:
@@ -180,6 +193,8 @@ class TextScreen:
             changed = np.ones((grid.rows, grid.cols), dtype=bool)
         else:
             changed = changed_cells(grid, shown, self.tolerance)
+            if self._unknown is not None:
+                changed |= self._unknown
         return changed if visible is None else changed & visible
 
     def update(self, grid: CellGrid, visible: Bools | None = None) -> bytes:

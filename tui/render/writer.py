@@ -176,6 +176,15 @@ class QueueWriter:
             self._schedule(self._poll_seconds, self._poll)
         return False
 
+    def after(self, retry: Callable[[], None]) -> None:
+        """Call `retry` once the terminal has taken the frame in flight, even if no newer frame
+        is offered: a frame cut to its budget carries on with the cells it left out."""
+        if self._retry is None:
+            self._retry = retry
+        if not self._polling:
+            self._polling = True
+            self._schedule(self._poll_seconds, self._poll)
+
     def submit(self, data: bytes, cut: bool = False) -> None:
         """Queue one whole frame (call only after `offer` said yes); `cut` says the frame was
         cut to its budget (it then measures the link)."""

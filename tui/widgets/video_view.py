@@ -159,6 +159,52 @@ class RowStrip(textual_compat.LazyStrip):
         return super().adjust_cell_length(cell_length, style)
 
 
+class BlankStrip(textual_compat.LazyStrip):
+    """`cells` blank cells in `background`, drawn as an erase (ECH) and a cursor move: about 25
+    bytes where spaces would cost one a cell. For a thin link, where every byte waits its turn."""
+
+    __slots__ = ("_background", "_cells")
+
+    def __init__(self, cells: int, background: Color | None) -> None:
+        self._background = background
+        self._cells = cells
+        super().__init__(cells)
+
+    def segments(self) -> list[Segment]:
+        return [Segment(" " * self._cells, Style(bgcolor=self._background))]
+
+    def render(self, console: Console) -> str:
+        background = self._background
+        if background is None:
+            colour = "\x1b[49m"
+        else:
+            r, g, b = background.get_truecolor()
+            colour = f"\x1b[48;2;{r};{g};{b}m"
+        return f"{colour}\x1b[{self._cells}X\x1b[{self._cells}C{RESET.decode()}"
+
+    def crop(self, start: int, end: int | None = None) -> Strip:
+        start = max(0, start)
+        end = self._cells if end is None else min(self._cells, end)
+        if start == 0 and end == self._cells:
+            return self
+        return BlankStrip(max(0, end - start), self._background)
+
+    def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
+        pieces: list[Strip] = []
+        pos = 0
+        for cut in cuts:
+            if cut > self._cells:
+                break
+            pieces.append(self.crop(pos, cut))
+            pos = cut
+        return pieces
+
+    def adjust_cell_length(self, cell_length: int, style: Style | None = None) -> Strip:
+        if cell_length == self._cells:
+            return self
+        return super().adjust_cell_length(cell_length, style)
+
+
 class VideoView(Widget):
     """Shows the latest frame given to `show_frame`, letterboxed to the widget's size."""
 
@@ -252,6 +298,8 @@ class VideoView(Widget):
                 self._cell_bytes += SMOOTHING * (len(data) / cells - self._cell_bytes)
             if data:
                 writer.submit(data, cut=cut)
+            if cut:
+                writer.after(self._offer_again)
             return
         row, first, end = self._screen.changes(grid, merge_gap=width)
         for r, c0, c1 in zip(row.tolist(), first.tolist(), end.tolist(), strict=True):
@@ -274,8 +322,26 @@ class VideoView(Widget):
         if self._image_mode or grid is None or (grid.cols, grid.rows) != tuple(self.size):
             blank = Strip.blank(crop.width, self.rich_style)
             return [blank] * crop.height
+        if self._costly(crop):
+            # On a thin link, repainting these cells would hold the terminal for longer than a
+            # frame may: Textual repaints the whole screen when an overlay comes or goes (160 KB
+            # of video at 160x48, 5 s at 256 kbit/s), and the key that caused it would wait that
+            # long to show. Blank them instead; the next direct frames draw them again, cut to
+            # the link's budget like any frame.
+            for y in crop.line_range:
+                self._screen.forget(y, x1, x2)
+            if self._writer is not None:
+                self._writer.after(self._offer_again)  # even if no new frame comes
+            return [BlankStrip(crop.width, self.rich_style.bgcolor)] * crop.height
         painted = self._screen.painted
         return [RowStrip(grid, y, x1, x2, painted) for y in crop.line_range]
+
+    def _costly(self, crop: Region) -> bool:
+        """Would drawing `crop` take longer than one direct frame may, while frames go direct?"""
+        budget = None if self._writer is None else self._writer.budget()
+        if budget is None or crop.area * self._cell_bytes <= budget:
+            return False
+        return self.visible_cells() is not None  # under a modal Textual draws every frame
 
     def visible_cells(self) -> npt.NDArray[np.bool_] | None:
         """rows x cols: which of the widget's cells are on screen with no other widget over them.
