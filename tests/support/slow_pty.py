@@ -190,6 +190,7 @@ class SlowTerminal:
 # --- tcall's echo call at the far end of the link ------------------------------------------------
 
 MUTED = b"muted"  # the call screen's top bar (and microphone meter) while the microphone is muted
+STATS = b"bitrate"  # a line of the stats box (`s`)
 CONNECTED = "⏱".encode()  # the call timer, shown once the call is connected
 
 
@@ -210,10 +211,11 @@ def echo_call(
     video: bool = True,
     size: tuple[int, int] = (160, 48),
     settle: float = 3.0,
+    argv: Sequence[str] = (TCALL,),
 ) -> Iterator[SlowTerminal]:
-    """The real `tcall` app in a SlowTerminal, in its echo call (video, or audio only), connected
-    `settle` seconds ago."""
-    with SlowTerminal([TCALL], rate=rate, size=size, env=echo_home(home)) as terminal:
+    """The real `tcall` app (`argv`) in a SlowTerminal, in its echo call (video, or audio only),
+    connected `settle` seconds ago."""
+    with SlowTerminal(argv, rate=rate, size=size, env=echo_home(home)) as terminal:
         terminal.wait_for(ECHO.encode())
         start = terminal.received
         terminal.keys(b"\r" if video else b"a")  # the echo test is selected when the app opens
@@ -223,20 +225,27 @@ def echo_call(
         yield terminal
 
 
-def mute_latency(terminal: SlowTerminal, quiet: float = 1.5, timeout: float = 30.0) -> float:
-    """Press `m` and time how long until "muted" is on screen; press it again to unmute.
+def toggle_latency(
+    terminal: SlowTerminal, key: bytes, effect: bytes, quiet: float = 1.5, timeout: float = 30.0
+) -> float:
+    """Press `key` and time how long until `effect` is on screen; press it again to undo.
 
-    While muted the app keeps writing "muted" (the top bar each second, the meter), and those
-    bytes may still be crossing a slow link after the unmute. So the next press waits until no
-    "muted" has arrived for `quiet` seconds: the link has carried what was written before the
-    unmute, and a "muted" that arrives after the press is the press's own."""
+    While toggled on the app may keep writing `effect` (the top bar redraws each second), and those
+    bytes may still be crossing a slow link after the undo. So the press waits until no `effect`
+    has arrived for `quiet` seconds: the link has carried what was written before the undo, and an
+    `effect` that arrives after the press is the press's own."""
     while True:
-        last = terminal.last_arrival(MUTED)
+        last = terminal.last_arrival(effect)
         if last is None or time.monotonic() - last > quiet:
             break
         time.sleep(0.05)
     start = terminal.received
-    pressed = terminal.keys(b"m")
-    shown = terminal.wait_for(MUTED, start, timeout=timeout)
-    terminal.keys(b"m")
+    pressed = terminal.keys(key)
+    shown = terminal.wait_for(effect, start, timeout=timeout)
+    terminal.keys(key)
     return shown - pressed
+
+
+def mute_latency(terminal: SlowTerminal, quiet: float = 1.5, timeout: float = 30.0) -> float:
+    """`m` (mute): seconds until "muted" is on screen."""
+    return toggle_latency(terminal, b"m", MUTED, quiet, timeout)

@@ -9,15 +9,24 @@ such frame (and the kernel's 18 KB pty buffer): 3.3-4.0 s. Now each frame holds 
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
-from tests.support.slow_pty import echo_call, mute_latency
+import numpy as np
+import pyte
+
+from tcall.tui.render.delta import NOISE_TOLERANCE
+from tests.support.decoders import rgb, screen_of
+from tests.support.slow_pty import SlowTerminal, echo_call, mute_latency
 
 RATE = 32_000  # bytes a second: 256 kbit/s
 BOUND = 0.3  # seconds from the key to its answer on screen
 PRESSES = 3
 SOURCE_FPS = 30  # the echo call's pattern, shown in two views (the remote picture, the self-view)
+COLS, ROWS = 100, 30
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_keys_are_answered_while_video_drops_frames_on_a_thin_link(tmp_path: Path) -> None:
@@ -37,3 +46,66 @@ def test_keys_are_answered_while_video_drops_frames_on_a_thin_link(tmp_path: Pat
     assert 2 < shown < SOURCE_FPS, shown
     # The link was kept busy: the pacing did not starve the picture to get there.
     assert rate > 0.5 * RATE, rate
+
+
+def still_state(state: Path, after: int, timeout: float = 30.0) -> dict[str, np.ndarray]:
+    """DirectApp's record of its next still frame (tests/support/direct_app.py)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if state.exists():
+            with np.load(state) as data:
+                record = {key: data[key] for key in data.files}
+            if int(record["sequence"]) > after:
+                return record
+        assert time.monotonic() < deadline, "the app never showed its still frame"
+        time.sleep(0.1)
+
+
+def wrong_cells(terminal: SlowTerminal, state: dict[str, np.ndarray]) -> int:
+    """Cells of the main view, outside the overlays, that don't show the still frame (once the
+    link has carried everything the app wrote)."""
+    while True:
+        received = terminal.received
+        time.sleep(0.5)
+        if terminal.received == received:
+            break
+    screen = screen_of(bytes(terminal.data), COLS, ROWS)
+    x0, y0, w, h = state["main_region"].tolist()
+    wrong = 0
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w):
+            if any(inside(state[name], x, y) for name in ("stats_region", "pip_region")):
+                continue
+            cell = screen.buffer[y][x]
+            wanted = [*state["main_fg"][y - y0, x - x0], *state["main_bg"][y - y0, x - x0]]
+            wrong += not shows(cell, wanted)
+    return wrong
+
+
+def shows(cell: pyte.screens.Char, colours: list[int]) -> bool:
+    """A half-block cell with these colours (within the tolerance of delta updates)."""
+    if cell.data != "▀" or "default" in (cell.fg, cell.bg):
+        return False
+    seen = rgb(cell.fg) + rgb(cell.bg)
+    return max(abs(a - int(b)) for a, b in zip(seen, colours, strict=True)) <= NOISE_TOLERANCE
+
+
+def inside(region: np.ndarray, x: int, y: int) -> bool:
+    rx, ry, w, h = region.tolist()
+    return rx <= x < rx + w and ry <= y < ry + h
+
+
+def test_frames_cut_to_a_thin_link_still_make_the_whole_picture(tmp_path: Path) -> None:
+    """A frame cut to the link's budget stops at a cell boundary and the next one carries on, so
+    a still picture ends up whole on screen; after a stats box goes (Textual repaints the screen,
+    which blanks the video on a thin link), the video is whole again."""
+    state = tmp_path / "state.npz"
+    argv = [sys.executable, "-m", "tests.support.direct_app", str(state)]
+    env = dict(os.environ, COLORTERM="truecolor", TERM="xterm-256color")
+    with SlowTerminal(argv, rate=RATE, size=(COLS, ROWS), env=env, cwd=ROOT) as terminal:
+        record = still_state(state, 0)
+        assert wrong_cells(terminal, record) == 0
+        terminal.keys(b"s")  # the stats box goes
+        record = still_state(state, int(record["sequence"]))
+        assert record["stats_region"].tolist() == [0, 0, 0, 0]
+        assert wrong_cells(terminal, record) == 0
