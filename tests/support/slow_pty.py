@@ -46,7 +46,12 @@ TICK = 0.002  # how often the reader wakes to take the bytes the link has let th
 
 
 class SlowTerminal:
-    """`argv` in a cols x rows pty whose output is read at `rate` bytes/s (None: at once)."""
+    """`argv` in a cols x rows pty whose output is read at `rate` bytes/s (None: at once).
+
+    With a `buffer`, the pty is read at once into a buffer of that many bytes that drains at
+    `rate`, as sshd reads a pty into its channel window (2 MB in OpenSSH) and TCP's send buffer:
+    the program's writes then never block until the buffer is full, however slow the link.
+    """
 
     def __init__(
         self,
@@ -56,8 +61,10 @@ class SlowTerminal:
         size: tuple[int, int] = (160, 48),
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        buffer: int = 0,
     ) -> None:
         self.rate = rate
+        self.buffer = buffer
         self.master, slave = os.openpty()
         cols, rows = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -153,25 +160,31 @@ class SlowTerminal:
     def _read(self) -> None:
         burst = float("inf") if self.rate is None else max(self.rate * 0.01, 64.0)
         allowance, last = 0.0, time.monotonic()
+        queue = bytearray()  # read from the pty, not yet across the link (sshd's window, TCP's)
         while not self._stop.is_set():
             now = time.monotonic()
             allowance = min(burst, allowance + (now - last) * (self.rate or 0.0))
             last = now
             want = 1 << 16 if self.rate is None else int(allowance)
-            if want < 1:
+            # From the pty: what the link's buffers still hold, or with none what crosses now.
+            take = max(self.buffer - len(queue), 0) or (0 if queue else want)
+            if take < 1:
                 time.sleep(TICK)
+            elif select.select([self.master], [], [], TICK)[0]:
+                try:
+                    chunk = os.read(self.master, take)
+                except OSError:  # EIO: the program closed its end
+                    return
+                if not chunk:
+                    return
+                queue += chunk
+            crossed = bytes(queue[: max(want, 0)])
+            if not crossed:
                 continue
-            if not select.select([self.master], [], [], TICK)[0]:
-                continue
-            try:
-                chunk = os.read(self.master, want)
-            except OSError:  # EIO: the program closed its end
-                return
-            if not chunk:
-                return
-            allowance -= len(chunk)
+            del queue[: len(crossed)]
+            allowance -= len(crossed)
             with self._lock:
-                self.data += chunk
+                self.data += crossed
                 self._marks.append((len(self.data), time.monotonic()))
             self._answer()
 
@@ -212,10 +225,12 @@ def echo_call(
     size: tuple[int, int] = (160, 48),
     settle: float = 3.0,
     argv: Sequence[str] = (TCALL,),
+    buffer: int = 0,
 ) -> Iterator[SlowTerminal]:
-    """The real `tcall` app (`argv`) in a SlowTerminal, in its echo call (video, or audio only),
-    connected `settle` seconds ago."""
-    with SlowTerminal(argv, rate=rate, size=size, env=echo_home(home)) as terminal:
+    """The real `tcall` app (`argv`) in a SlowTerminal (see there for `buffer`), in its echo call
+    (video, or audio only), connected `settle` seconds ago."""
+    env = echo_home(home)
+    with SlowTerminal(argv, rate=rate, size=size, env=env, buffer=buffer) as terminal:
         terminal.wait_for(ECHO.encode())
         start = terminal.received
         terminal.keys(b"\r" if video else b"a")  # the echo test is selected when the app opens
