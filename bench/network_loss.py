@@ -39,6 +39,13 @@ LOSS = 0.05
 WARM_S, MEASURE_S = 2.0, 10.0
 PORT = 7817
 STACKS = ("tcall", "bare")
+REPAIRS = (
+    "asked",
+    "asked_again",
+    "repaired",
+    "skipped",
+    "keyframe_requests",
+)  # summed for the note
 
 
 # --- one side of a call, run inside a host ------------------------------------------------------
@@ -248,7 +255,9 @@ def summary(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     fps = [c["fps"] for c in good]
     freeze = [c["freeze_ms"] for c in good]
     delay = [c["g2g_p95_ms"] for c in good if c["g2g_p95_ms"] is not None]
+    paths = [c["receive_path"] for c in good if c.get("receive_path")]
     return {
+        "repairs": {key: sum(p[key] for p in paths) for key in REPAIRS} if paths else None,
         "fps": statistics.median(fps),
         "fps_min": min(fps),
         "freeze": max(freeze),
@@ -301,7 +310,8 @@ def rows(args: argparse.Namespace) -> list[Any]:
                 baseline=shown(bare, "freeze", " ms"),
                 note=(
                     f"ratio {ratio(tcall, bare, 'freeze')}; the longest over {common}; g2g p95 "
-                    f"{tcall and tcall['g2g_p95']} ms vs {bare and bare['g2g_p95']} ms"
+                    f"{tcall and tcall['g2g_p95']} ms vs {bare and bare['g2g_p95']} ms; tcall's "
+                    f"receive path in all: {tcall and tcall['repairs']}"
                 ),
             ),
         ]
