@@ -5,6 +5,9 @@ A direct half-block frame of the echo call's moving pattern at 160x48 is 100-200
 this link. Before frames were paced by the terminal's answers, a key's answer waited behind one
 such frame (and the kernel's 18 KB pty buffer): 3.3-4.0 s. Now each frame holds the link for about
 50 ms and a key is answered in 30-70 ms; the bound here is looser for a loaded CI machine.
+
+Frames cut to the link's budget must still add up to the whole picture (DirectApp's still frame,
+compared cell by cell through pyte), and the pace that sets the budget is checked on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ import numpy as np
 import pyte
 
 from tcall.tui.render.delta import NOISE_TOLERANCE
+from tcall.tui.render.writer import (
+    ANSWER_TIMEOUT,
+    HOLD_SECONDS,
+    INITIAL_RATE,
+    POSITION_QUERY,
+    LinkPace,
+    QueueWriter,
+)
 from tests.support.decoders import rgb, screen_of
 from tests.support.slow_pty import SlowTerminal, echo_call, mute_latency
 
@@ -109,3 +120,49 @@ def test_frames_cut_to_a_thin_link_still_make_the_whole_picture(tmp_path: Path) 
         record = still_state(state, int(record["sequence"]))
         assert record["stats_region"].tolist() == [0, 0, 0, 0]
         assert wrong_cells(terminal, record) == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pace_learns_the_link_from_answers_and_budgets_50_ms_of_it() -> None:
+    clock = Clock()
+    pace = LinkPace(clock=clock)
+    assert pace.budget() == int(HOLD_SECONDS * INITIAL_RATE)
+    for _ in range(40):  # frames cut to their budget, each answered at the link's 32 KB/s
+        size = pace.budget() or 0
+        pace.sent(size, cut=True)
+        assert pace.in_flight
+        clock.now += size / RATE
+        pace.answered(clock.now)
+        assert not pace.in_flight
+    assert abs(pace.rate - RATE) < 0.05 * RATE
+    assert abs((pace.budget() or 0) - HOLD_SECONDS * RATE) < 0.05 * HOLD_SECONDS * RATE
+    # A small frame (a still picture) answered late says nothing about the link: kept.
+    pace.sent(100, cut=False)
+    clock.now += 0.05
+    pace.answered(clock.now)
+    assert abs(pace.rate - RATE) < 0.05 * RATE
+    # One implausibly fast answer to a cut frame moves the budget up by a third at most.
+    pace.sent(pace.budget() or 0, cut=True)
+    pace.answered(clock.now)
+    assert pace.rate < 1.34 * RATE
+
+
+def test_a_terminal_that_never_answers_is_not_asked_again() -> None:
+    clock = Clock()
+    written: list[str] = []
+    pace = LinkPace(clock=clock)
+    writer = QueueWriter(written.append, lambda: 0, lambda delay, poll: None, pace=pace)
+    assert writer.offer(lambda: None)
+    writer.submit(b"frame")
+    assert written == ["frame" + POSITION_QUERY, ""] and writer.busy
+    clock.now += ANSWER_TIMEOUT
+    assert not writer.busy and pace.mute and writer.budget() is None
+    writer.submit(b"frame")
+    assert written[-2:] == ["frame", ""] and not writer.busy
