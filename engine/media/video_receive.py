@@ -19,8 +19,9 @@ aiortc's receiver and performs what it returns.
   KEYFRAME_RETRY while none has started to arrive.
 - **Memory is bounded, whatever the peer sends**: at most CAPACITY sequence numbers between the
   oldest packet held and the newest, and at most MAX_BYTES of payload. Past either, the oldest frame
-  is given up as a hole would be; a jump of more than CAPACITY ahead, or behind the packets already
-  released, starts the stream afresh. NACKs name at most MAX_NACK packets at a time.
+  is given up as a hole would be, and so it is past MAX_HOLES missing packets; a jump of more than
+  CAPACITY ahead, or behind the packets already released, starts the stream afresh. NACKs name at
+  most MAX_NACK packets at a time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ FIRST_REPAIR = 0.05  # s: the repair time assumed until one is measured (retry 1
 DEADLINE = 0.5  # s: no packet is waited for longer, however slow the repairs have been
 KEYFRAME_RETRY = 0.3  # s: a keyframe request is repeated when no keyframe has started by then
 MAX_NACK = 128  # packets named in one NACK (aiortc's senders keep the last 128 packets)
+MAX_HOLES = 256  # missing packets tracked (each costs a little on every packet and every poll)
 
 _SEQ = 1 << 16
 
@@ -187,7 +189,11 @@ class VideoReceiveBuffer:
         self._bytes += len(packet.data)
         if self._next is None and packet.marker:
             self._resync(now, out)
-        while self._highest - self._floor >= CAPACITY or self._bytes > MAX_BYTES:
+        while (
+            self._highest - self._floor >= CAPACITY
+            or self._bytes > MAX_BYTES
+            or len(self._holes) > MAX_HOLES
+        ):
             self._give_up(self._first_blocked(), now, out)
         self._release(out)
         return out
