@@ -42,6 +42,29 @@ def _run(*command: str) -> str:
     return result.stdout
 
 
+def _random_drop(probability: float) -> list[str]:
+    return [
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        f"{probability:.4f}",
+        "-j",
+        "DROP",
+    ]
+
+
+@contextmanager
+def _iptables(prefix: list[str], rule: list[str]) -> Iterator[None]:
+    """`rule` appended (run with `prefix`, in a namespace) while the block runs."""
+    _run(*prefix, "iptables", "-A", *rule)
+    try:
+        yield
+    finally:
+        _run(*prefix, "iptables", "-D", *rule)
+
+
 @dataclass
 class Link:
     alice: list[str]  # the command prefix that runs a program on alice's host
@@ -66,13 +89,8 @@ class Link:
         if probability <= 0:
             yield
             return
-        rule = ["FORWARD", "-p", "udp", "-m", "statistic", "--mode", "random"]
-        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
-        _run(*self.router, "iptables", "-A", *rule)
-        try:
+        with _iptables(self.router, ["FORWARD", "-p", "udp", *_random_drop(probability)]):
             yield
-        finally:
-            _run(*self.router, "iptables", "-D", *rule)
 
     @contextmanager
     def burst_loss(
@@ -127,13 +145,10 @@ class Link:
         """Like random_loss, on one side only: UDP the router forwards to `host` ("alice" or
         "bob") is lost at `probability`; what `host` sends gets through."""
         port = self.ports[0 if host == "alice" else 1]
-        rule = ["FORWARD", "-o", port, "-p", "udp", "-m", "statistic", "--mode", "random"]
-        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
-        _run(*self.router, "iptables", "-A", *rule)
-        try:
+        with _iptables(
+            self.router, ["FORWARD", "-o", port, "-p", "udp", *_random_drop(probability)]
+        ):
             yield
-        finally:
-            _run(*self.router, "iptables", "-D", *rule)
 
     @contextmanager
     def cap(self, kbit: int, buffer_ms: int = 200) -> Iterator[None]:
@@ -207,13 +222,9 @@ class Loopback:
     @contextmanager
     def random_loss_to(self, address: str, probability: float) -> Iterator[None]:
         """UDP to `address` is lost at `probability` (everything sent to it on loopback)."""
-        rule = ["INPUT", "-d", address, "-p", "udp", "-m", "statistic", "--mode", "random"]
-        rule += ["--probability", f"{probability:.4f}", "-j", "DROP"]
-        _run("ip", "netns", "exec", self.name, "iptables", "-A", *rule)
-        try:
+        rule = ["INPUT", "-d", address, "-p", "udp", *_random_drop(probability)]
+        with _iptables(["ip", "netns", "exec", self.name], rule):
             yield
-        finally:
-            _run("ip", "netns", "exec", self.name, "iptables", "-D", *rule)
 
     def run(self, main: Callable[[], Awaitable[T]]) -> T:
         """`asyncio.run(main())` in a thread that has entered the namespace (setns: a thread's own
