@@ -1,7 +1,8 @@
 """tcall's video receive path inside a real aiortc call (two Sessions on loopback), with packets lost
 on purpose below aiortc, at the receiver's ICE connection: a retransmission that is itself lost is
 asked for again by the timer (aiortc asked once, then only when another gap appeared), and a packet
-that never comes is skipped with a keyframe request, after which the video goes on."""
+that never comes is skipped with a keyframe request, after which the video goes on (from the
+keyframe, which the receive path must tell apart: VP8 and H.264)."""
 
 from __future__ import annotations
 
@@ -69,9 +70,12 @@ class Call:
         return self.receiver.video_sink.frames_received - before
 
 
-@pytest.fixture
-async def call(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Call]:
+@pytest.fixture(params=["vp8", "h264"])
+async def call(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Call]:
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+    codec = request.param
     sender = Session(
         ice=IceSettings(),
         video=PatternSource(320, 240, 30),
@@ -79,6 +83,7 @@ async def call(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Call]:
         audio_sink=None,
         on_state=lambda state: None,
         receive_audio=False,
+        codec=codec,
     )
     receiver = Session(
         ice=IceSettings(),
@@ -87,6 +92,7 @@ async def call(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Call]:
         audio_sink=None,
         on_state=lambda state: None,
         receive_audio=False,
+        codec=codec,
     )
     try:
         offer = await sender.create_offer()
@@ -99,7 +105,7 @@ async def call(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Call]:
             await asyncio.sleep(0.05)
         connection = compat.aiortc.ice_connection(receiver.pc)
         assert connection is not None
-        dropper = Dropper(payload_type(answer, "VP8"), payload_type(answer, "rtx"))
+        dropper = Dropper(payload_type(answer, codec), payload_type(answer, "rtx"))
         deliver = connection.data_received
 
         def maybe_lose(data: bytes, component: int) -> None:
