@@ -12,21 +12,11 @@ asked only once), then drain its backlog one frame per packet."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tcall.engine import compat
-from tcall.engine.ice import IceSettings
-from tcall.engine.media.audio import PacedAudioSource, sine_blocks
-from tcall.engine.media.sinks import AudioSink
-from tcall.engine.media.video import PatternSource
-from tcall.engine.session import Session
-from tests.support.browser import browser_peer, chromium, dump
+from tests.support.browser import chromium, chromium_under_loss
 from tests.support.lossy_link import Loopback, loopback_namespace
 
 TCALL_ADDRESS = "127.0.0.2"
@@ -34,9 +24,9 @@ LOSS = 0.10
 SECONDS = 6.0  # measured under loss, after a second of the call without it
 # Chromium sends 640x480 at up to 30 fps, and drops to 480x360 itself when it sees this loss.
 # Measured here (load average 2.5-7.6, other tests running), about 10 calls of 6 s per codec: tcall
-# decoded 29-30 fps, its longest gap 99-142 ms with VP8 and 70-170 ms with H.264. aiortc's own receive path in the same calls
-# (Session(low_latency=False)): VP8 25-26 fps and 500-543 ms, H.264 29.5 fps and 201-334 ms (a gap
-# needs a lost retransmission, which some 6 s calls do not have). The bounds leave room for a
+# decoded 29-30 fps, its longest gap 99-142 ms with VP8 and 70-170 ms with H.264. aiortc's own
+# receive path in the same calls (Session(low_latency=False)): VP8 25-26 fps and 500-543 ms, H.264
+# 29.5 fps and 201-334 ms (a gap needs a lost retransmission, which some 6 s calls do not have). The bounds leave room for a
 # 2-core CI machine running other tests. Chromium lowers its frame rate when the machine is busy
 # ("limited by cpu"), so what tcall decoded is also held against what Chromium sent meanwhile.
 MIN_FPS = 15
@@ -44,73 +34,10 @@ MIN_SHARE = 0.85  # of the frames Chromium encoded in the window, less its stats
 MAX_GAP_S = 0.35
 
 
-@dataclass
-class Measured:
-    frames: int  # decoded by tcall
-    sent: int  # encoded by Chromium meanwhile (give or take its 4 stats a second)
-    longest_gap: float
-    seconds: float
-    audio: dict[str, Any]
-    browser: dict[str, Any]
-    counts: Any  # the receive path's counts (VideoReceiveBuffer.counts)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds
-
-
 @pytest.fixture
 def namespace() -> Iterator[Loopback]:
     with loopback_namespace() as made:
         yield made
-
-
-async def lossy_call(namespace: Loopback, codec: str) -> Measured:
-    arrivals: list[float] = []
-    session = Session(
-        ice=IceSettings(),  # no STUN or TURN server: loopback only
-        video=PatternSource(640, 480, 30),
-        audio=PacedAudioSource("sine", sine_blocks()),
-        audio_sink=AudioSink(),
-        on_state=lambda state: None,
-        codec=codec,
-    )
-    accept = session.video_sink.accept
-
-    def timed(frame: Any) -> None:
-        arrivals.append(time.monotonic())
-        accept(frame)
-
-    session.video_sink.accept = timed  # type: ignore[method-assign]
-    async with browser_peer() as browser:
-        try:
-            await session.accept_answer(await browser.answer(await session.create_offer()))
-            try:
-                await session.wait_connected(10)
-            except TimeoutError:
-                raise AssertionError(browser.trouble("tcall did not connect within 10 s")) from None
-            deadline = time.monotonic() + 10
-            while len(arrivals) < 30:  # a second of video before the loss
-                assert time.monotonic() < deadline, browser.trouble(f"{len(arrivals)} frames")
-                await asyncio.sleep(0.1)
-            encoded = (await browser.stats())["outbound"]["video"]["framesEncoded"]
-            before = session.audio_figures()
-            with namespace.random_loss_to(TCALL_ADDRESS, LOSS):
-                start = time.monotonic()
-                await asyncio.sleep(SECONDS)
-                end = time.monotonic()
-            figures = await browser.stats()
-            encoded = figures["outbound"]["video"]["framesEncoded"] - encoded
-            assert figures["connectionState"] == "connected", dump(figures)
-            assert session.pc.connectionState == "connected"
-            after = session.audio_figures()
-        finally:
-            await session.close()
-    window = [t for t in arrivals if start <= t <= end]
-    gaps = [b - a for a, b in zip([start, *window], [*window, end], strict=True)]
-    counts = compat.aiortc.video_receive_counts(session.pc)
-    audio = {key: after[key] - before[key] for key in after if isinstance(after[key], int)}
-    return Measured(len(window), encoded, max(gaps), end - start, audio, figures, counts)
 
 
 @pytest.mark.skipif(
@@ -122,7 +49,9 @@ def test_ten_percent_loss_from_chromium_keeps_video_moving(
     namespace: Loopback, codec: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", TCALL_ADDRESS)
-    measured = namespace.run(lambda: lossy_call(namespace, codec))
+    measured = namespace.run(
+        lambda: chromium_under_loss(namespace, codec, TCALL_ADDRESS, LOSS, SECONDS)
+    )
     sent = measured.browser["outbound"].get("video", {})
     audio = measured.audio
     print(

@@ -28,10 +28,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.support.lossy_link import Loopback
 
 CHROMIUM = "chromium"
 # The flags that work here (../shared/MACHINE-FACTS.md, "A browser peer"). Without
@@ -327,3 +331,90 @@ async def keyframes_to_chromium(codec: str, seconds: float) -> dict[str, Any]:
             }
         finally:
             await session.close()
+
+
+# --- Chromium sending through loss: what tcall's receive path makes of it ---------------------
+
+
+@dataclass
+class UnderLoss:
+    """What tcall saw of Chromium's video and audio while the way to it lost packets."""
+
+    frames: int  # decoded by tcall
+    sent: int  # encoded by Chromium meanwhile (give or take its 4 stats a second)
+    longest_gap: float
+    seconds: float
+    audio: dict[str, Any]
+    browser: dict[str, Any]
+    counts: Any  # the receive path's counts (VideoReceiveBuffer.counts)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+async def chromium_under_loss(
+    namespace: Loopback,
+    codec: str,
+    address: str,
+    loss: float,
+    seconds: float,
+    low_latency: bool = True,
+) -> UnderLoss:
+    """A call from a Session on `address` to headless Chromium, both in `namespace` (run this
+    with `namespace.run`, so that both are inside it), offering `codec`: after a second of video,
+    UDP to `address` is lost at `loss` for `seconds`, and every frame tcall decodes meanwhile is
+    timed. `low_latency` False: aiortc's own video receive path (a baseline for benchmarks)."""
+    from tcall.engine import compat
+    from tcall.engine.ice import IceSettings
+    from tcall.engine.media.audio import PacedAudioSource, sine_blocks
+    from tcall.engine.media.sinks import AudioSink
+    from tcall.engine.media.video import PatternSource
+    from tcall.engine.session import Session
+
+    arrivals: list[float] = []
+    session = Session(
+        ice=IceSettings(),  # no STUN or TURN server: loopback only
+        video=PatternSource(640, 480, 30),
+        audio=PacedAudioSource("sine", sine_blocks()),
+        audio_sink=AudioSink(),
+        on_state=lambda state: None,
+        codec=codec,
+        low_latency=low_latency,
+    )
+    accept = session.video_sink.accept
+
+    def timed(frame: Any) -> None:
+        arrivals.append(time.monotonic())
+        accept(frame)
+
+    session.video_sink.accept = timed  # type: ignore[method-assign]
+    async with browser_peer() as browser:
+        try:
+            await session.accept_answer(await browser.answer(await session.create_offer()))
+            try:
+                await session.wait_connected(10)
+            except TimeoutError:
+                raise AssertionError(browser.trouble("tcall did not connect within 10 s")) from None
+            deadline = time.monotonic() + 10
+            while len(arrivals) < 30:  # a second of video before the loss
+                assert time.monotonic() < deadline, browser.trouble(f"{len(arrivals)} frames")
+                await asyncio.sleep(0.1)
+            encoded = (await browser.stats())["outbound"]["video"]["framesEncoded"]
+            before = session.audio_figures()
+            with namespace.random_loss_to(address, loss):
+                start = time.monotonic()
+                await asyncio.sleep(seconds)
+                end = time.monotonic()
+            figures = await browser.stats()
+            encoded = figures["outbound"]["video"]["framesEncoded"] - encoded
+            assert figures["connectionState"] == "connected", dump(figures)
+            assert session.pc.connectionState == "connected"
+            after = session.audio_figures()
+        finally:
+            await session.close()
+    window = [t for t in arrivals if start <= t <= end]
+    gaps = [b - a for a, b in zip([start, *window], [*window, end], strict=True)]
+    counts = compat.aiortc.video_receive_counts(session.pc)
+    audio = {key: after[key] - before[key] for key in after if isinstance(after[key], int)}
+    return UnderLoss(len(window), encoded, max(gaps), end - start, audio, figures, counts)
