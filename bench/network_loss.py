@@ -14,6 +14,11 @@ bob measures MEASURE_S seconds from WARM_S after his first frame: frames decoded
 gap between two of them (a freeze), and the glass-to-glass delay of the pattern's timecode.
 The calls alternate tcall, bare, tcall, bare... so that a busy moment of the machine falls on both.
 
+Also the issue's own case: headless Chromium sending (its fake camera, 640x480 at up to 30 fps) to
+tcall's engine with 3% of the UDP to tcall lost, both in a namespace of their own on loopback
+(tests/support/browser.py, `chromium_under_loss`): tcall's receive path beside aiortc's own in
+the same engine (Session(low_latency=False)), CHROMIUM_S seconds a call. Needs chromium.
+
     sudo .venv/bin/python bench/network_loss.py [--runs 2] [--codecs vp8,h264]   (prints its rows)
 """
 
@@ -33,11 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.lossy_link import BOB_IP, Link, lossy_link  # noqa: E402
+from tests.support.browser import chromium, chromium_under_loss  # noqa: E402
+from tests.support.lossy_link import BOB_IP, Link, loopback_namespace, lossy_link  # noqa: E402
 
 LOSS = 0.05
 WARM_S, MEASURE_S = 2.0, 10.0
 PORT = 7817
+CHROMIUM_LOSS, CHROMIUM_S, TCALL_ADDRESS = 0.03, 10.0, "127.0.0.2"
 STACKS = ("tcall", "bare")
 REPAIRS = (
     "asked",
@@ -248,6 +255,36 @@ def measure(runs: int, codecs: list[str]) -> dict[str, dict[str, list[dict[str, 
     return results
 
 
+def from_chromium(runs: int, codecs: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{codec: {stack: [tcall's figures per call]}}: Chromium sending through 3% loss."""
+    import os
+
+    os.environ["TCALL_ICE_ADDRESSES"] = TCALL_ADDRESS
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {
+        codec: {stack: [] for stack in STACKS} for codec in codecs
+    }
+    with loopback_namespace() as namespace:
+        for _ in range(runs):
+            for codec in codecs:
+                for stack in STACKS:
+                    seen = namespace.run(
+                        lambda c=codec, s=stack: chromium_under_loss(
+                            namespace, c, TCALL_ADDRESS, CHROMIUM_LOSS, CHROMIUM_S, s == "tcall"
+                        )
+                    )
+                    video = seen.browser["outbound"].get("video", {})
+                    results[codec][stack].append(
+                        {
+                            "fps": round(seen.fps, 1),
+                            "freeze_ms": round(1000 * seen.longest_gap),
+                            "g2g_p95_ms": None,
+                            "size": f"{video.get('frameWidth')}x{video.get('frameHeight')}",
+                            "receive_path": None if seen.counts is None else vars(seen.counts),
+                        }
+                    )
+    return results
+
+
 def summary(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     good = [c for c in calls if "error" not in c]
     if not good:
@@ -315,6 +352,28 @@ def rows(args: argparse.Namespace) -> list[Any]:
                 ),
             ),
         ]
+    if chromium() is None:
+        return out + [
+            Row(figure="Chromium to tcall at 3% loss", goal="", tcall="no chromium", baseline="")
+        ]
+    results = from_chromium(runs, codecs)
+    for codec in codecs:
+        tcall, bare = (summary(results[codec][stack]) for stack in STACKS)
+        out.append(
+            Row(
+                figure=f"longest freeze, Chromium sending {codec.upper()} at 3% loss",
+                goal="<= 300 ms",
+                tcall=shown(tcall, "freeze", " ms"),
+                baseline=shown(bare, "freeze", " ms")
+                + " (aiortc's receive path in tcall's engine)",
+                note=(
+                    f"ratio {ratio(tcall, bare, 'freeze')}; fps {tcall and tcall['fps']} vs "
+                    f"{bare and bare['fps']}; {runs} calls each of {CHROMIUM_S:.0f} s, Chromium at "
+                    f"{tcall and tcall['size']}; tcall's receive path in all: "
+                    f"{tcall and tcall['repairs']}"
+                ),
+            )
+        )
     return out
 
 
