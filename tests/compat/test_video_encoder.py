@@ -9,7 +9,9 @@ import fractions
 
 import cv2
 import pytest
+from aiortc.codecs.h264 import H264Decoder, h264_depayload
 from aiortc.codecs.vpx import vp8_depayload
+from aiortc.jitterbuffer import JitterFrame
 from av import VideoFrame
 
 from tcall.engine import compat
@@ -146,3 +148,27 @@ def test_a_wrong_abi_version_is_a_compat_error(monkeypatch: pytest.MonkeyPatch) 
             libvpx.load()
     finally:
         libvpx.load.cache_clear()
+
+
+def test_h264_below_the_top_rung_fills_its_target_with_filler_that_decodes() -> None:
+    """x264 spends less than its target on easy pictures; below the top rung the frames are filled
+    up to it (the receiver's estimate grows only with what arrives), and a decoder skips it."""
+    compat.install()
+    inner = encoder_hooks.RealtimeH264Encoder()
+    encoder = encoder_hooks.AdaptiveVideoEncoder(inner)
+    settle(encoder, 120)  # 320x240 at 15 fps
+    decoder = H264Decoder()
+    sizes, decoded = [], 0
+    for index, frame in enumerate(pattern_frames(90)):
+        payloads, timestamp = encoder.encode(frame, index == 0)
+        if payloads:
+            sizes.append(sum(map(len, payloads)))
+            data = b"".join(h264_depayload(p) for p in payloads)
+            decoded += len(decoder.decode(JitterFrame(data, timestamp)))
+    sent_kbps = sum(sizes[5:]) * 8 * 15 / len(sizes[5:]) / 1000
+    assert len(sizes) == decoded == 45
+    assert 0.9 * 120 <= sent_kbps <= 1.2 * 120, sent_kbps
+    # At the top rung there is nothing to climb to: no filler.
+    top = encoder_hooks.AdaptiveVideoEncoder(encoder_hooks.RealtimeH264Encoder())
+    top.encode(pattern_frames(1)[0])
+    assert isinstance(top.inner, encoder_hooks.RealtimeH264Encoder) and top.inner.fill_fps is None
