@@ -7,9 +7,10 @@ tcall's encoders in the senders' encoder lookup instead: AdaptiveVideoEncoder fe
 the ladder (engine/media/adapt.py), drops frames down to its frame rate and scales them to its
 resolution, and hands the bitrate to an encoder that changes it while running: LiveVp8Encoder
 (libvpx driven directly, engine/compat/libvpx.py) or RealtimeH264Encoder (FFmpeg's libx264 wrapper
-reconfigures x264 on a new bit_rate when a VBV rate is set; measured here 1000 -> 300 kbps in
-place, no keyframe). Only a resolution step costs a keyframe. VP8 packets are aiortc's own
-(`Vp8Encoder._packetize`).
+reconfigures x264 on a new bit_rate when the codec was opened at its VBV rate; measured here 1000
+-> 400 kbps in place, no keyframe; below the top rung its frames are filled up to the target, see
+`fill_fps`). Only a resolution step costs a keyframe. VP8 packets are aiortc's own
+(`Vp8Encoder._packetize`), and so are H.264's.
 
 Realtime H.264: aiortc leaves x264 at its default "medium" preset, which costs 16 ms per 640x480 frame
 here; with "ultrafast" (and aiortc's own "zerolatency" tune) it costs 2.5 ms, so H.264 calls keep 30
@@ -53,8 +54,9 @@ X264_PRESET = "ultrafast"
 # x264's default puts a keyframe every 250 frames (measured: frame 250 of 300); receivers ask for
 # one when they need it (PLI), so 3000 frames, as for VP8, is only a refresh.
 KEYFRAME_INTERVAL = 3000
-# A VBV buffer (half a second at the starting rate): what lets FFmpeg's libx264 wrapper take a new
-# bit_rate on the fly, and what keeps a keyframe from flooding a thin link.
+# x264's VBV buffer, in seconds of the starting rate: a VBV is what lets FFmpeg's libx264 wrapper
+# take a new bit_rate on the fly, and its buffer bounds a frame's burst. At 0.5 s the bursts held
+# a 300 kbit/s link (bob's delay 627 ms at the cap's start, 251 ms at 0.2 s).
 X264_VBV_S = 0.2
 # Frame-rate limiting is a token bucket counted in frames: a frame goes when the credit is at least
 # 1 - _JITTER (frames come a little early or late) and the credit never exceeds _BURST, so a sender
