@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import fractions
 
+import aiortc.rtcrtpsender
 import cv2
 import pytest
-from aiortc.codecs.h264 import H264Decoder, h264_depayload
-from aiortc.codecs.vpx import vp8_depayload
+from aiortc.codecs import get_encoder
+from aiortc.codecs.h264 import H264Decoder, H264Encoder, h264_depayload
+from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
 from av import VideoFrame
 
@@ -172,3 +174,15 @@ def test_h264_below_the_top_rung_fills_its_target_with_filler_that_decodes() -> 
     top = encoder_hooks.AdaptiveVideoEncoder(encoder_hooks.RealtimeH264Encoder())
     top.encode(pattern_frames(1)[0])
     assert isinstance(top.inner, encoder_hooks.RealtimeH264Encoder) and top.inner.fill_fps is None
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"), [(H264Encoder, "_encode_frame"), (Vp8Encoder, "_packetize")]
+)
+def test_a_missing_encoder_target_is_a_compat_error(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str
+) -> None:
+    monkeypatch.setattr(aiortc.rtcrtpsender, "get_encoder", get_encoder)  # not installed yet
+    monkeypatch.delattr(owner, name)
+    with pytest.raises(CompatError, match=f"^aiortc .*{name}"):
+        encoder_hooks.install()
