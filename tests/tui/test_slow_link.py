@@ -163,6 +163,6 @@ def test_a_terminal_that_never_answers_is_not_asked_again() -> None:
     writer.submit(b"frame")
     assert written == ["frame" + POSITION_QUERY, ""] and writer.busy
     clock.now += ANSWER_TIMEOUT
-    assert not writer.busy and pace.mute and writer.budget() is None
+    assert not writer.busy and pace.silent and writer.budget() is None
     writer.submit(b"frame")
     assert written[-2:] == ["frame", ""] and not writer.busy

@@ -188,7 +188,7 @@ class QueueWriter:
     def submit(self, data: bytes, cut: bool = False) -> None:
         """Queue one whole frame (call only after `offer` said yes); `cut` says the frame was
         cut to its budget (it then measures the link)."""
-        query = self.pace is not None and not self.pace.mute
+        query = self.pace is not None and not self.pace.silent
         self._write(data.decode() + (POSITION_QUERY if query else ""))
         self._write("")
         self.written += 1
@@ -226,7 +226,7 @@ class LinkPace:
         self.answer_timeout = answer_timeout
         self.seconds_per_byte = 1.0 / INITIAL_RATE
         self.answers = 0
-        self.mute = False  # the terminal never answered: frames are no longer followed by queries
+        self.silent = False  # the terminal never answered: frames are no longer followed by queries
         self._clock = clock
         self._pending: deque[tuple[float, int, bool]] = deque()  # (sent at, bytes, cut to budget)
 
@@ -243,12 +243,12 @@ class LinkPace:
         if self._clock() - self._pending[-1][0] < self.answer_timeout:
             return True
         if self.answers == 0:
-            self.mute = True
+            self.silent = True
         return False
 
     def budget(self) -> int | None:
         """The most bytes the next frame may have, or None when the terminal never answers."""
-        if self.mute:
+        if self.silent:
             return None
         return max(MIN_BUDGET, int(self.hold * self.rate))
 
