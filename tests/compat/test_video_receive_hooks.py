@@ -64,11 +64,6 @@ class Call:
         assert counts is not None
         return counts
 
-    async def frames_after(self, seconds: float) -> int:
-        before = self.receiver.video_sink.frames_received
-        await asyncio.sleep(seconds)
-        return self.receiver.video_sink.frames_received - before
-
 
 @pytest.fixture(params=["vp8", "h264"])
 async def call(
@@ -125,13 +120,20 @@ async def test_a_lost_retransmission_is_asked_for_again_and_the_frame_completes(
 ) -> None:
     before = Counts(**vars(call.counts))
     call.dropper.lose_next_video, call.dropper.lose_rtx = 1, 1
-    moving = await call.frames_after(1.0)
+    frames = call.receiver.video_sink.frames_received
+    deadline = time.monotonic() + 10  # bounded; about 0.2 s on a quiet machine
+    while time.monotonic() < deadline and not (
+        call.counts.repaired > before.repaired
+        and call.receiver.video_sink.frames_received >= frames + 15
+    ):
+        await asyncio.sleep(0.05)
     after = call.counts
     assert call.dropper.lost == ["video", "rtx"]
     assert after.asked_again > before.asked_again, after  # the timer asked again
     assert after.repaired > before.repaired, after  # and the second retransmission came
     assert after.skipped == before.skipped and after.keyframe_requests == before.keyframe_requests
-    assert moving >= 20, f"{moving} frames in the second after the loss"
+    moved = call.receiver.video_sink.frames_received - frames
+    assert moved >= 15, f"{moved} frames after the loss"
 
 
 @pytest.mark.timeout(30)
@@ -148,13 +150,20 @@ async def test_a_packet_that_never_comes_is_skipped_for_a_keyframe(call: Call) -
 
     sink.accept = timed  # type: ignore[method-assign]
     start = time.monotonic()
-    await call.frames_after(2.0)
+    skipped_at = None
+    while time.monotonic() - start < 15:  # bounded; about 0.5 s on a quiet machine
+        await asyncio.sleep(0.05)
+        if skipped_at is None and call.counts.skipped > before.skipped:
+            skipped_at = time.monotonic()
+        if skipped_at is not None and sum(t > skipped_at for t in arrivals) >= 10:
+            break
     after = call.counts
     assert after.skipped == before.skipped + 1, after
     assert after.keyframe_requests > before.keyframe_requests, after
     assert after.asked_again >= before.asked_again + 2, after  # MAX_ASKS asks in all
-    # Decoding went on from the keyframe: frames kept coming, the gap about the asks plus a
-    # keyframe (retry 20-200 ms, three asks, a frame interval; and a loaded machine).
+    # Decoding went on from the keyframe: ten frames after the skip, and the longest gap about
+    # the asks plus a keyframe (retry 20-200 ms, three asks, a frame interval; a loaded machine).
+    assert skipped_at is not None and sum(t > skipped_at for t in arrivals) >= 10, arrivals
     edges = [start, *arrivals]
     gap = max(b - a for a, b in zip(edges, edges[1:], strict=False))
-    assert len(arrivals) >= 30 and gap < 1.0, (len(arrivals), gap)
+    assert gap < 1.0, (len(arrivals), gap)
