@@ -672,7 +672,7 @@ class CallCore:
             return [
                 *self._move(CallPhase.RECONNECTING),
                 StartTimer(Timer.RECONNECT, self.settings.reconnect_timeout),
-                *self._renew(),
+                *([] if self._renewing else self._renew()),  # an address change's is under way
             ]
         return []
 
@@ -693,6 +693,9 @@ class CallCore:
             return [CountMedia(), StartTimer(Timer.WATCH, WATCH_INTERVAL_S)]
         if timer is Timer.RENEW and self.phase is CallPhase.RECONNECTING:
             return self._renew()
+        if timer is Timer.RENEW and self.phase is CallPhase.CONNECTED:
+            self._renewing = False  # media kept flowing the old way: a later stall starts afresh
+            return []
         if timer is Timer.RECONNECT and self.phase is CallPhase.RECONNECTING:
             return self._end(
                 Outcome.FAILED,

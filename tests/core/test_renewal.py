@@ -167,3 +167,25 @@ def test_a_call_that_cannot_renew_only_waits_for_its_media() -> None:
     assert not pair.network and Timer.RENEW not in pair.alice.timers
     pair.advance(31.0)
     assert pair.alice.finishes[0].outcome is Outcome.FAILED
+
+
+def test_a_stall_after_an_address_change_keeps_the_re_offer_under_way() -> None:
+    """The address change re-offered at once; the silence that follows must not start over."""
+    pair = answered_call()
+    pair.apply(pair.alice, AddressesChanged())
+    stall(pair, pair.alice)
+    assert states(pair.alice)[-1] == "reconnecting"
+    assert [a.attempt for a in pair.alice.actions if isinstance(a, CreateReoffer)] == [1]
+
+
+def test_an_address_change_re_offer_that_never_connects_does_not_block_a_later_one() -> None:
+    """A new interface appeared, the re-offer over it never connected, and the old path went on
+    working; when that path dies later, the stall re-offers afresh and keeps retrying."""
+    pair = answered_call(renew_after=5.0)
+    pair.apply(pair.alice, AddressesChanged())
+    pair.network.clear()  # attempt 1 is lost
+    pair.advance(6.0)
+    assert states(pair.alice)[-1] == "connected"
+    stall(pair, pair.alice)
+    pair.advance(5.0)
+    assert [a.attempt for a in pair.alice.actions if isinstance(a, CreateReoffer)] == [1, 2, 3]

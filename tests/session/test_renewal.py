@@ -6,6 +6,7 @@ running (closing the old connection must not stop them)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 
@@ -118,6 +119,34 @@ async def test_a_late_answer_to_an_abandoned_attempt_is_not_applied(
         await caller.accept_renewed_answer(answer, 2)
         await until(lambda: caller.pc is not first_pc, 10)
         assert caller.pc is not first_pc
+    finally:
+        await caller.close()
+        await callee.close()
+
+
+@pytest.mark.timeout(90)
+async def test_a_flood_of_re_offers_holds_one_fresh_connection_and_the_call_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer can re-offer as fast as the relay lets it: each re-offer replaces the fresh
+    connection being set up (at most one per call), so sockets do not pile up."""
+    monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
+    caller = session([], None, talking=False)
+    callee = session([], None, talking=False)
+    try:
+        await caller.accept_answer(await callee.create_answer(await caller.create_offer()))
+        await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
+        first_pc = callee.pc
+        await asyncio.sleep(0.5)
+        descriptors = len(os.listdir("/proc/self/fd"))
+        for attempt in range(1, 41):
+            offer = await caller.renew_offer(attempt)
+            await callee.renew_answer(offer, attempt)  # never applied: never takes over
+        await asyncio.sleep(1.0)  # the replaced connections finish closing
+        assert len(os.listdir("/proc/self/fd")) - descriptors <= 12  # one fresh one per side
+        frames = callee.video_sink.frames_received
+        await until(lambda: callee.video_sink.frames_received >= frames + 15, 10)
+        assert callee.pc is first_pc and callee.video_sink.frames_received >= frames + 15
     finally:
         await caller.close()
         await callee.close()
