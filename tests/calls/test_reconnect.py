@@ -8,13 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
-from tests.support.relays import ServeProcess
-from tests.support.users import Listener, User, stop_leftovers
+from tests.support.link_call import call_across, next_event
+from tests.support.lossy_link import Link, lossy_link
 
 CUT_S = 5.0
 # The core says `reconnecting` after 2 s without a packet, checked twice a second; a stats second
@@ -28,59 +26,27 @@ def link() -> Iterator[Link]:
         yield built
 
 
-def next_event(who: Listener, kind: str, timeout: float, **match: Any) -> dict[str, Any]:
-    """The next `kind` event from now on (earlier ones do not count)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        event = who.read_one()
-        assert event is not None, f"the process ended; stderr: {who.stderr()}"
-        if event["event"] == kind and all(event.get(k) == v for k, v in match.items()):
-            return event
-    raise AssertionError(f"no {kind} {match} within {timeout} s; saw {who.events[-8:]}")
-
-
 def test_a_5_second_cut_shows_reconnecting_then_the_call_goes_on(
     link: Link, tmp_path: Path
 ) -> None:
-    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
-    env = {"TCALL_ICE_ADDRESSES": ""}  # each host offers its own address
-    try:
-        alice = User("alice", tmp_path / "alice", relay.url, env, link.alice)
-        bob = User("bob", tmp_path / "bob", relay.url, env, link.bob)
-        alice.add(bob)
-        bob.add(alice)
-        listener = bob.listen("--auto-answer", "--once")
-        caller = alice.start_call("bob", "--connect-timeout", "20")
-        try:
-            caller.wait_for("state", state="connected")
-            listener.wait_for("state", state="connected")
-            next_event(caller, "stats", 5)
-            with link.cut():
-                cut_at = time.monotonic()
-                next_event(caller, "state", NOTICED_WITHIN_S, state="reconnecting")
-                alice_noticed = time.monotonic() - cut_at
-                next_event(listener, "state", NOTICED_WITHIN_S, state="reconnecting")
-                time.sleep(max(0.0, CUT_S - (time.monotonic() - cut_at)))
-            back_at = time.monotonic()
-            next_event(caller, "state", 10, state="connected")
-            next_event(listener, "state", 10, state="connected")
-            resumed = time.monotonic() - back_at
-            # Media flows again both ways: alice's video at bob (bob answers with his camera
-            # off), and bob's audio at alice.
-            heard = next_event(caller, "stats", 5)["audio_packets_received"]
-            assert max(next_event(listener, "stats", 5)["fps_received"] for _ in range(3)) > 10
-            assert next_event(caller, "stats", 5)["audio_packets_received"] > heard + 40
-            caller.send("hangup")
-            summary = caller.wait_for("summary")
-            assert caller.finish() == 0, caller.stderr()
-        finally:
-            caller.finish()
-            listener.finish()
-        assert summary["outcome"] == "answered"
-        print(
-            f"\nreconnecting after {alice_noticed:.2f} s, connected {resumed:.2f} s after the link"
-        )
-        assert alice_noticed <= NOTICED_WITHIN_S and resumed < 5, (alice_noticed, resumed)
-    finally:
-        stop_leftovers()
-        relay.stop()
+    with call_across(link, tmp_path) as call:
+        caller, listener = call.caller, call.listener
+        next_event(caller, "stats", 5)
+        with link.cut():
+            cut_at = time.monotonic()
+            next_event(caller, "state", NOTICED_WITHIN_S, state="reconnecting")
+            alice_noticed = time.monotonic() - cut_at
+            next_event(listener, "state", NOTICED_WITHIN_S, state="reconnecting")
+            time.sleep(max(0.0, CUT_S - (time.monotonic() - cut_at)))
+        back_at = time.monotonic()
+        next_event(caller, "state", 10, state="connected")
+        next_event(listener, "state", 10, state="connected")
+        resumed = time.monotonic() - back_at
+        # Media flows again both ways: alice's video at bob (bob answers with his camera
+        # off), and bob's audio at alice.
+        heard = next_event(caller, "stats", 5)["audio_packets_received"]
+        assert max(next_event(listener, "stats", 5)["fps_received"] for _ in range(3)) > 10
+        assert next_event(caller, "stats", 5)["audio_packets_received"] > heard + 40
+        assert call.hang_up()["outcome"] == "answered"
+    print(f"\nreconnecting after {alice_noticed:.2f} s, connected {resumed:.2f} s after the link")
+    assert alice_noticed <= NOTICED_WITHIN_S and resumed < 5, (alice_noticed, resumed)

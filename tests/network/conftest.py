@@ -7,7 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.lossy_link import Link, lossy_link
 from tests.support.users import stop_leftovers
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    """alice and bob, a router between them: tests/support/lossy_link.py."""
+    with lossy_link() as built:
+        yield built
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """A call with 10% random loss on one side (issue #16): the call stays up, audio is concealed and
 video keeps moving. Two real `tcall` processes in network namespaces, the router between them
 losing 10% of the UDP it forwards to bob (alice's video and audio, and whatever else reaches him);
-the relay on the router. bob answers with his camera off, so video goes from alice to bob.
+the relay on the router (tests/support/link_call.py). bob answers with his camera off, so video goes from alice to bob.
 
 Each of bob's stats seconds must show video at a good rate (a stall of a lost retransmission, as
 aiortc had it, cost 0.5-2.5 s: a second at a few fps) and at a low delay (the backlog after such a
@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
-from tests.support.relays import ServeProcess
-from tests.support.users import Listener, User, stop_leftovers
+from tests.support.link_call import call_across
+from tests.support.lossy_link import Link
+from tests.support.users import Listener
 
 LOSS = 0.10
 SECONDS = 6  # stats seconds measured under loss
@@ -29,12 +28,6 @@ SECONDS = 6  # stats seconds measured under loss
 MEAN_FPS = 20
 MIN_FPS = 12  # in any one second: a freeze of half a second would fail it
 MAX_LATENCY_MS = 250  # the median glass-to-glass delay of any one second
-
-
-@pytest.fixture
-def link() -> Iterator[Link]:
-    with lossy_link() as built:
-        yield built
 
 
 def stats_seconds(who: Listener, count: int, timeout: float) -> list[dict[str, Any]]:
@@ -53,31 +46,11 @@ def stats_seconds(who: Listener, count: int, timeout: float) -> list[dict[str, A
 def test_ten_percent_loss_towards_bob_keeps_video_moving_and_audio_concealed(
     link: Link, tmp_path: Path
 ) -> None:
-    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
-    env = {"TCALL_ICE_ADDRESSES": ""}  # each host offers its own address
-    try:
-        alice = User("alice", tmp_path / "alice", relay.url, env, link.alice)
-        bob = User("bob", tmp_path / "bob", relay.url, env, link.bob)
-        alice.add(bob)
-        bob.add(alice)
-        listener = bob.listen("--auto-answer", "--once")
-        caller = alice.start_call("bob", "--connect-timeout", "20")
-        try:
-            caller.wait_for("state", state="connected")
-            listener.wait_for("state", state="connected")
-            before = stats_seconds(listener, 2, 10)[-1]  # the first frames are in
-            with link.random_loss_towards("bob", LOSS):
-                seen = stats_seconds(listener, SECONDS + 1, SECONDS + 10)
-            caller.send("hangup")
-            summary = caller.wait_for("summary")
-            assert caller.finish() == 0, caller.stderr()
-        finally:
-            caller.finish()
-            listener.finish()
-    finally:
-        stop_leftovers()
-        relay.stop()
-
+    with call_across(link, tmp_path) as call:
+        before = stats_seconds(call.listener, 2, 10)[-1]  # the first frames are in
+        with link.random_loss_towards("bob", LOSS):
+            seen = stats_seconds(call.listener, SECONDS + 1, SECONDS + 10)
+        summary = call.hang_up()
     seconds = [e for e in seen if e["event"] == "stats"][1:]  # the first began before the loss
     states = [e["state"] for e in seen if e["event"] == "state"]
     fps = [e["fps_received"] for e in seconds]
