@@ -37,10 +37,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link  # noqa: E402
-from tests.support.relays import ServeProcess  # noqa: E402
+from tests.support.link_call import call_across  # noqa: E402
+from tests.support.lossy_link import BOB_IP, Link, lossy_link  # noqa: E402
 from tests.support.roaming import move_alice  # noqa: E402
-from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
+from tests.support.users import Listener  # noqa: E402
 
 CUT_S = 5.0
 BARE_PORT = 7816
@@ -195,29 +195,11 @@ class TimedListener:
 
 @contextlib.contextmanager
 def tcall_call(link: Link, folder: Path) -> Iterator[tuple[TimedListener, TimedListener]]:
-    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
-    env = {"TCALL_ICE_ADDRESSES": ""}
-    caller = listener = None
-    try:
-        alice = User("alice", folder / "alice", relay.url, env, link.alice)
-        bob = User("bob", folder / "bob", relay.url, env, link.bob)
-        alice.add(bob)
-        bob.add(alice)
-        listener = bob.listen("--auto-answer", "--once")
-        caller = alice.start_call("bob", "--connect-timeout", "20")
-        caller.wait_for("state", state="connected")
-        listener.wait_for("state", state="connected")
-        time.sleep(2.0)
-        yield TimedListener(caller), TimedListener(listener)
-    finally:
-        if caller is not None:
-            with contextlib.suppress(BrokenPipeError, ValueError):
-                caller.send("hangup")
-            caller.finish()
-        if listener is not None:
-            listener.finish()
-        stop_leftovers()
-        relay.stop()
+    with call_across(link, folder) as call:
+        time.sleep(2.0)  # media flowing
+        yield TimedListener(call.caller), TimedListener(call.listener)
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            call.caller.send("hangup")
 
 
 # --- the figures ------------------------------------------------------------------------------
