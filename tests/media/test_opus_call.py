@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from av import AudioFrame
 
@@ -18,7 +16,7 @@ from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import PacedAudioSource
 from tcall.engine.media.sinks import AudioSink
 from tcall.engine.session import Session
-from tests.support.voice import voice
+from tests.support.voice import speaking
 
 OPUS_PAYLOAD_TYPE = 96  # aiortc's first dynamic type, which it gives Opus
 
@@ -31,13 +29,6 @@ class Recorder(AudioSink):
     def play(self, frame: AudioFrame) -> None:
         self.first = self.first or time.monotonic()
         self.samples += frame.samples
-
-
-def speaking() -> Iterator[np.ndarray]:
-    speech = voice(4.0)
-    while True:
-        for start in range(0, len(speech), 960):
-            yield speech[start : start + 960]
 
 
 def lose_audio(session: Session, fraction: float, seed: int = 7) -> list[int]:

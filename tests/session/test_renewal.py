@@ -6,11 +6,11 @@ running (closing the old connection must not stop them)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
-import numpy as np
 import pytest
 from av import AudioFrame
 
@@ -20,7 +20,7 @@ from tcall.engine.media.audio import PacedAudioSource
 from tcall.engine.media.sinks import AudioSink
 from tcall.engine.media.video import open_video_source
 from tcall.engine.session import Session
-from tests.support.voice import voice
+from tests.support.voice import speaking
 
 
 class Recorder(AudioSink):
@@ -31,13 +31,6 @@ class Recorder(AudioSink):
         self.samples += frame.samples
 
 
-def speaking() -> Iterator[np.ndarray]:
-    speech = voice(4.0)
-    while True:
-        for start in range(0, len(speech), 960):
-            yield speech[start : start + 960]
-
-
 def session(states: list[str], sink: AudioSink | None, talking: bool) -> Session:
     return Session(
         ice=IceSettings(),
@@ -46,6 +39,18 @@ def session(states: list[str], sink: AudioSink | None, talking: bool) -> Session
         audio_sink=sink,
         on_state=states.append,
     )
+
+
+@contextlib.asynccontextmanager
+async def connected(caller: Session, callee: Session) -> AsyncIterator[None]:
+    """The first connection between them is up for the block; both are closed after it."""
+    try:
+        await caller.accept_answer(await callee.create_answer(await caller.create_offer()))
+        await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
+        yield
+    finally:
+        await caller.close()
+        await callee.close()
 
 
 async def until(check: object, timeout: float) -> None:
@@ -64,9 +69,7 @@ async def test_a_fresh_connection_takes_over_and_media_goes_on(
     recorder = Recorder()
     caller = session(caller_states, None, talking=True)
     callee = session(callee_states, recorder, talking=False)
-    try:
-        await caller.accept_answer(await callee.create_answer(await caller.create_offer()))
-        await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
+    async with connected(caller, callee):
         await until(lambda: callee.video_sink.frames_received >= 10 and recorder.samples, 10)
         first_pc, frames_before = caller.pc, callee.video_sink.frames_received
         await callee.stats()  # the figures' first interval
@@ -95,9 +98,6 @@ async def test_a_fresh_connection_takes_over_and_media_goes_on(
         assert caller.video_track is not None and caller.video_track.readyState == "live"
         assert caller.audio_track is not None and caller.audio_track.readyState == "live"
         assert caller.speech_encoder is not None
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 @pytest.mark.timeout(60)
@@ -107,9 +107,7 @@ async def test_a_late_answer_to_an_abandoned_attempt_is_not_applied(
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
     caller = session([], None, talking=False)
     callee = session([], None, talking=False)
-    try:
-        await caller.accept_answer(await callee.create_answer(await caller.create_offer()))
-        await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
+    async with connected(caller, callee):
         first_pc = caller.pc
         stale_offer = await caller.renew_offer(1)
         offer = await caller.renew_offer(2)  # attempt 1 given up
@@ -119,9 +117,6 @@ async def test_a_late_answer_to_an_abandoned_attempt_is_not_applied(
         await caller.accept_renewed_answer(answer, 2)
         await until(lambda: caller.pc is not first_pc, 10)
         assert caller.pc is not first_pc
-    finally:
-        await caller.close()
-        await callee.close()
 
 
 @pytest.mark.timeout(90)
@@ -133,9 +128,7 @@ async def test_a_flood_of_re_offers_holds_one_fresh_connection_and_the_call_goes
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
     caller = session([], None, talking=False)
     callee = session([], None, talking=False)
-    try:
-        await caller.accept_answer(await callee.create_answer(await caller.create_offer()))
-        await asyncio.gather(caller.wait_connected(10), callee.wait_connected(10))
+    async with connected(caller, callee):
         first_pc = callee.pc
         await asyncio.sleep(0.5)
         descriptors = len(os.listdir("/proc/self/fd"))
@@ -147,6 +140,3 @@ async def test_a_flood_of_re_offers_holds_one_fresh_connection_and_the_call_goes
         frames = callee.video_sink.frames_received
         await until(lambda: callee.video_sink.frames_received >= frames + 15, 10)
         assert callee.pc is first_pc and callee.video_sink.frames_received >= frames + 15
-    finally:
-        await caller.close()
-        await callee.close()

@@ -3,6 +3,8 @@ detector takes it for speech (so it carries in-band FEC), and it needs no file o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 SAMPLE_RATE = 48000
@@ -17,3 +19,11 @@ def voice(seconds: float, level: int = 12000) -> np.ndarray:
     syllables = (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
     signal = harmonics * syllables
     return np.asarray(signal / np.abs(signal).max() * level, dtype=np.int16)
+
+
+def speaking(seconds: float = 4.0) -> Iterator[np.ndarray]:
+    """The voice in 20 ms blocks, for ever: a talker for a PacedAudioSource."""
+    speech = voice(seconds)
+    while True:
+        for start in range(0, len(speech), 960):
+            yield speech[start : start + 960]
