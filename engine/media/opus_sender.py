@@ -2,7 +2,7 @@
 
 aiortc's own Opus encoder sends 96 kbps stereo, where libopus never adds in-band FEC (it codes
 everything in CELT at that rate), and gives no way to say how much loss to expect. SpeechEncoder
-takes its place for a Session's audio sender (engine/compat/aiortc.py `encode_with`): mono, the
+takes its place for a Session's audio sender (engine/compat/encoder.py `encode_with`): mono, the
 `audio_bitrate` setting, FEC on, and the expected loss set from the receiver's RTCP reports as the
 call goes (`report_loss`).
 

@@ -4,7 +4,8 @@ receives goes through tcall's OpusReceiver (adaptive jitter buffer, FEC and conc
 thread) instead of aiortc's fixed buffer and decoder.
 
 A Session (a call to a contact) and the echo peer (the far end of `tcall call echo`) both use it,
-so the echo test hears what a call would. The hooks into aiortc are in engine/compat/aiortc.py.
+so the echo test hears what a call would. The hooks into aiortc are in engine/compat/aiortc.py and
+engine/compat/encoder.py.
 """
 
 from __future__ import annotations
