@@ -16,7 +16,8 @@ and the link's use. Three ways in the same run:
 The links: unthrottled, 1 Mbit/s and 256 kbit/s with only the kernel's pty buffer (about 18 KB)
 between the app and the link, and 256 kbit/s behind 256 KB of buffers, as over SSH, where sshd
 reads the pty at once into its channel window (2 MB in OpenSSH) and TCP's send buffer: there the
-app's writes never block, however slow the link.
+app's writes never block, however slow the link. One row adds a 50 ms round trip (the terminal's
+answers come back that much later; a key's time leaves it out).
 
 Run: `python bench/slow_link.py [PRESSES]` (default 5 presses of each key per row).
 """
@@ -40,21 +41,29 @@ UNPACED = (
     "raise SystemExit(main([]))\n",
 )
 WAYS = {"video": (True, None), "video, unpaced": (True, UNPACED), "audio only": (False, None)}
-LINKS = [  # name, bytes a second (None: unthrottled), bytes the link's buffers hold
-    ("unthrottled", None, 0),
-    ("1 Mbit/s", 125_000, 0),
-    ("256 kbit/s", 32_000, 0),
-    ("256 kbit/s, SSH-like (256 KB buffered)", 32_000, 256 * 1024),
+LINKS = [  # name, bytes a second (None: unthrottled), bytes the link's buffers hold, round trip
+    ("unthrottled", None, 0, 0.0),
+    ("1 Mbit/s", 125_000, 0, 0.0),
+    ("1 Mbit/s, 50 ms round trip", 125_000, 0, 0.05),
+    ("256 kbit/s", 32_000, 0, 0.0),
+    ("256 kbit/s, SSH-like (256 KB buffered)", 32_000, 256 * 1024, 0.0),
 ]
 
 
 def measure(
-    rate: float | None, buffer: int, video: bool, argv: tuple[str, ...] | None, presses: int
+    rate: float | None,
+    buffer: int,
+    round_trip: float,
+    video: bool,
+    argv: tuple[str, ...] | None,
+    presses: int,
 ) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder) / "home"
         kwargs = {} if argv is None else {"argv": argv}
-        with echo_call(home, rate, video=video, buffer=buffer, **kwargs) as terminal:
+        with echo_call(
+            home, rate, video=video, buffer=buffer, round_trip=round_trip, **kwargs
+        ) as terminal:
             start, began = terminal.received, time.monotonic()
             mute = [toggle_latency(terminal, b"m", MUTED, timeout=90) for _ in range(presses)]
             time.sleep(1.0)  # the mute's last repaint crosses before the stats key is timed
@@ -77,10 +86,10 @@ def main() -> None:
     print(f"{presses} presses of each key per row; 160x48 cells")
     print("| link | app | `m` to screen, ms: median (max) | `s` to screen, ms | frames/s | KB/s |")
     print("|---|---|---|---|---|---|")
-    for name, rate, buffer in LINKS:
+    for name, rate, buffer, round_trip in LINKS:
         base = None
         for way, (video, argv) in reversed(WAYS.items()):  # the baseline first
-            r = measure(rate, buffer, video, argv, presses)
+            r = measure(rate, buffer, round_trip, video, argv, presses)
             base = base or statistics.median(r["mute"])
             ratio = statistics.median(r["mute"]) / base
             print(

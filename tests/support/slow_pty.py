@@ -51,6 +51,8 @@ class SlowTerminal:
     With a `buffer`, the pty is read at once into a buffer of that many bytes that drains at
     `rate`, as sshd reads a pty into its channel window (2 MB in OpenSSH) and TCP's send buffer:
     the program's writes then never block until the buffer is full, however slow the link.
+    With a `round_trip`, the terminal's answers reach the program that much later (a link's
+    latency; keys are not delayed, so a key's time to the screen leaves the round trip out).
     """
 
     def __init__(
@@ -62,9 +64,11 @@ class SlowTerminal:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         buffer: int = 0,
+        round_trip: float = 0.0,
     ) -> None:
         self.rate = rate
         self.buffer = buffer
+        self.round_trip = round_trip
         self.master, slave = os.openpty()
         cols, rows = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -196,8 +200,13 @@ class SlowTerminal:
             self._scanned = max(len(self.data) - LONGEST_QUERY + 1, self._scanned)
             for match in found:
                 self._scanned = max(self._scanned, match.end())
-        for match in found:
-            os.write(self.master, ANSWERS[match.group()])
+        answer = b"".join(ANSWERS[match.group()] for match in found)
+        if not answer:
+            return
+        if self.round_trip:  # the answer crosses back, a round trip after the query was sent
+            threading.Timer(self.round_trip, os.write, (self.master, answer)).start()
+        else:
+            os.write(self.master, answer)
 
 
 # --- tcall's echo call at the far end of the link ------------------------------------------------
@@ -226,11 +235,14 @@ def echo_call(
     settle: float = 3.0,
     argv: Sequence[str] = (TCALL,),
     buffer: int = 0,
+    round_trip: float = 0.0,
 ) -> Iterator[SlowTerminal]:
     """The real `tcall` app (`argv`) in a SlowTerminal (see there for `buffer`), in its echo call
     (video, or audio only), connected `settle` seconds ago."""
     env = echo_home(home)
-    with SlowTerminal(argv, rate=rate, size=size, env=env, buffer=buffer) as terminal:
+    with SlowTerminal(
+        argv, rate=rate, size=size, env=env, buffer=buffer, round_trip=round_trip
+    ) as terminal:
         terminal.wait_for(ECHO.encode())
         start = terminal.received
         terminal.keys(b"\r" if video else b"a")  # the echo test is selected when the app opens
