@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,8 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bare_peers  # noqa: E402
+from bench.bare_peers import BarePeer, exchange, say  # noqa: E402
 from tests.support.link_call import call_across  # noqa: E402
-from tests.support.lossy_link import BOB_IP, Link, lossy_link  # noqa: E402
+from tests.support.lossy_link import Link, lossy_link  # noqa: E402
 from tests.support.roaming import move_alice  # noqa: E402
 from tests.support.users import Listener  # noqa: E402
 
@@ -53,15 +54,12 @@ SPEECH_CUT_AT_S, AFTER_CUT_S = 8.0, 2.0
 
 
 async def bare_peer(role: str) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
     from aiortc.mediastreams import MediaStreamError
 
     from tcall.engine.media.audio import PacedAudioSource, sine_blocks
     from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
     from tcall.engine.media.video import PatternSource
-
-    def say(**fields: Any) -> None:
-        print(json.dumps({**fields, "at": time.monotonic()}), flush=True)
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only
     pc.addTrack(VideoSourceTrack(PatternSource(640, 480, 30)))
@@ -85,83 +83,14 @@ async def bare_peer(role: str) -> None:
 
         asyncio.ensure_future(read())
 
-    if role == "callee":
-        ready: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
-        server = await asyncio.start_server(
-            lambda r, w: ready.set_result((r, w)), BOB_IP, BARE_PORT
-        )
-        say(ready=True)
-        reader, writer = await ready
-        offer = json.loads(await reader.readline())
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
-        await writer.drain()
-        server.close()
-    else:
-        reader, writer = await asyncio.open_connection(BOB_IP, BARE_PORT)
-        await pc.setLocalDescription(await pc.createOffer())
-        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
-        await writer.drain()
-        answer = json.loads(await reader.readline())
-        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+    await exchange(pc, role, BARE_PORT)
     await asyncio.sleep(3600)  # until terminated
-
-
-class BarePeer:
-    """One bare aiortc side in a namespace; `lines` collects what it printed, as it comes."""
-
-    def __init__(self, prefix: list[str], role: str) -> None:
-        self.process = subprocess.Popen(
-            [*prefix, sys.executable, str(Path(__file__)), "--bare", role],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        self.lines: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(line))
-
-    def first(self, key: str, value: Any = None, after: float = 0.0, timeout: float = 30) -> Any:
-        """The first line with `key` (equal to `value` if given) printed after `after`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if line["at"] > after and key in line and (value is None or line[key] == value):
-                    return line
-            time.sleep(0.05)
-        return None
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @contextlib.contextmanager
 def bare_call(link: Link) -> Iterator[tuple[BarePeer, BarePeer]]:
-    callee = BarePeer(link.bob, "callee")
-    caller = None
-    try:
-        assert callee.first("ready", timeout=30), "the bare callee did not start"
-        caller = BarePeer(link.alice, "caller")
-        assert caller.first("state", "connected", timeout=30), "bare aiortc did not connect"
-        time.sleep(2.0)  # media flowing
-        yield caller, callee
-    finally:
-        for peer in (caller, callee):
-            if peer is not None:
-                peer.stop()
+    with bare_peers.bare_call(link, str(Path(__file__)), settle_s=2.0) as peers:
+        yield peers
 
 
 # --- tcall ------------------------------------------------------------------------------------

@@ -22,10 +22,8 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,8 +32,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bare_peers  # noqa: E402
+from bench.bare_peers import BarePeer, exchange, say  # noqa: E402
 from tests.support.browser import chromium, keyframes_to_chromium  # noqa: E402
-from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link  # noqa: E402
+from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link  # noqa: E402
 from tests.support.relays import ServeProcess  # noqa: E402
 from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
 
@@ -189,15 +189,12 @@ async def bare_peer(role: str) -> None:
     """One plain aiortc side, run inside a host: alice sends the pattern and a tone, bob a tone;
     bob prints, each second, the video frames he received, their median glass-to-glass delay, the
     audio packets received so far and the kbps received."""
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc import RTCConfiguration, RTCPeerConnection
 
     from tcall.engine.media.audio import PacedAudioSource, sine_blocks
     from tcall.engine.media.sinks import LatestFrameSink, median
     from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
     from tcall.engine.media.video import PatternSource
-
-    def say(**fields: Any) -> None:
-        print(json.dumps({**fields, "at": time.monotonic()}), flush=True)
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # host candidates only
     if role == "caller":
@@ -206,19 +203,8 @@ async def bare_peer(role: str) -> None:
     sink = LatestFrameSink()  # counts frames and reads their timecodes; aiortc's path untouched
     pc.on("connectionstatechange", lambda: say(state=pc.connectionState))
     pc.on("track", lambda track: track.kind == "video" and sink.consume(track))
+    await exchange(pc, role, BARE_PORT)
     if role == "callee":
-        ready: asyncio.Future[tuple[Any, Any]] = asyncio.get_running_loop().create_future()
-        server = await asyncio.start_server(
-            lambda r, w: ready.set_result((r, w)), BOB_IP, BARE_PORT
-        )
-        say(ready=True)
-        reader, writer = await ready
-        offer = json.loads(await reader.readline())
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
-        await writer.drain()
-        server.close()
         frames = latencies = received = 0
         while True:
             await asyncio.sleep(1.0)
@@ -237,66 +223,14 @@ async def bare_peer(role: str) -> None:
             )
             frames, latencies, received = sink.frames_received, len(sink.latencies_ms), kbytes
     else:
-        reader, writer = await asyncio.open_connection(BOB_IP, BARE_PORT)
-        await pc.setLocalDescription(await pc.createOffer())
-        writer.write(json.dumps({"sdp": pc.localDescription.sdp}).encode() + b"\n")
-        await writer.drain()
-        answer = json.loads(await reader.readline())
-        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await asyncio.sleep(3600)  # until terminated
-
-
-class BarePeer:
-    """A bare aiortc side in a namespace; `lines` gets what it prints, as it comes."""
-
-    def __init__(self, prefix: list[str], role: str) -> None:
-        self.process = subprocess.Popen(
-            [*prefix, sys.executable, str(Path(__file__)), "--bare", role],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        self.lines: list[dict[str, Any]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(line))
-
-    def wait_for(self, key: str, value: Any = None, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(key in line and value in (None, line[key]) for line in self.lines):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bare aiortc: no {key} {value} within {timeout} s")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @contextlib.contextmanager
 def bare_call(link: Link) -> Iterator[BarePeer]:
     """bob's side of a bare aiortc call from alice, connected, media flowing."""
-    callee = BarePeer(link.bob, "callee")
-    caller = None
-    try:
-        callee.wait_for("ready")
-        caller = BarePeer(link.alice, "caller")
-        callee.wait_for("state", "connected")
-        time.sleep(4.0)
-        yield callee
-    finally:
-        for peer in (caller, callee):
-            if peer is not None:
-                peer.stop()
+    with bare_peers.bare_call(link, str(Path(__file__)), settle_s=4.0) as (_alice, bob):
+        yield bob
 
 
 def capped_call_bare() -> dict[str, Any]:
