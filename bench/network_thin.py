@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from bench import bare_peers  # noqa: E402
 from bench.bare_peers import BarePeer, exchange, say  # noqa: E402
 from tests.support.browser import chromium, keyframes_to_chromium  # noqa: E402
-from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link  # noqa: E402
-from tests.support.relays import ServeProcess  # noqa: E402
-from tests.support.users import Listener, User, stop_leftovers  # noqa: E402
+from tests.support.link_call import call_across  # noqa: E402
+from tests.support.lossy_link import Link, lossy_link  # noqa: E402
+from tests.support.users import Listener  # noqa: E402
 
 CAP_KBIT = 300
 SETTLE_S, CAPPED_S = 4, 8
@@ -133,31 +133,17 @@ def _stats(who: Listener) -> dict[str, Any]:
 
 def capped_call() -> dict[str, Any]:
     """bob's view of alice's media through the cap."""
-    with lossy_link() as link, tempfile.TemporaryDirectory() as folder:
-        relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
-        try:
-            env = {"TCALL_ICE_ADDRESSES": ""}
-            alice = User("alice", Path(folder) / "alice", relay.url, env, link.alice)
-            bob = User("bob", Path(folder) / "bob", relay.url, env, link.bob)
-            alice.add(bob)
-            bob.add(alice)
-            listener = bob.listen("--auto-answer", "--once")
-            caller = alice.start_call("bob", "--connect-timeout", "20")
-            try:
-                caller.wait_for("state", state="connected")
-                listener.wait_for("state", state="connected")
-                for _ in range(4):
-                    _stats(listener)
-                with link.cap(CAP_KBIT):
-                    settled = [_stats(listener) for _ in range(SETTLE_S)][-1]
-                    seconds = [_stats(listener) for _ in range(CAPPED_S)]
-                caller.send("hangup")
-            finally:
-                caller.finish()
-                listener.finish()
-        finally:
-            stop_leftovers()
-            relay.stop()
+    with (
+        lossy_link() as link,
+        tempfile.TemporaryDirectory() as folder,
+        call_across(link, Path(folder)) as call,
+    ):
+        for _ in range(4):
+            _stats(call.listener)
+        with link.cap(CAP_KBIT):
+            settled = [_stats(call.listener) for _ in range(SETTLE_S)][-1]
+            seconds = [_stats(call.listener) for _ in range(CAPPED_S)]
+        call.caller.send("hangup")
     heard = seconds[-1]["audio_packets_received"] - settled["audio_packets_received"]
     return _capped_figures(
         heard,

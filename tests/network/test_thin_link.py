@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.lossy_link import ROUTER_A_IP, Link, lossy_link
-from tests.support.relays import ServeProcess
-from tests.support.users import Listener, User, stop_leftovers
+from tests.support.link_call import call_across
+from tests.support.lossy_link import Link
+from tests.support.users import Listener
 
 CAP_KBIT = 300
 SETTLE_S = 5  # stats seconds after the cap starts that the sender may take to find it (3-4 here)
@@ -31,12 +30,6 @@ RECOVERED_KBPS = 1.3 * CAP_KBIT
 MIN_FPS = 10
 MAX_LATENCY_MS = 400
 AUDIO_KEPT = 0.95
-
-
-@pytest.fixture
-def link() -> Iterator[Link]:
-    with lossy_link() as built:
-        yield built
 
 
 def next_stats(who: Listener, timeout: float = 5) -> dict[str, Any]:
@@ -55,36 +48,18 @@ def recovered(second: dict[str, Any]) -> bool:
 
 @pytest.mark.timeout(120)
 def test_a_300_kbit_cap_adapts_video_keeps_audio_and_recovers(link: Link, tmp_path: Path) -> None:
-    relay = ServeProcess(host=ROUTER_A_IP, prefix=link.router)
-    env = {"TCALL_ICE_ADDRESSES": ""}  # each host offers its own address
-    try:
-        alice = User("alice", tmp_path / "alice", relay.url, env, link.alice)
-        bob = User("bob", tmp_path / "bob", relay.url, env, link.bob)
-        alice.add(bob)
-        bob.add(alice)
-        listener = bob.listen("--auto-answer", "--once")
-        caller = alice.start_call("bob", "--connect-timeout", "20")
-        try:
-            caller.wait_for("state", state="connected")
-            listener.wait_for("state", state="connected")
-            before = [next_stats(listener, 10) for _ in range(4)]
-            with link.cap(CAP_KBIT):
-                settling = [next_stats(listener) for _ in range(SETTLE_S)]
-                capped = [next_stats(listener) for _ in range(CAPPED_S)]
-            after = []
-            for _ in range(RECOVERY_S):
-                after.append(next_stats(listener))
-                if recovered(after[-1]):
-                    break
-            caller.send("hangup")
-            assert caller.wait_for("summary")["outcome"] == "answered"
-            assert caller.finish() == 0, caller.stderr()
-        finally:
-            caller.finish()
-            listener.finish()
-    finally:
-        stop_leftovers()
-        relay.stop()
+    with call_across(link, tmp_path) as call:
+        listener = call.listener
+        before = [next_stats(listener, 10) for _ in range(4)]
+        with link.cap(CAP_KBIT):
+            settling = [next_stats(listener) for _ in range(SETTLE_S)]
+            capped = [next_stats(listener) for _ in range(CAPPED_S)]
+        after = []
+        for _ in range(RECOVERY_S):
+            after.append(next_stats(listener))
+            if recovered(after[-1]):
+                break
+        assert call.hang_up()["outcome"] == "answered"
 
     def row(seconds: list[dict[str, Any]]) -> str:
         return " ".join(
