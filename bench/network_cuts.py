@@ -11,9 +11,10 @@ Wi-Fi does); an address change gives alice a new address and removes the old one
   over a TCP connection; each prints its connection states and the end of every gap of more than
   0.2 s between received video frames. aiortc has no ICE restart and no "disconnected" state: it
   notices a dead path only when its consent checks give up (24-36 s), and then the call closes.
-- audio through a 5 s cut: bench/audio.py's method (tests/support/audio_call.py: speech into
-  alice's microphone, bob's speaker recorded, PESQ-WB), the cut starting 8 s into the speech; the
-  score is of the speech before the cut and of the speech from 2 s after it ended.
+- audio through a 5 s cut and through a 300 kbit/s cap: bench/audio.py's method
+  (tests/support/audio_call.py: speech into alice's microphone, bob's speaker recorded, PESQ-WB).
+  The cut starts 8 s into the speech; the score is of the speech before the cut and of the speech
+  from 2 s after it ended. Through the cap, tcall's call carries alice's video too.
 
     sudo .venv/bin/python bench/network.py --only cuts   (or this file alone: its figures as JSON)
 """
@@ -48,6 +49,7 @@ BARE_PORT = 7816
 BARE_WAIT_S = 45.0  # longer than aiortc's consent timeout, which ends its call
 GAP_S = 0.2  # a pause between received frames this long is a gap (30 fps: 33 ms apart)
 SPEECH_CUT_AT_S, AFTER_CUT_S = 8.0, 2.0
+CAP_KBIT = 300
 
 
 # --- bare aiortc, one side, run inside a host --------------------------------------------------
@@ -196,7 +198,7 @@ def speech_through_cut(folder: Path) -> dict[str, float | None]:
     import numpy as np
 
     from tests.support import speech
-    from tests.support.audio_call import LEAD_S, Scene, Take, stage
+    from tests.support.audio_call import LEAD_S, WITH_VIDEO, Scene, Take, stage
 
     reference = speech.reference_speech(folder)
     rate = speech.RATE
@@ -228,11 +230,22 @@ def speech_through_cut(folder: Path) -> dict[str, float | None]:
             scores.append((got.pesq, len(part)))
         return float(np.average([s for s, _ in scores], weights=[n for _, n in scores]))
 
+    def whole(take: Take) -> float | None:
+        return speech.score(reference, take.tape["alice_mouth"], take.tape["bob_ear"]).pesq
+
     with stage(folder / "stage") as room:
         scene = Scene(reference)
         tcall_take = room.tcall(scene, None, lambda: cut_in_speech(room.link))
         bare_take = room.bare(scene, lambda: cut_in_speech(room.link))
-    return {"tcall": outside(tcall_take), "bare": outside(bare_take)}
+        # Through the cap, alice's video (the pattern, 640x480) competes with her voice.
+        capped = room.tcall(scene, None, lambda: room.link.cap(CAP_KBIT), media=WITH_VIDEO)
+        bare_capped = room.bare(scene, lambda: room.link.cap(CAP_KBIT))
+    return {
+        "tcall": outside(tcall_take),
+        "bare": outside(bare_take),
+        "tcall cap": whole(capped),
+        "bare cap": whole(bare_capped),
+    }
 
 
 def measure(runs: int, say: Any = print) -> dict[str, list[Any]]:
@@ -257,6 +270,8 @@ def measure(runs: int, say: Any = print) -> dict[str, list[Any]]:
         speech_scores = speech_through_cut(folder)
         add("tcall pesq", speech_scores["tcall"])
         add("bare pesq", speech_scores["bare"])
+        add("tcall pesq cap", speech_scores["tcall cap"])
+        add("bare pesq cap", speech_scores["bare cap"])
     return figures
 
 
@@ -306,6 +321,14 @@ def rows(args: argparse.Namespace) -> list[Any]:
             text(median_of(f["tcall pesq"]), unit=""),
             text(median_of(f["bare pesq"]), unit=""),
             "one run; speech before the cut and from 2 s after it, bench/audio.py's studio",
+        ),
+        Row(
+            f"audio PESQ-WB through a {CAP_KBIT} kbit/s cap",
+            ">= 3.5",
+            text(median_of(f["tcall pesq cap"]), unit=""),
+            text(median_of(f["bare pesq cap"]), unit=""),
+            "one run; tcall with alice's video competing (640x480 pattern), bare aiortc "
+            "audio only (tests/support/bare_audio.py has no video)",
         ),
     ]
 

@@ -32,6 +32,7 @@ from tests.support.users import User, stop_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIO_ONLY = ("--video", "none", "--audio", "mic")
+WITH_VIDEO = ("--video", "pattern", "--audio", "mic")  # bob answers with his camera off
 LEAD_S = 1.5  # connected, and nothing spoken yet: devices and jitter buffers settle
 TAIL_S = 1.5  # the last words still on their way
 BARE_PORT = 7815
@@ -98,16 +99,21 @@ class Stage:
         return result.stdout
 
     def tcall(
-        self, scene: Scene, settings: dict[str, str] | None = None, loss: Loss | None = None
+        self,
+        scene: Scene,
+        settings: dict[str, str] | None = None,
+        loss: Loss | None = None,
+        media: tuple[str, ...] = AUDIO_ONLY,
     ) -> Take:
-        """alice calls bob (`tcall call` and `tcall listen --auto-answer`), both with `settings`."""
+        """alice calls bob (`tcall call` and `tcall listen --auto-answer`), both with `settings`;
+        `media` as `tcall call` options (WITH_VIDEO: alice's video competes with her voice)."""
         for user in (self.alice, self.bob):
             for key, value in (settings or {}).items():
                 if self._set.get((user.name, key)) != value:
                     self._settings(user, "set", key, value)
                     self._set[user.name, key] = value
-        listener = self.bob.listen("--auto-answer", "--once", *AUDIO_ONLY)
-        caller = self.alice.start_call("bob", *AUDIO_ONLY, "--connect-timeout", "20")
+        listener = self.bob.listen("--auto-answer", "--once", *media)
+        caller = self.alice.start_call("bob", *media, "--connect-timeout", "20")
         try:
             caller.wait_for("state", state="connected")
             take = self._perform(scene, loss, caller.process.pid)
