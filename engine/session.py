@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from av import AudioFrame
 
@@ -81,7 +82,9 @@ class Session:
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
-        self._hooked: set[int] = set()  # id() of the transceivers whose hooks are in
+        # The transceivers whose hooks are in (weakly: a replaced connection's go with it, and an
+        # id() could be reused by a fresh connection's).
+        self._hooked: weakref.WeakSet[RTCRtpTransceiver] = weakref.WeakSet()
         self._counted_before = 0  # packets received by connections that were replaced
         self._renewal: tuple[int, RTCPeerConnection] | None = None  # (attempt, fresh connection)
         self._closing: set[asyncio.Task[None]] = set()
@@ -145,9 +148,9 @@ class Session:
 
     def _install_media_hooks(self, pc: RTCPeerConnection) -> None:
         for transceiver in pc.getTransceivers():
-            if id(transceiver) in self._hooked:
+            if transceiver in self._hooked:
                 continue
-            self._hooked.add(id(transceiver))
+            self._hooked.add(transceiver)
             if transceiver.kind == "video" and self._low_latency:
                 compat.aiortc.release_on_marker(transceiver.receiver)
             elif transceiver.kind == "audio":
