@@ -178,13 +178,25 @@ class Studio:
             "sink_dont_move=true",
         )
         try:
-            for line in self.pactl("list", "short", "sink-inputs").splitlines():
-                index, _sink, owner, *_ = line.split("\t")
-                if owner == module:
-                    self.pactl("set-sink-input-volume", index, "--", f"{gain_db}dB")
+            index = self._sink_input_of(module)
+            # As a linear factor: this pactl refuses a negative dB value ("-6dB").
+            self.pactl("set-sink-input-volume", index, f"{10 ** (gain_db / 20):.4f}")
             yield
         finally:
             self.pactl("unload-module", module)
+
+    def _sink_input_of(self, module: str) -> str:
+        """The sink input that `module` owns. Only the long listing names the owner module (the
+        short one's third column is the client: until this was read from the long one, the echo's
+        -6 dB was never set, and the echo came back at full level)."""
+        index = None
+        for line in self.pactl("list", "sink-inputs").splitlines():
+            line = line.strip()
+            if line.startswith("Sink Input #"):
+                index = line.removeprefix("Sink Input #")
+            elif line == f"Owner Module: {module}" and index is not None:
+                return index
+        raise RuntimeError(f"no sink input of module {module}")
 
 
 class Tape:
