@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.lossy_link import BOB_IP, Link  # noqa: E402
+from tests.support.services import stop_process  # noqa: E402
 
 
 def say(**fields: Any) -> None:
@@ -96,12 +97,7 @@ class BarePeer:
         return line
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 @contextlib.contextmanager

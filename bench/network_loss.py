@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.browser import chromium, chromium_under_loss  # noqa: E402
 from tests.support.lossy_link import BOB_IP, Link, loopback_namespace, lossy_link  # noqa: E402
+from tests.support.services import stop_process  # noqa: E402
 
 LOSS = 0.05
 WARM_S, MEASURE_S = 2.0, 10.0
@@ -233,13 +234,7 @@ def one_call(link: Link, stack: str, codec: str) -> dict[str, Any]:
         return dict(json.loads(line)) if line else {"error": "bob printed nothing"}
     finally:
         for process in (caller, callee):
-            if process is not None:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
 
 
 def measure(runs: int, codecs: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:

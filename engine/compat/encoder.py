@@ -119,7 +119,22 @@ class _WithPreset:
         setattr(self._context, name, value)
 
 
-class RealtimeH264Encoder(H264Encoder):
+class _LiveBitrate:
+    """aiortc's `target_bitrate` (bits a second) over `kbps`, which encode() applies to the running
+    encoder. First among a class's bases: it replaces aiortc's own property, which rebuilt it."""
+
+    kbps: int
+
+    @property
+    def target_bitrate(self) -> int:
+        return self.kbps * 1000
+
+    @target_bitrate.setter
+    def target_bitrate(self, bps: int) -> None:
+        self.kbps = max(1, int(bps) // 1000)
+
+
+class RealtimeH264Encoder(_LiveBitrate, H264Encoder):
     """aiortc's H.264 encoder with x264's fastest preset, and a bitrate that changes in place: the
     new rate is set on the open context (FFmpeg reconfigures x264 at the next frame), so aiortc's
     "more than 10% off: rebuild" test never fires. Rates come from the ladder, which may go below
@@ -143,14 +158,6 @@ class RealtimeH264Encoder(H264Encoder):
     def codec(self, context: Any) -> None:
         self.__dict__["_codec"] = None if context is None else _WithPreset(context)
 
-    @property
-    def target_bitrate(self) -> int:
-        return self.kbps * 1000
-
-    @target_bitrate.setter
-    def target_bitrate(self, bps: int) -> None:
-        self.kbps = max(1, int(bps) // 1000)
-
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         context = self.codec
         if context is not None and context.bit_rate != self.target_bitrate:
@@ -170,7 +177,7 @@ class RealtimeH264Encoder(H264Encoder):
                 yield _FILLER_HEADER + _FILLER_BYTE * (missing - 2) + _FILLER_END
 
 
-class LiveVp8Encoder(Encoder):
+class LiveVp8Encoder(_LiveBitrate, Encoder):
     """VP8 from libvpx directly (engine/compat/libvpx.py), its bitrate changed in place, in aiortc's
     RTP payloads. `kbps` may be set from any thread; encode() applies it."""
 
@@ -178,14 +185,6 @@ class LiveVp8Encoder(Encoder):
         self.kbps = START_KBPS
         self.picture_id = random.randint(0, (1 << 15) - 1)
         self._vpx: libvpx.Vp8Encoder | None = None
-
-    @property
-    def target_bitrate(self) -> int:
-        return self.kbps * 1000
-
-    @target_bitrate.setter
-    def target_bitrate(self, bps: int) -> None:
-        self.kbps = max(1, int(bps) // 1000)
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, VideoFrame)

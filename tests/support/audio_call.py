@@ -27,6 +27,7 @@ import numpy as np
 from tests.support.cli import TCALL
 from tests.support.lossy_link import BOB_IP, ROUTER_A_IP, Link, lossy_link
 from tests.support.relays import ServeProcess
+from tests.support.services import stop_process
 from tests.support.studio import Studio, Tape, studio
 from tests.support.users import User, stop_leftovers
 
@@ -139,13 +140,7 @@ class Stage:
             return self._perform(scene, loss, caller.pid)
         finally:
             for process in (caller, callee):
-                if process is not None:
-                    process.terminate()
-                    try:
-                        process.wait(10)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.wait()
+                stop_process(process)
 
     def _popen(self, command: list[str], talker: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
