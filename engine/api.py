@@ -11,6 +11,7 @@ from tcall.engine.call import CallOptions
 from tcall.engine.contacts import check_name
 from tcall.engine.core.outcome import outcome_words
 from tcall.engine.devices import list_all
+from tcall.engine.group_view import MAX_MEMBERS, GroupHandle, GroupView, MemberState, MemberView
 from tcall.engine.history import CallRecord
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.levels import MicLevel, MicReading
@@ -22,6 +23,7 @@ from tcall.engine.text import printable
 
 __all__ = [
     "ECHO",
+    "MAX_MEMBERS",
     "SCHEMA",
     "Address",
     "CallHandle",
@@ -29,6 +31,10 @@ __all__ = [
     "CallRecord",
     "ContactRequest",
     "ContactView",
+    "GroupHandle",
+    "GroupView",
+    "MemberState",
+    "MemberView",
     "MicLevel",
     "MicReading",
     "Phone",
