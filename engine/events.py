@@ -59,15 +59,20 @@ class IncomingCall(Event):
     peer: str
     verified: bool
     video: bool
+    # An invitation to a group call: the other members (names, or "unknown <fingerprint>").
+    members: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        event = {
             "event": self.kind,
             "call_id": self.call_id,
             "from": self.peer,
             "verified": self.verified,
             "video": self.video,
         }
+        if self.members:
+            event["members"] = list(self.members)
+        return event
 
 
 @dataclass(frozen=True)
@@ -169,9 +174,10 @@ class Stats(Event):
     # Received audio and the FEC of sent audio (engine/session.py audio_figures): audio_* keys,
     # added to the JSON event after the keys above; none in a call without audio.
     audio: dict[str, Any] = field(default_factory=dict, compare=False)
+    member: str | None = None  # a group call: whose pair these figures are (after call_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        event = {
             "event": self.kind,
             "fps_sent": self.fps_sent,
             "fps_received": self.fps_received,
@@ -185,6 +191,9 @@ class Stats(Event):
             **self.audio,
             "call_id": self.call_id,
         }
+        if self.member is not None:
+            event["member"] = self.member
+        return event
 
 
 @dataclass(frozen=True)
@@ -243,11 +252,21 @@ class Summary(Event):
     peer: str | None = None
     media: MediaFigures | None = None
     reason: str | None = None
+    # A group call: each other member, with what their media measured (None: it never connected).
+    members: tuple[tuple[str, MediaFigures | None], ...] = ()
+    frames_sent: int | None = None  # a group call: frames our camera captured (each encoded once)
 
     def to_json(self) -> dict[str, Any]:
         event: dict[str, Any] = {"event": self.kind, "outcome": self.outcome}
         if self.media is not None:
             event |= self.media.to_json()
+        if self.frames_sent is not None:
+            event["frames_sent"] = self.frames_sent
+        if self.members:
+            event["members"] = [
+                {"member": name, **(media.to_json() if media else {})}
+                for name, media in self.members
+            ]
         if self.reason:
             event["reason"] = self.reason
         if self.call_id is not None:
@@ -268,3 +287,64 @@ class SnapshotChanged(Event):
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.kind}
+
+
+# --- group calls (issue #17) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupChanged(Event):
+    """A group call's view changed (a member's state, mute, camera, the loudest speaker, the group
+    code): a UI reads the group handle's `view` when it gets this. Not printed by `--json`."""
+
+    kind: ClassVar[str] = "group"
+    call_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "call_id": self.call_id}
+
+
+@dataclass(frozen=True)
+class MemberJoined(Event):
+    """A member is in the group call: their media connected with ours (`code`: the group code
+    now, which every member's screen shows the same)."""
+
+    kind: ClassVar[str] = "joined"
+    call_id: str
+    member: str
+    verified: bool
+    code: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.kind,
+            "call_id": self.call_id,
+            "member": self.member,
+            "verified": self.verified,
+            "code": self.code,
+        }
+
+
+@dataclass(frozen=True)
+class MemberLeft(Event):
+    """A member left the group call (or declined, never answered, or was lost: `reason`), with what
+    their media measured while they were in (None if it never connected)."""
+
+    kind: ClassVar[str] = "left"
+    call_id: str
+    member: str
+    reason: str
+    code: str
+    media: MediaFigures | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "event": self.kind,
+            "call_id": self.call_id,
+            "member": self.member,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.media is not None:
+            event["media"] = self.media.to_json()
+        return event

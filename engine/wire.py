@@ -50,6 +50,7 @@ import nacl.signing
 import nacl.utils
 
 from tcall.engine.address import check_relay_url
+from tcall.engine.core.group import Roster, RosterEntry, entry_from_wire, entry_to_wire
 from tcall.engine.errors import IdentityError, ProtocolError, TcallError
 from tcall.engine.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, Identity, box_public_key
 from tcall.engine.identity import fingerprint as key_fingerprint
@@ -71,6 +72,9 @@ KINDS = (
     "reoffer",
     "reanswer",
     "reconnect",
+    "join",
+    "added",
+    "leave",
 )
 MAX_ATTEMPT = 1_000_000  # re-offers in one call: about one every few seconds for a long outage
 NO_CALL_KINDS = ("presence", "request")  # messages about no call: their call id is ""
@@ -94,9 +98,14 @@ _KIND_FIELDS: dict[str, set[str]] = {
     "decline": set(),
     "busy": set(),
     "hangup": set(),
+    # Group calls (engine/core/group.py), under the group's id: I am in; I invited "member"; I left.
+    "join": set(),
+    "added": {"member"},
+    "leave": set(),
 }
-# Fields a kind may carry or leave out: an offer may be a contact request too.
-_OPTIONAL_FIELDS: dict[str, set[str]] = {"offer": {"relay"}}
+# Fields a kind may carry or leave out: an offer may be a contact request too, and an invitation
+# to a group call (or a group member's pair call) when it carries the group's roster.
+_OPTIONAL_FIELDS: dict[str, set[str]] = {"offer": {"relay", "group"}}
 
 
 class WireRefusal(TcallError):
@@ -217,6 +226,8 @@ class Message:
     relay: str | None = None  # request, and offers that carry it: the sender's relay URL, or ""
     name: str | None = None  # request: the name the sender suggests for themselves, or ""
     attempt: int | None = None  # reoffer, reanswer: which re-offer of the call
+    group: Roster | None = None  # an offer within a group call: the group's roster
+    member: RosterEntry | None = None  # added: whom the sender invited
 
 
 @dataclass(frozen=True)
@@ -289,6 +300,8 @@ def seal_message(
     relay: str | None = None,
     name: str | None = None,
     attempt: int | None = None,
+    group: Roster | None = None,
+    member: RosterEntry | None = None,
 ) -> bytes:
     """A signed message sealed to `recipient_key`, ready to hand to the relay.
 
@@ -318,6 +331,10 @@ def seal_message(
         fields["name"] = name
     if attempt is not None:
         fields["attempt"] = attempt
+    if group is not None:
+        fields["group"] = group.to_wire()
+    if member is not None:
+        fields["member"] = entry_to_wire(member)
     _check_fields(fields)
     sealed = sign_and_seal(identity, recipient_key, fields)
     if len(sealed) > MAX_MESSAGE_BYTES:
@@ -375,6 +392,16 @@ def _check_fields(fields: dict[str, Any]) -> None:
         raise MalformedMessage(
             f"malformed message: the name is not text of at most {MAX_NAME_CHARS} characters"
         )
+    try:
+        members: list[RosterEntry] = []
+        if "group" in fields:
+            members += _roster(fields["group"]).members
+        if "member" in fields:
+            members.append(entry_from_wire(fields["member"]))
+    except ProtocolError as exc:
+        raise MalformedMessage(f"malformed message: {exc}") from None
+    for entry in members:
+        _check_relay(entry.relay)
     if "sdp" in fields and not (
         isinstance(fields["sdp"], str)
         and all(_is_str_list(fields[k]) for k in ("dtls", "ice_ufrag", "ice_pwd"))
@@ -521,8 +548,14 @@ def open_message(
         relay=fields.get("relay"),
         name=fields.get("name"),
         attempt=fields.get("attempt"),
+        group=_roster(fields["group"]) if "group" in fields else None,
+        member=entry_from_wire(fields["member"]) if "member" in fields else None,
     )
     return Received(message, status.name if status.kind == "known" else None)
+
+
+def _roster(value: Any) -> Roster:
+    return Roster.from_wire(value, lambda text: bool(_CALL_ID.fullmatch(text)))
 
 
 def _check_verified(

@@ -8,6 +8,7 @@ from typing import Any
 import nacl.public
 import pytest
 
+from tcall.engine.core.group import RosterEntry
 from tcall.engine.errors import ExitCode, IdentityError, ProtocolError
 from tcall.engine.identity import Identity
 from tcall.engine.wire import (
@@ -65,6 +66,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         "request": {"relay": "ws://relay.example:7711", "name": "alice"},
         "reoffer": {"sdp": SDP, "video": True, "attempt": 1},
         "reanswer": {"sdp": SDP, "video": False, "attempt": 3},
+        "added": {"member": RosterEntry(bytes(32), "ws://relay.example:7711")},
     }
     extra = extras.get(kind, {})
     received = pair.send(pair.alice, kind, **extra)
@@ -82,6 +84,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
     assert message.presence == extra.get("presence")
     assert (message.relay, message.name) == (extra.get("relay"), extra.get("name"))
     assert message.attempt == extra.get("attempt")
+    assert message.member == extra.get("member")
     assert len(message.nonce) == 16
 
 
