@@ -32,7 +32,7 @@ from tcall.engine.api import (
     Snapshot,
     VideoHandle,
 )
-from tcall.engine.events import GroupChanged, MemberLeft, Stats
+from tcall.engine.events import GroupChanged, MemberJoined, MemberLeft, Stats
 from tcall.tui.screens.call import Control, HangUp
 from tcall.tui.screens.group_call import GroupCallScreen, Invite, InvitePicker
 from tcall.tui.widgets import GroupGrid, MemberTile, grid_shape
@@ -252,7 +252,7 @@ async def test_tiles_are_laid_out_with_names_and_badges(
             label = text_in(terminal, region)
             assert tile.member.name in label
             if tile.member.you:
-                assert "(you)" in label
+                assert "you: me" in label
             elif tile.member.verified:
                 assert "✔ verified" in label
             else:
@@ -331,6 +331,7 @@ async def test_tiles_lay_out_again_when_members_leave_and_join(
         names = [t.member.name for t in tiles(screen)]
         assert names == ["me", "alice", "carol", "dave"]
         assert "bob" not in on_screen(app)
+        assert app.notices[-1] == "bob left (hung up)"
         # Those who stayed keep their tiles (their video does not start over).
         assert all(t is kept[t.member.name] for t in tiles(screen))
 
@@ -349,18 +350,20 @@ async def test_tiles_lay_out_again_when_members_leave_and_join(
 
 
 async def test_a_hostile_name_is_shown_as_text(group: GroupHandle) -> None:
-    hostile = "[reverse]x\x1b[2J\u202ey"
+    hostile = "[reverse]x\x1b\u202e"
     screen = GroupCallScreen(group, snapshot, ["halfblock"])
     app = Host(screen)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_group(pilot, screen, [member(0), member(2, name=hostile)])
         terminal = app_screen(app)
         region = tile_of(screen, hostile).region
-        shown = "[reverse]x\\x1b[2J\\u202ey"
+        shown = "[reverse]x\\x1b\\u202e"
         assert shown in text_in(terminal, region)
         row = terminal.display[region.y]
         x = row.index(shown)
         assert not terminal.buffer[region.y][x + len("[reverse]")].reverse  # no markup applied
+        screen.engine_event(MemberJoined("g1", hostile, False, CODE))
+        assert app.notices[-1] == f"{shown} joined"
         await pilot.press("s")
         stats = figures()
         screen.engine_event(dataclasses.replace(stats, member=hostile))

@@ -2,7 +2,7 @@
 
 One tile per member present: 1, 2 side by side, 2x2 for 3-4, 3x2 for 5-6 (`grid_shape`), laid out
 again whenever someone joins or leaves and whenever the terminal is resized. A tile is the
-member's video with a label in its border: the name and a verified/unverified badge on top, the
+member's video with a label in its border: a verified/unverified badge and the name on top, the
 member's state, mute and camera at the bottom, all in words. The loudest speaker's tile has a
 heavy green border (and says "speaking", since a colour alone is not read out).
 
@@ -56,12 +56,16 @@ def _picture_width(columns: int, rows: int, width: int, height: int) -> float:
 
 
 def title(member: MemberView) -> Content:
-    """The tile's top label: the name (a peer's words: text, never markup) and the badge."""
+    """The tile's top label: the badge, then the name (text, never markup).
+
+    The badge comes first so that a long name is what gets cut short in a narrow tile, never the
+    badge, and so that no name can pose as a badge by ending in "✔ verified".
+    """
     name = printable(member.name)
     if member.you:
-        return Content.assemble((name, "bold"), " (you)")
+        return Content.assemble("you: ", (name, "bold"))
     badge = ("✔ verified", "green") if member.verified else ("unverified", "yellow")
-    return Content.assemble((name, "bold"), "  ", badge)
+    return Content.assemble(badge, "  ", (name, "bold"))
 
 
 def flags(member: MemberView) -> Content:
