@@ -85,6 +85,13 @@ def invitable(snapshot: Snapshot, view: GroupView) -> list[ContactView]:
 class InvitePicker(ModalScreen[str | None]):
     """A list of contacts; enter picks one, escape picks none."""
 
+    DEFAULT_CSS = """
+    InvitePicker #invitees {
+        height: auto;
+        max-height: 12;
+        border: none;
+    }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 
     def __init__(self, contacts: list[ContactView]) -> None:
@@ -128,11 +135,6 @@ class GroupCallScreen(Screen[None]):
         padding: 0 1;
         background: $background 80%;
         border: round $accent;
-    }
-    InvitePicker #invitees {
-        height: auto;
-        max-height: 12;
-        border: none;
     }
     """
     BINDINGS = [*CallScreen.BINDINGS, Binding("i", "invite", "Invite", id="invite")]
