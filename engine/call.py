@@ -129,6 +129,30 @@ def process_audio(
     return ProcessedAudioSource(audio, processor, reference, level)
 
 
+@dataclass
+class LocalMedia:
+    """A call's sources (the audio with its processing) and speaker, opened, and the Opus bitrate
+    the settings ask for."""
+
+    video: VideoSource | None
+    audio: AudioSource | None
+    sink: AudioSink
+    audio_kbps: int
+
+
+def open_local(options: CallOptions, notice: Notify, mic_level: MicLevel | None) -> LocalMedia:
+    """Open the options' sources and speaker (DeviceError if a named one is missing); `mic_level`
+    hears the level of what the microphone sends."""
+    processing, kbps = audio_settings(options)
+    video, audio = open_media(options, notice)
+    sink = open_audio_sink(options.speaker, notice)
+    if sink.notice:
+        notice(sink.notice)
+    if audio is not None:
+        audio = process_audio(audio, sink, processing, mic_level, options.process_generated_audio)
+    return LocalMedia(video, audio, sink, kbps)
+
+
 def open_session(
     options: CallOptions,
     notice: Notify,
@@ -137,23 +161,17 @@ def open_session(
 ) -> Session:
     """Open the options' sources and sinks into a Session (DeviceError if a named one is missing);
     `mic_level` hears the level of what the microphone sends."""
-    processing, kbps = audio_settings(options)
-    video, audio = open_media(options, notice)
-    sink = open_audio_sink(options.speaker, notice)
-    if sink.notice:
-        notice(sink.notice)
-    if audio is not None:
-        audio = process_audio(audio, sink, processing, mic_level, options.process_generated_audio)
+    local = open_local(options, notice, mic_level)
     session = Session(
         ice=options.ice,
-        video=video,
-        audio=audio,
-        audio_sink=sink,
+        video=local.video,
+        audio=local.audio,
+        audio_sink=local.sink,
         on_state=on_state,
         codec=options.codec,
         low_latency=options.low_latency,
         receive_video=options.receive_video,
-        audio_bitrate=kbps,
+        audio_bitrate=local.audio_kbps,
     )
     if session.video_track is not None:
         session.video_track.enabled = options.camera_on

@@ -17,19 +17,23 @@ import contextlib
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.codecs.base import Encoder
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import AudioFrame
 
 from tcall.engine import compat
 from tcall.engine.errors import CallFailed, UsageError
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
+from tcall.engine.media.fanout import AudioBranch, VideoBranch
 from tcall.engine.media.opus_receiver import OpusReceiver
-from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
-from tcall.engine.media.sinks import AudioSink, LatestFrameSink, SpeakerSink, median
+from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechBranch, SpeechSender
+from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
 from tcall.engine.media.speech_path import SpeechPath
 from tcall.engine.media.tracks import AudioSourceTrack, VideoSourceTrack
 from tcall.engine.media.video import VideoSource
@@ -39,6 +43,17 @@ CODECS = ("vp8", "h264")
 # audio_speaker_*: how often it ran dry (concealed) and how much it cut to drain back.
 SPEAKER_FIGURES = ("stalls", "concealed_ms", "drained_ms", "buffered_ms", "device_underruns")
 StateListener = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SharedSending:
+    """What one pair of a group call sends (engine/media/group.py), in place of sources of its own:
+    branches of the group's tracks, and the encoders its senders take, branches of the group's."""
+
+    video_track: VideoBranch | None
+    audio_track: AudioBranch | None
+    video_encoder: Callable[[RTCRtpCodecParameters], Encoder | None]
+    speech_encoder: Callable[[], SpeechBranch]
 
 
 def _codec_preferences(codec: str) -> list[Any]:
@@ -51,7 +66,8 @@ def _codec_preferences(codec: str) -> list[Any]:
 
 class Session:
     """Media for one call leg. `on_state` hears aiortc's connectionState; `stats()` gives
-    per-interval figures."""
+    per-interval figures. With `shared` (a group call's pair), `video` and `audio` are None and it
+    sends the group's media instead; closing it leaves the group's sources running."""
 
     def __init__(
         self,
@@ -66,6 +82,7 @@ class Session:
         receive_audio: bool = True,
         low_latency: bool = True,
         audio_bitrate: int = DEFAULT_BITRATE_KBPS,
+        shared: SharedSending | None = None,
     ) -> None:
         compat.install()
         self._ice = ice
@@ -73,12 +90,22 @@ class Session:
         self.codec = codec
         self.video_sink = LatestFrameSink()
         self.audio_sink = audio_sink
-        self.video_track = VideoSourceTrack(video) if video else None
-        self.audio_track = AudioSourceTrack(audio) if audio else None
+        self.video_track: VideoSourceTrack | VideoBranch | None = (
+            VideoSourceTrack(video) if video else None
+        )
+        self.audio_track: AudioSourceTrack | AudioBranch | None = (
+            AudioSourceTrack(audio) if audio else None
+        )
+        self._video_encoder = shared.video_encoder if shared else None
+        if shared is not None:
+            assert video is None and audio is None, "a pair of a group sends the group's media"
+            self.video_track, self.audio_track = shared.video_track, shared.audio_track
         self._receive_video = receive_video
         self._receive_audio = receive_audio
         self._low_latency = low_latency
-        self.speech = SpeechPath(self._play, audio_bitrate)
+        self.speech = SpeechPath(
+            self._play, audio_bitrate, shared.speech_encoder if shared else None
+        )
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
@@ -151,6 +178,8 @@ class Session:
             if transceiver in self._hooked:
                 continue
             self._hooked.add(transceiver)
+            if transceiver.kind == "video" and self._video_encoder is not None:
+                compat.encoder.encode_with(transceiver.sender, self._video_encoder)
             if transceiver.kind == "video" and self._low_latency:
                 compat.aiortc.release_on_marker(transceiver.receiver)
             elif transceiver.kind == "audio":
@@ -212,7 +241,7 @@ class Session:
         return self.speech.bitrate_kbps
 
     @property
-    def speech_encoder(self) -> SpeechEncoder | None:
+    def speech_encoder(self) -> SpeechSender | None:
         return self.speech.encoder
 
     @property
@@ -318,10 +347,11 @@ class Session:
 
     def audio_figures(self) -> dict[str, Any]:
         """Received audio and the FEC of sent audio (SpeechPath.figures), and the speaker's playout
-        buffer when there is a speaker (SpeakerSink.figures); empty without an audio receive path."""
+        buffer when there is a speaker (SpeakerSink.figures, or a group member's MixInput.figures);
+        empty without an audio receive path."""
         figures = self.speech.figures()
-        if figures and isinstance(self.audio_sink, SpeakerSink):
-            speaker = self.audio_sink.figures()
+        speaker = self.audio_sink.figures() if self.audio_sink is not None else {}
+        if figures and speaker:
             figures |= {f"audio_speaker_{key}": speaker[key] for key in SPEAKER_FIGURES}
         return figures
 

@@ -216,11 +216,14 @@ class AdaptiveVideoEncoder(Encoder):
     """Follows the receiver's estimate through the ladder: hands its bitrate to `inner`, sends at
     most its frame rate and at its scale of the source's size. aiortc sets `target_bitrate` on the
     event loop and calls encode() in a worker thread; the target is one immutable value, replaced
-    whole, so the thread always reads a consistent one."""
+    whole, so the thread always reads a consistent one. `start_kbps`: the bitrate before the
+    first estimate."""
 
-    def __init__(self, inner: LiveVp8Encoder | RealtimeH264Encoder) -> None:
+    def __init__(
+        self, inner: LiveVp8Encoder | RealtimeH264Encoder, start_kbps: int = START_KBPS
+    ) -> None:
         self.inner = inner
-        self.ladder = Ladder()
+        self.ladder = Ladder(start_kbps)
         self.target: Target = self.ladder.target
         self._credit = 1.0  # frames that may go now (the first may)
         self._last_at: float | None = None  # the previous frame's time, in the frames' own seconds
@@ -271,12 +274,13 @@ class AdaptiveVideoEncoder(Encoder):
         return self.inner.pack(packet)
 
 
-def realtime_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+def realtime_encoder(codec: RTCRtpCodecParameters, start_kbps: int = START_KBPS) -> Encoder:
+    """tcall's encoder for a video codec it adapts (aiortc's own for any other codec)."""
     mime = codec.mimeType.lower()
     if mime == "video/h264":
-        return AdaptiveVideoEncoder(RealtimeH264Encoder())
+        return AdaptiveVideoEncoder(RealtimeH264Encoder(), start_kbps)
     if mime == "video/vp8":
-        return AdaptiveVideoEncoder(LiveVp8Encoder())
+        return AdaptiveVideoEncoder(LiveVp8Encoder(), start_kbps)
     return get_encoder(codec)
 
 

@@ -27,11 +27,26 @@ from av.frame import Frame
 from av.packet import Packet
 
 from tcall.engine.media.opus import FRAME, SAMPLE_RATE, EncoderSettings, OpusEncoder
+from tcall.engine.media.shared_encoder import EncoderBranch, SharedEncoder
 
 DEFAULT_BITRATE_KBPS = 48  # engine/settings.py's audio_bitrate default too
 MAX_EXPECTED_LOSS = 30  # percent: more redundancy than this costs the primary coding too much
 LOSS_MEMORY = 0.85  # per report: how slowly the expected loss falls after losses stop
 MAX_PENDING = 5  # frames waiting to be sent (a source that bursts); older ones are dropped
+
+
+class ExpectedLoss:
+    """The loss one receiver's reports call for: it follows a rise at once and decays slowly,
+    since losses come in spells."""
+
+    def __init__(self) -> None:
+        self._percent = 0.0
+
+    def report(self, fraction_lost: float) -> int:
+        """The receiver's latest RTCP fraction lost (0..1) in; the percent to protect for out."""
+        percent = min(MAX_EXPECTED_LOSS, max(0.0, fraction_lost * 100))
+        self._percent = max(percent, self._percent * LOSS_MEMORY)
+        return round(self._percent)
 
 
 class SpeechEncoder(Encoder):
@@ -45,22 +60,22 @@ class SpeechEncoder(Encoder):
         )
         self._pending: deque[np.ndarray] = deque(maxlen=MAX_PENDING)
         self._timestamp = 0
-        self._expected_loss = 0.0
+        self._loss = ExpectedLoss()
 
     @property
     def expected_loss_percent(self) -> int:
         return self.opus.settings.packet_loss_percent
 
     def report_loss(self, fraction_lost: float) -> None:
-        """The receiver's latest RTCP fraction lost (0..1): the expected loss follows a rise at once
-        and decays slowly, since losses come in spells."""
-        percent = min(MAX_EXPECTED_LOSS, max(0.0, fraction_lost * 100))
-        self._expected_loss = max(percent, self._expected_loss * LOSS_MEMORY)
-        wanted = round(self._expected_loss)
-        if wanted != self.opus.settings.packet_loss_percent:
+        """The receiver's latest RTCP fraction lost (0..1)."""
+        self.expect_loss(self._loss.report(fraction_lost))
+
+    def expect_loss(self, percent: int) -> None:
+        """Protect for `percent` loss from the next packet on."""
+        if percent != self.opus.settings.packet_loss_percent:
             settings = self.opus.settings
             self.opus.configure(
-                EncoderSettings(settings.bitrate_kbps, settings.fec, wanted, settings.complexity)
+                EncoderSettings(settings.bitrate_kbps, settings.fec, percent, settings.complexity)
             )
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
@@ -76,3 +91,50 @@ class SpeechEncoder(Encoder):
 
     def pack(self, packet: Packet) -> tuple[list[bytes], int]:
         raise NotImplementedError("tcall's audio senders always encode frames")
+
+
+# --- one Opus encode for every pair of a group call ------------------------------------------------
+
+
+class SharedSpeech(SharedEncoder):
+    """A SpeechEncoder whose packets go to every pair (engine/media/shared_encoder.py). Opus
+    packets stand alone, so no pair needs every one; its in-band FEC is set for the pair that
+    loses the most, which costs the others a little coding quality, never packets."""
+
+    def __init__(self, bitrate_kbps: int = DEFAULT_BITRATE_KBPS) -> None:
+        super().__init__(SpeechEncoder(bitrate_kbps))
+        self.speech: SpeechEncoder = self.inner
+        self._losses: dict[object, int] = {}
+
+    def expect_loss(self, pair: object, percent: int) -> None:
+        self._losses[pair] = percent
+        self._apply()
+
+    def forget(self, pair: object) -> None:
+        super().forget(pair)
+        if self._losses.pop(pair, None) is not None:
+            self._apply()
+
+    def _apply(self) -> None:
+        with self.lock:  # not while a worker thread encodes
+            self.speech.expect_loss(max(self._losses.values(), default=0))
+
+
+class SpeechBranch(EncoderBranch):
+    """One audio sender's encoder in a group call: the shared packets, and its pair's loss reports
+    (SpeechPath reads them from the sender) to the shared encoder."""
+
+    def __init__(self, shared: SharedSpeech, pair: object) -> None:
+        super().__init__(shared, pair, chained=False)
+        self.speech_shared = shared
+        self._loss = ExpectedLoss()
+
+    @property
+    def expected_loss_percent(self) -> int:
+        return self.speech_shared.speech.expected_loss_percent
+
+    def report_loss(self, fraction_lost: float) -> None:
+        self.speech_shared.expect_loss(self.pair, self._loss.report(fraction_lost))
+
+
+SpeechSender = SpeechEncoder | SpeechBranch  # what a SpeechPath's audio sender encodes with

@@ -234,3 +234,41 @@ def _splice(samples: np.ndarray, at: int, length: int) -> np.ndarray:
     ramp = np.linspace(0.0, 1.0, span, endpoint=False, dtype=np.float32)
     joined = samples[at : at + span] * (1.0 - ramp) + samples[end : end + span] * ramp
     return np.concatenate([samples[:at], joined.astype(np.int16), samples[end + span :]])
+
+
+class Mix:
+    """The speaker of a group call: one Playout buffer per member (each bounded, with its own
+    margin, concealment and drain, as a 1:1 call's), read together and summed by the device.
+
+    Members come and go on the event loop while the device's thread reads: the inputs are one tuple,
+    replaced whole. The sum is clipped, not limited: several members at full scale at once is
+    shouting, which clipping does not make worse to hear.
+    """
+
+    def __init__(self) -> None:
+        self._inputs: tuple[Playout, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[Playout, ...]:
+        return self._inputs
+
+    def add(self) -> Playout:
+        playout = Playout()
+        self._inputs = (*self._inputs, playout)
+        return playout
+
+    def remove(self, playout: Playout) -> None:
+        self._inputs = tuple(p for p in self._inputs if p is not playout)
+
+    def read(self, out: np.ndarray) -> None:
+        """Fill `out` (int16, in place) with the sum of every input's next samples."""
+        inputs = self._inputs
+        if len(inputs) == 1:
+            inputs[0].read(out)
+            return
+        total = np.zeros(len(out), dtype=np.int32)
+        part = np.empty(len(out), dtype=np.int16)
+        for playout in inputs:
+            playout.read(part)
+            total += part
+        out[:] = np.clip(total, -32768, 32767)

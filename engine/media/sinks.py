@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import statistics
 import threading
 import time
@@ -20,7 +21,8 @@ from tcall.engine.errors import DeviceError
 from tcall.engine.media import sound, timecode
 from tcall.engine.media.audio import SAMPLE_RATE, Notify
 from tcall.engine.media.handle import VideoHandle
-from tcall.engine.media.playout import Conceal, Playout
+from tcall.engine.media.levels import SILENCE_DB
+from tcall.engine.media.playout import Conceal, Mix, Playout
 from tcall.engine.media.sound import StreamWatch, close_quietly, list_devices, start_stream
 
 
@@ -180,6 +182,10 @@ class AudioSink:
     def play(self, frame: AudioFrame) -> None:
         """A null sink discards audio."""
 
+    def figures(self) -> dict[str, Any]:
+        """What playing measured, for stats (a null sink: nothing)."""
+        return {}
+
     async def stop(self) -> None:
         for task in list(self._readers()):
             task.cancel()
@@ -214,6 +220,8 @@ class SpeakerSink(AudioSink):
 
     def __init__(self, device: str | None = None, notice: Notify | None = None) -> None:
         self.playout = Playout()
+        # What the device plays: the playout buffer, or a group call's Mix of one per member.
+        self.output: Playout | Mix = self.playout
         self.on_played: Callable[[np.ndarray], None] | None = None
         self.device_underruns = 0  # blocks PortAudio reported it had to fill itself
         self.latency_step = 0  # where on sound.OUTPUT_LATENCIES the stream is
@@ -221,6 +229,7 @@ class SpeakerSink(AudioSink):
         self._notify = notice
         self._watch = StreamWatch("speaker", self._lost)
         self._generation = 0
+        self._judging = threading.Lock()  # a group call's members play from threads of their own
         self._stream = self._open()
 
     def _open(self) -> Any:
@@ -269,15 +278,29 @@ class SpeakerSink(AudioSink):
             "device_latency": sound.OUTPUT_LATENCIES[self.latency_step],
         }
 
+    @property
+    def playing(self) -> bool:
+        """False once the device went away: the call goes on without sound."""
+        return not self._watch.lost
+
     def play(self, frame: AudioFrame) -> None:
         """Queue a decoded frame; from any one thread at a time (the event loop, or the
         receiver's own playout thread)."""
-        if frame.sample_rate != SAMPLE_RATE or self._watch.lost:
-            return  # aiortc's Opus decoder always yields 48 kHz; anything else is not ours to guess
-        samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
-        mono = samples.mean(axis=1).astype(np.int16) if samples.shape[1] > 1 else samples[:, 0]
+        mono = mono_samples(frame)
+        if mono is None or not self.playing:
+            return
         self.playout.write(mono)
-        self._judge_device()
+        self.judge_device()
+
+    def judge_device(self) -> None:
+        """Step the device's latency up if it keeps underflowing; from any thread (one judges at a
+        time, the others skip: they come again within 20 ms)."""
+        if not self._judging.acquire(blocking=False):
+            return
+        try:
+            self._judge_device()
+        finally:
+            self._judging.release()
 
     def _judge_device(self) -> None:
         now = time.monotonic()
@@ -311,7 +334,7 @@ class SpeakerSink(AudioSink):
         if status.output_underflow:
             self.device_underruns += 1
         out = outdata[:, 0]
-        self.playout.read(out)
+        self.output.read(out)
         hook = self.on_played
         if hook is not None:
             try:
@@ -332,6 +355,75 @@ class SpeakerSink(AudioSink):
         with contextlib.suppress(Exception):  # the device may have died just now
             self._stream.stop()
             self._stream.close()
+
+
+def mono_samples(frame: AudioFrame) -> np.ndarray | None:
+    """A decoded frame as int16 mono samples; None when it is not 48 kHz (aiortc's Opus decoder
+    always yields 48 kHz; anything else is not ours to guess)."""
+    if frame.sample_rate != SAMPLE_RATE:
+        return None
+    samples = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+    mono: np.ndarray = (
+        samples.mean(axis=1).astype(np.int16) if samples.shape[1] > 1 else samples[:, 0]
+    )
+    return mono
+
+
+class MixInput(AudioSink):
+    """One member's received audio in a group call: its own bounded buffer in the speaker's Mix
+    (engine/media/playout.py), and the level of what it says, for a UI to show who speaks.
+
+    Stopping it (its pair's Session closes) takes it out of the mix; the speaker plays on. `play`
+    runs on the member's own receive thread (OpusReceiver's), as a SpeakerSink's does.
+    """
+
+    LEVEL_SECONDS = 0.3  # the level's smoothing: a word, not a syllable
+    STALE_SECONDS = 0.5  # nothing heard for this long: silence
+
+    def __init__(self, mix: Mix, speaker: AudioSink) -> None:
+        self._mix = mix
+        self._speaker = speaker
+        self.playout = mix.add()
+        self._power = 0.0  # mean square, full scale 1
+        self._heard: tuple[float, float] = (0.0, SILENCE_DB)  # (time.monotonic(), level in dBFS)
+
+    @property
+    def level_db(self) -> float:
+        """The recent level of what this member says, in dBFS (SILENCE_DB when nothing came)."""
+        at, level = self._heard
+        return level if time.monotonic() - at < self.STALE_SECONDS else SILENCE_DB
+
+    def play(self, frame: AudioFrame) -> None:
+        mono = mono_samples(frame)
+        if mono is None:
+            return
+        self._measure(mono)
+        speaker = self._speaker
+        if isinstance(speaker, SpeakerSink):
+            if not speaker.playing:
+                return
+            speaker.judge_device()
+        self.playout.write(mono)
+
+    def _measure(self, mono: np.ndarray) -> None:
+        power = float(np.mean(np.square(mono, dtype=np.float64))) / 32768.0**2 if len(mono) else 0.0
+        share = min(1.0, len(mono) / SAMPLE_RATE / self.LEVEL_SECONDS)
+        self._power += (power - self._power) * share
+        level = 10 * math.log10(self._power) if self._power > 0 else SILENCE_DB
+        self._heard = (time.monotonic(), max(SILENCE_DB, level))
+
+    def figures(self) -> dict[str, Any]:
+        """This member's buffer (Playout.snapshot) and the device's, as a SpeakerSink's."""
+        if not isinstance(self._speaker, SpeakerSink):
+            return {}
+        device = self._speaker.figures()
+        return self.playout.snapshot() | {
+            key: device[key] for key in ("device_underruns", "device_latency")
+        }
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._mix.remove(self.playout)
 
 
 def open_audio_sink(device: str | None = None, notice: Notify | None = None) -> AudioSink:

@@ -22,7 +22,7 @@ from av import AudioFrame
 
 from tcall.engine import compat
 from tcall.engine.media.opus_receiver import OpusReceiver
-from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder
+from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder, SpeechSender
 
 LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
 Play = Callable[[AudioFrame], None]
@@ -38,9 +38,16 @@ class SpeechPath:
     SSRC, sequence numbers and timestamps) at its first packet, after which the old stream's
     stragglers are dropped rather than mixed in."""
 
-    def __init__(self, play: Play, bitrate_kbps: int = DEFAULT_BITRATE_KBPS) -> None:
+    def __init__(
+        self,
+        play: Play,
+        bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
+        make_encoder: Callable[[], SpeechSender] | None = None,
+    ) -> None:
         self.bitrate_kbps = bitrate_kbps
-        self.encoder: SpeechEncoder | None = None  # once the sender starts with Opus
+        self.encoder: SpeechSender | None = None  # once the sender starts with Opus
+        # A group call's pairs share one encoder (engine/media/group.py): each sender gets a branch.
+        self._make_encoder = make_encoder or (lambda: SpeechEncoder(self.bitrate_kbps))
         self.receiver: OpusReceiver | None = None
         self._play = play
         self._senders: list[RTCRtpSender] = []
@@ -61,11 +68,11 @@ class SpeechPath:
         compat.aiortc.tap_opus(transceiver.receiver, lambda p: self._on_opus(install, p))
         self._senders.append(transceiver.sender)
 
-    def _encoder_for(self, codec: RTCRtpCodecParameters) -> SpeechEncoder | None:
+    def _encoder_for(self, codec: RTCRtpCodecParameters) -> SpeechSender | None:
         """tcall's Opus encoder for an Opus sender (aiortc's own for any other codec)."""
         if codec.mimeType.lower() != compat.aiortc.OPUS:
             return None
-        self.encoder = SpeechEncoder(self.bitrate_kbps)
+        self.encoder = self._make_encoder()
         return self.encoder
 
     def _on_opus(self, install: int, packet: RtpPacket) -> None:

@@ -31,6 +31,23 @@ def to_video_frame(pixels: np.ndarray) -> VideoFrame:
     return VideoFrame.from_ndarray(planes, format="yuv420p")
 
 
+def stamped_video(pixels: np.ndarray, seconds: float) -> VideoFrame:
+    """An RGB array as a frame `seconds` after the track's start, on the 90 kHz video clock."""
+    frame = to_video_frame(pixels)
+    frame.pts = int(seconds * VIDEO_CLOCK)
+    frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+    return frame
+
+
+def stamped_audio(block: np.ndarray, samples_before: int) -> AudioFrame:
+    """A 48 kHz mono int16 block as a frame starting `samples_before` samples into the track."""
+    frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = samples_before
+    frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+    return frame
+
+
 class VideoSourceTrack(MediaStreamTrack):
     """Sends a VideoSource's frames; the source paces them, so a stalled encoder drops, never queues."""
 
@@ -61,9 +78,7 @@ class VideoSourceTrack(MediaStreamTrack):
         now = time.monotonic()
         if self._start is None:
             self._start = now
-        frame = to_video_frame(pixels)
-        frame.pts = int((now - self._start) * VIDEO_CLOCK)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        frame = stamped_video(pixels, now - self._start)
         self.frames_sent += 1
         return frame
 
@@ -87,10 +102,7 @@ class AudioSourceTrack(MediaStreamTrack):
         block = await self.source.next_block()
         if self.muted:
             block = block * 0
-        frame = AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._samples
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        frame = stamped_audio(block, self._samples)
         self._samples += len(block)
         return frame
 
