@@ -127,8 +127,9 @@ class VideoFanout:
 
 class VideoBranch(MediaStreamTrack):
     """One pair's video track of a VideoFanout, in place of a 1:1 call's VideoSourceTrack (the
-    same `enabled`, `latest` and `frames_sent`; `enabled` turns the camera on or off for every
-    pair)."""
+    same `enabled`, `latest` and `frames_sent`). `enabled` is this pair's own say (a pair answered
+    with the camera off): it sends while both it and the fan-out's camera are on. A branch turned
+    back on has missed frames, so its encoder branch waits for a keyframe."""
 
     kind = "video"
 
@@ -137,20 +138,23 @@ class VideoBranch(MediaStreamTrack):
         self.fanout = fanout
         self.frames_sent = 0
         self._seen = seen
+        self._on = asyncio.Event()
+        self._on.set()
 
     @property
     def enabled(self) -> bool:
-        return self.fanout.enabled
+        return self._on.is_set() and self.fanout.enabled
 
     @enabled.setter
     def enabled(self, on: bool) -> None:
-        self.fanout.enabled = on
+        (self._on.set if on else self._on.clear)()
 
     @property
     def latest(self) -> np.ndarray | None:
         return self.fanout.latest
 
     async def recv(self) -> VideoFrame:
+        await self._on.wait()
         self._seen, frame = await self.fanout.next_after(self._seen)
         self.frames_sent += 1
         return frame
@@ -191,8 +195,8 @@ class AudioFanout:
 
 
 class AudioBranch(MediaStreamTrack):
-    """One pair's audio track of an AudioFanout, in place of a 1:1 call's AudioSourceTrack
-    (`muted` mutes every pair)."""
+    """One pair's audio track of an AudioFanout, in place of a 1:1 call's AudioSourceTrack.
+    `muted` mutes every pair: each block is encoded once for all of them, so all get the same."""
 
     kind = "audio"
 

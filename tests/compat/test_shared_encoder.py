@@ -87,7 +87,7 @@ async def close_peer(peer: Peer) -> None:
 async def group_call() -> AsyncIterator[tuple[GroupMedia, list[Session], list[Peer]]]:
     options = CallOptions(
         video="pattern",
-        audio="none",
+        audio="sine",
         width=320,
         height=240,
         fps=15,
@@ -197,8 +197,14 @@ async def test_five_pairs_share_one_encode_per_frame(monkeypatch: pytest.MonkeyP
         group.camera_on = False
         await asyncio.sleep(0.5)
         print(
-            f"\n{group.frames_captured} frames captured, {group.video_encodes} encodes, "
+            f"\n{group.frames_captured} frames captured, {group.video_encodes} encodes; "
+            f"{group.audio.blocks_captured if group.audio else 0} audio blocks, "
+            f"{group.audio_encodes} Opus encodes; "
             f"{PEERS} pairs; sent per pair: {[group.sent_figures(s) for s in sessions]}"
         )
-        assert group.frames_captured >= 30
+        assert group.frames_captured >= max(p.frames for p in peers) > 25
         assert group.video_encodes == group.frames_captured
+        # Audio too: one Opus encode per 20 ms block (the newest may be on its way to the encoder).
+        assert group.audio is not None
+        blocks = group.audio.blocks_captured
+        assert blocks - 1 <= group.audio_encodes <= blocks, (blocks, group.audio_encodes)

@@ -158,13 +158,24 @@ async def test_every_branch_hands_out_the_same_frames_and_the_camera_is_one_for_
     assert fanout.frames_captured == camera.count == 3
     assert fanout.latest is not None and int(fanout.latest[0, 0, 0]) == 3
 
-    branches[0].enabled = False  # the camera off, through any pair's track
-    assert not fanout.enabled and not branches[4].enabled
+    fanout.enabled = False  # the camera off, for every pair
+    assert not any(branch.enabled for branch in branches)
     waiting = asyncio.ensure_future(branches[1].recv())
     await asyncio.sleep(0.05)
     assert not waiting.done() and camera.count == 3
     fanout.enabled = True
     assert isinstance(await waiting, VideoFrame)
+
+    branches[0].enabled = False  # one pair's own say: the others go on
+    assert not branches[0].enabled and branches[1].enabled
+    stopped = asyncio.ensure_future(branches[0].recv())
+    for _ in range(10):
+        last = await branches[1].recv()
+    assert not stopped.done()
+    branches[0].enabled = True
+    assert (
+        await stopped is last
+    )  # it skipped to the newest (its encoder branch waits for a keyframe)
 
     branches[2].stop()  # a pair leaves
     assert not camera.stopped
