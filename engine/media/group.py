@@ -147,6 +147,8 @@ class GroupMedia:
         pair = self._pairs.pop(session, None)
         if pair is None:
             return
+        for branch in (*pair.video, *pair.speech):
+            branch.release()
         for shared in (*self._video_encoders.values(), self.speech):
             shared.forget(pair)
         self.mix.remove(pair.sink.playout)

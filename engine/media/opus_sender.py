@@ -134,7 +134,8 @@ class SpeechBranch(EncoderBranch):
         return self.speech_shared.speech.expected_loss_percent
 
     def report_loss(self, fraction_lost: float) -> None:
-        self.speech_shared.expect_loss(self.pair, self._loss.report(fraction_lost))
+        if not self.released:
+            self.speech_shared.expect_loss(self.pair, self._loss.report(fraction_lost))
 
 
 SpeechSender = SpeechEncoder | SpeechBranch  # what a SpeechPath's audio sender encodes with

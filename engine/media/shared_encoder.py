@@ -70,16 +70,21 @@ class SharedEncoder:
     def encode(self, frame: Frame) -> Encoded | None:
         """The frame's payloads, encoded now or by an earlier call; None for a frame older than one
         already encoded and no longer kept (encoding it now would fork the stream)."""
-        pts = frame.pts
-        assert pts is not None, "a shared encoder knows frames by their pts"
-        with self.lock:
+        with self.lock:  # the pts too: an encode in another thread changes it for a moment
+            pts, time_base = frame.pts, frame.time_base
+            assert pts is not None, "a shared encoder knows frames by their pts"
             done = self._done.get(pts)
             if done is not None:
                 return done
             if self._newest is not None and pts <= self._newest:
                 return None
             keyframe = self._take_keyframe()
-            payloads, timestamp = self.inner.encode(frame, keyframe)
+            try:
+                payloads, timestamp = self.inner.encode(frame, keyframe)
+            finally:
+                # PyAV's encode rebases the frame's pts onto the codec's time base (x264: 1/30 s):
+                # the other senders must find the frame as it was handed out.
+                frame.pts, frame.time_base = pts, time_base
             self.encodes += 1
             if keyframe and not payloads:
                 self.want_keyframe()  # a dropped frame: the keyframe goes on the next
@@ -121,6 +126,11 @@ class EncoderBranch(Encoder):
         self.keyframes = 0
         self.held = 0  # frames with payloads held back while waiting for a keyframe
         self._last: int | None = None  # the number of the last frame passed on
+        # Its pair left: what its receiver still reports (until the connection closes) is ignored.
+        self.released = False
+
+    def release(self) -> None:
+        self.released = True
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         if force_keyframe:
@@ -164,4 +174,5 @@ class VideoEncoderBranch(EncoderBranch):
 
     @target_bitrate.setter
     def target_bitrate(self, bps: int) -> None:
-        self.shared.estimate(self.pair, bps)
+        if not self.released:
+            self.shared.estimate(self.pair, bps)

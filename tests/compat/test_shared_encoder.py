@@ -84,8 +84,9 @@ async def close_peer(peer: Peer) -> None:
 
 
 @contextlib.asynccontextmanager
-async def group_call() -> AsyncIterator[tuple[GroupMedia, list[Session], list[Peer]]]:
+async def group_call(codec: str) -> AsyncIterator[tuple[GroupMedia, list[Session], list[Peer]]]:
     options = CallOptions(
+        codec=codec,
         video="pattern",
         audio="sine",
         width=320,
@@ -133,9 +134,12 @@ def loudest_tones(samples: np.ndarray, candidates: tuple[float, ...]) -> dict[fl
 
 
 @pytest.mark.timeout(120)
-async def test_five_pairs_share_one_encode_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_five_pairs_share_one_encode_per_frame(
+    monkeypatch: pytest.MonkeyPatch, codec: str
+) -> None:
     monkeypatch.setenv("TCALL_ICE_ADDRESSES", "127.0.0.1")
-    async with group_call() as (group, sessions, peers):
+    async with group_call(codec) as (group, sessions, peers):
         await until(lambda: all(p.frames >= 15 for p in peers), 30, "every peer's frames")
 
         # A PLI from one receiver: the next frame is a keyframe on every pair's sender.

@@ -19,7 +19,7 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 
 from tcall.engine.call import CallOptions
-from tcall.engine.compat.encoder import AdaptiveVideoEncoder, LiveVp8Encoder
+from tcall.engine.compat.encoder import AdaptiveVideoEncoder, LiveVp8Encoder, RealtimeH264Encoder
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.adapt import MIN_KBPS, VIDEO_SHARE
 from tcall.engine.media.audio import AudioSource, sine_blocks
@@ -281,13 +281,20 @@ def test_the_bitrate_follows_the_lowest_estimate_of_the_pairs_still_there() -> N
     assert a.target_bitrate == 300_000
     shared.forget("b")
     assert inner.target_bitrate == 600_000
+    b.release()
+    b.target_bitrate = 100_000  # a report still on its way when the pair left
+    assert inner.target_bitrate == 600_000
     shared.forget("c")
     shared.forget("a")  # no pair left: the last rate stands
     assert inner.target_bitrate == 800_000
 
 
-def test_five_vp8_senders_cost_one_vp8_encode_per_frame() -> None:
-    adaptive = AdaptiveVideoEncoder(LiveVp8Encoder(), start_kbps=250)
+@pytest.mark.parametrize("codec", [LiveVp8Encoder, RealtimeH264Encoder])
+def test_five_senders_cost_one_encode_per_frame(
+    codec: type[LiveVp8Encoder | RealtimeH264Encoder],
+) -> None:
+    # H.264 too: PyAV's encode rebases the frame's pts, which the other senders know it by.
+    adaptive = AdaptiveVideoEncoder(codec(), start_kbps=250)
     shared = SharedEncoder(adaptive)
     branches = [VideoEncoderBranch(shared, object()) for _ in range(5)]
     pixels = np.zeros((240 * 3 // 2, 320), dtype=np.uint8)
@@ -297,7 +304,9 @@ def test_five_vp8_senders_cost_one_vp8_encode_per_frame() -> None:
         frame.pts, frame.time_base = index * 6000, fractions.Fraction(1, 90000)  # 15 fps
         payloads = {tuple(branch.encode(frame)[0]) for branch in branches}
         assert len(payloads) == 1 and payloads != {()}
+        assert frame.pts == index * 6000
     assert shared.encodes == 15 and shared.keyframes == 1
+    assert [branch.frames for branch in branches] == [15] * 5
 
 
 def test_audio_branches_share_one_opus_encode_and_fec_follows_the_lossiest_pair() -> None:
