@@ -254,7 +254,8 @@ class Summary(Event):
     reason: str | None = None
     # A group call: each other member, with what their media measured (None: it never connected).
     members: tuple[tuple[str, MediaFigures | None], ...] = ()
-    frames_sent: int | None = None  # a group call: frames our camera captured (each encoded once)
+    frames_sent: int | None = None  # a group call: frames our camera captured
+    video_encodes: int | None = None  # a group call: video frames encoded, for every member at once
 
     def to_json(self) -> dict[str, Any]:
         event: dict[str, Any] = {"event": self.kind, "outcome": self.outcome}
@@ -262,6 +263,8 @@ class Summary(Event):
             event |= self.media.to_json()
         if self.frames_sent is not None:
             event["frames_sent"] = self.frames_sent
+        if self.video_encodes is not None:
+            event["video_encodes"] = self.video_encodes
         if self.members:
             event["members"] = [
                 {"member": name, **(media.to_json() if media else {})}

@@ -61,7 +61,7 @@ from tcall.engine.events import Event, MediaFigures, Notice, Stats, Summary
 from tcall.engine.history import CallRecord, History
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.levels import MicLevel
-from tcall.engine.session import Session
+from tcall.engine.session import Session, StateListener
 
 
 class Channel(Protocol):
@@ -89,6 +89,11 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
 
+# How a call gets its Session: `open_session` for a call of its own; a group call's pairs share
+# one GroupMedia (engine/group.py), and `release` hands a pair's Session back before it closes.
+SessionFactory = Callable[[CallOptions, Callable[[str], None], StateListener, MicLevel], Session]
+
+
 class LiveCall:
     def __init__(
         self,
@@ -99,6 +104,8 @@ class LiveCall:
         history: History,
         clock: Callable[[], float],
         on_over: Callable[[LiveCall], None],
+        sessions: SessionFactory = open_session,
+        release: Callable[[Session], None] | None = None,
     ) -> None:
         self.core = core
         self.options = options
@@ -108,6 +115,8 @@ class LiveCall:
         self.session: Session | None = None
         self.done: asyncio.Future[Summary | None] = asyncio.get_running_loop().create_future()
         self._emit = emit
+        self._sessions = sessions
+        self._release = release
         self._history = history
         self._clock = clock
         self._on_over = on_over
@@ -149,7 +158,7 @@ class LiveCall:
                 receive_video=plan.receive_video,
                 camera_on=plan.camera_on,
             )
-        session = open_session(options, self._notice, self._media_state, self.mic_level)
+        session = self._sessions(options, self._notice, self._media_state, self.mic_level)
         if session.video_track is not None:
             session.video_track.enabled = options.camera_on
             track = session.video_track
@@ -336,6 +345,8 @@ class LiveCall:
             task.cancel()
         if self.session is not None:
             self._figures = media_figures(self.session, self._dialed)
+            if self._release is not None:
+                self._release(self.session)
             await self.session.close()
 
     def _record(self, record: Record) -> None:

@@ -41,6 +41,7 @@ from tcall.engine.core.call import (
     SetMuted,
     Start,
 )
+from tcall.engine.core.group import MAX_MEMBERS, GroupCore, Roster, RosterEntry, pair_id
 from tcall.engine.core.outcome import Outcome
 from tcall.engine.core.quota import Quota
 from tcall.engine.core.switchboard import (
@@ -54,7 +55,13 @@ from tcall.engine.core.switchboard import (
     route,
 )
 from tcall.engine.echo import EchoChannel
-from tcall.engine.errors import RelayUnreachable, TcallError, UsageError
+from tcall.engine.errors import (
+    IdentityError,
+    ProtocolError,
+    RelayUnreachable,
+    TcallError,
+    UsageError,
+)
 from tcall.engine.events import (
     CallPhase,
     ContactRequested,
@@ -66,6 +73,8 @@ from tcall.engine.events import (
     Silenced,
     SnapshotChanged,
 )
+from tcall.engine.group import GroupCall, group_options
+from tcall.engine.group_view import GroupHandle
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings, choose_turn, stun_answers
 from tcall.engine.identity import Identity, identity_path, load_or_create_identity
@@ -90,6 +99,7 @@ from tcall.engine.wire import (
     seal_message,
 )
 
+GROUP_KINDS = ("join", "added", "leave")
 ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
 RECONNECT_FIRST_S = 1.0  # after the relay link drops: 1, 2, 4, ... s, each +-20%,
 RECONNECT_MAX_S = 30.0  # and never more than this between tries
@@ -162,10 +172,17 @@ class RelayChannel:
 
     records_history = True
 
-    def __init__(self, phone: Phone, peer_key: bytes, relay_url: str) -> None:
+    def __init__(
+        self,
+        phone: Phone,
+        peer_key: bytes,
+        relay_url: str,
+        roster: Callable[[], Roster] | None = None,
+    ) -> None:
         self._phone = phone
         self._peer_key = peer_key
         self._relay_url = relay_url
+        self._roster = roster  # a group call's pair: its offer carries the group's roster
 
     async def send(
         self,
@@ -181,6 +198,8 @@ class RelayChannel:
             fields = {"sdp": sdp, "video": bool(video)}
             if kind == "offer":  # so that a callee who never added us can add us back
                 fields["relay"] = self._phone.relay_url
+                if self._roster is not None:
+                    fields["group"] = self._roster()
             if attempt is not None:
                 fields["attempt"] = attempt
         elif kind == "video":
@@ -222,7 +241,8 @@ class Phone:
         self._settings = Settings.load()
         self._history = History.open(self._settings.history_retention_days, clock)
         self._replay_guard = ReplayGuards()
-        self._calls: dict[str, LiveCall] = {}
+        self._calls: dict[str, LiveCall] = {}  # 1:1 calls, and each group call's pair calls
+        self._groups: dict[str, GroupCall] = {}
         self._online: set[str] = set()
         self._relay_state = "offline" if self._settings.relay_url else "not set"
         self._links: dict[str, RelayClient] = {}
@@ -276,9 +296,18 @@ class Phone:
     def relay_url(self) -> str:
         return self._settings.relay_url
 
+    @property
+    def public_key(self) -> bytes:
+        return self._identity.public_key
+
+    def contact_for(self, key: bytes) -> Contact | None:
+        return self._contacts.by_key(key)
+
     def call_ids(self) -> list[str]:
-        """The calls in progress, oldest first."""
-        return list(self._calls)
+        """The calls in progress, oldest first: 1:1 calls and group calls (never their pairs)."""
+        pairs = {id(p) for g in self._groups.values() for p in g.pairs()}
+        calls = [call_id for call_id, live in self._calls.items() if id(live) not in pairs]
+        return [*calls, *(g for g in self._groups if g not in calls)]
 
     def call_history(self) -> list[CallRecord]:
         return list(self._history.records)
@@ -372,6 +401,10 @@ class Phone:
         self._close_requests()
         if self._reconnector is not None:
             self._reconnector.cancel()
+        for group in list(self._groups.values()):
+            group.hang_up()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(group.done), 8)
         for call in list(self._calls.values()):
             with contextlib.suppress(TcallError):
                 await self.hangup(call.call_id)
@@ -482,6 +515,16 @@ class Phone:
             return
         message = received.message
         contact = self._contacts.by_key(message.sender)
+        if message.kind in GROUP_KINDS:
+            self._group_message(message)
+            return
+        if message.kind == "offer" and message.group is not None:
+            group = self._groups.get(message.group.group_id)
+            if group is not None:
+                self._member_offer(group, message)
+                return
+            if not self._invitation_ok(message):
+                return
         if message.kind == "presence":
             self._presence(received.contact, message.presence == "online")
             return
@@ -495,7 +538,7 @@ class Phone:
             self._settings,
             datetime.fromtimestamp(self.clock()),
             auto_answer_contacts=self.auto_answer_contacts,
-            call_settings=self._call_settings(self.incoming_options),
+            call_settings=self.call_settings(self.incoming_options),
             over=self._over_ids,
         )
         if isinstance(verdict, NotRinging):
@@ -517,6 +560,8 @@ class Phone:
                 self._republish()
                 if reply_busy and contact is not None:
                     await self._send_quietly(contact, "busy", message.call_id)
+            case Ring(core, auto_answer) if message.group is not None:
+                await self._ring_group(core, auto_answer, message)
             case Ring(core, auto_answer):
                 relay = contact.relay_url if contact else ""
                 channel = RelayChannel(self, core.peer_key, relay)
@@ -526,6 +571,176 @@ class Phone:
                     live.feed(Accept(video=core.video_allowed))
         if isinstance(verdict, Ring | NotRinging) and contact is None:
             self._contact_request(message, contact)  # a stranger's first call asks to be added
+
+    # --- group calls (engine/group.py) ----------------------------------------------------------
+
+    def _group_message(self, message: Message) -> None:
+        """join, added, leave: a member's word about the roster of a group call we know."""
+        group = self._groups.get(message.call_id)
+        if group is None:
+            if message.call_id not in self._over_ids:
+                self._refuse(refusal(ProtocolError(f"a {message.kind} for no call of ours"), {}))
+            return
+        core = group.core
+        try:
+            match message.kind:
+                case "join":
+                    actions = core.peer_joined(message.sender)
+                case "leave":
+                    actions = core.peer_left(message.sender)
+                case _:
+                    assert message.member is not None
+                    actions = core.added(message.sender, message.member)
+        except TcallError as exc:
+            self._refuse(refusal(exc, {}))
+            return
+        group.perform(actions)
+
+    def _invitation_ok(self, message: Message) -> bool:
+        """An invitation to a group call we are not in: its roster must name us and its sender,
+        and its call id must be our pair's with the sender."""
+        roster = message.group
+        assert roster is not None
+        me, keys = self.public_key, roster.member_keys()
+        if me not in keys or message.sender not in keys:
+            error: TcallError = IdentityError("an invitation whose roster does not name us both")
+        elif message.call_id != pair_id(roster.group_id, frozenset(keys[:2]), message.sender, me):
+            error = ProtocolError("an invitation whose call id is not its pair's")
+        else:
+            return True
+        self._refuse(refusal(error, {}))
+        return False
+
+    def _member_offer(self, group: GroupCall, message: Message) -> None:
+        """A member of a group call we are in offers our pair: no ringing (the roster vouches for
+        them), but only as the roster rules allow."""
+        sender = message.sender
+        try:
+            if message.call_id != group.core.pair_id(sender) or message.call_id in self._calls:
+                raise ProtocolError("a group member's offer under another call id")
+            group.perform(group.core.pair_offered(sender))
+        except TcallError as exc:
+            self._refuse(refusal(exc, {}))
+            return
+        contact = self._contacts.by_key(sender)
+        core = CallCore(
+            call_id=message.call_id,
+            peer=group.name(sender),
+            peer_key=sender,
+            outgoing=False,
+            settings=group.pair_settings(),
+            verified=bool(contact and contact.verified),
+            is_contact=contact is not None,
+            offer_sdp=message.sdp,
+            peer_camera=bool(message.video),
+        )
+        core.video_allowed = group.options.video != "none" or group.options.receive_video
+        live = self.group_pair(group, core, group.core.entry(sender))
+        group.offered(live, sender)
+
+    async def _ring_group(self, core: CallCore, auto_answer: bool, message: Message) -> None:
+        """An invitation that policy lets ring: a group call we are invited to."""
+        roster = message.group
+        assert roster is not None
+        incoming = self.incoming_options
+        camera = incoming.camera_on if incoming.camera_chosen else self._settings.answer_with_camera
+        options = dataclasses.replace(
+            group_options(incoming), ice=await self.call_ice(), camera_on=camera
+        )
+        group_core = GroupCore(roster, self.public_key, self._is_blocked)
+        group = GroupCall(self, group_core, options, self._emit, self._group_over)
+        self._groups[roster.group_id] = group
+        self._remember_over(roster.group_id)
+        core.settings = group.pair_settings()
+        live = self.group_pair(group, core, group_core.entry(message.sender))
+        group.ring(live, message.sender, auto_answer)
+
+    def _is_blocked(self, key: bytes) -> bool:
+        contact = self._contacts.by_key(key)
+        return contact is not None and contact.blocked
+
+    def group_pair(self, group: GroupCall, core: CallCore, peer: RosterEntry) -> LiveCall:
+        """A pair call of `group` with `peer`, registered like any call so its messages route."""
+        channel = RelayChannel(self, peer.key, peer.relay, lambda: group.core.roster)
+        live = LiveCall(
+            core,
+            group.options,
+            channel,
+            lambda event: group.pair_event(peer.key, event),
+            self._history,
+            self.clock,
+            self._over,
+            sessions=group.session,
+            release=group.release,
+        )
+        live.video = group.video_of(peer.key)  # the member's tile shows what this pair receives
+        self._calls[core.call_id] = live
+        self._remember_over(core.call_id)
+        return live
+
+    async def send_group(
+        self, to: RosterEntry, kind: str, group_id: str, member: RosterEntry | None = None
+    ) -> None:
+        await self._send(to.key, to.relay, kind, group_id, member=member)
+
+    def _group_over(self, group: GroupCall) -> None:
+        self._groups.pop(group.call_id, None)
+        self._republish()
+
+    async def dial_group(self, names: list[str], options: CallOptions) -> GroupHandle:
+        """Call these contacts together (a group call of up to MAX_MEMBERS, us included)."""
+        if len(set(names)) != len(names):
+            raise UsageError("a contact is named twice")
+        if not 2 <= len(names) + 1 <= MAX_MEMBERS:
+            raise UsageError(f"a group call has 3 to {MAX_MEMBERS} members, you included")
+        contacts = [self._contacts.get(name) for name in names]
+        for contact in contacts:
+            if contact.blocked:
+                raise UsageError(
+                    f"{contact.name} is blocked: unblock them first "
+                    f"(tcall contacts unblock {contact.name})"
+                )
+        if not self.relay_url:
+            raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
+        roster = Roster(
+            new_call_id(),
+            True,
+            (
+                RosterEntry(self.public_key, self.relay_url),
+                *(RosterEntry(c.public_key, c.relay_url) for c in contacts),
+            ),
+        )
+        group = GroupCall(
+            self,
+            GroupCore(roster, self.public_key, self._is_blocked),
+            dataclasses.replace(group_options(options), ice=await self.call_ice()),
+            self._emit,
+            self._group_over,
+        )
+        self._groups[roster.group_id] = group
+        self._remember_over(roster.group_id)
+        group.media()  # a missing device: DeviceError now, before anyone is called
+        group.perform(group.core.create())
+        return group.handle
+
+    async def invite(self, call_id: str, name: str) -> None:
+        """Bring contact `name` into group call `call_id`; a 1:1 call becomes a group call."""
+        group = self._groups.get(call_id)
+        contact = self._contacts.get(name)
+        if contact.blocked:
+            raise UsageError(
+                f"{name} is blocked: unblock them first (tcall contacts unblock {name})"
+            )
+        if group is None:
+            raise UsageError("inviting into a 1:1 call is not supported yet: start a group call")
+        try:
+            group.invite(RosterEntry(contact.public_key, contact.relay_url))
+        except ProtocolError as exc:
+            raise UsageError(f"cannot invite {name}: {exc}") from None
+
+    def group_handle(self, call_id: str) -> GroupHandle | None:
+        group = self._groups.get(call_id)
+        return group.handle if group else None
 
     def _contact_request(self, message: Message, contact: Contact | None) -> None:
         """Keep a stranger's contact request; never ring for it. Like silenced calls, a flood of
@@ -627,7 +842,7 @@ class Phone:
 
     # --- calls -----------------------------------------------------------------------------
 
-    def _call_settings(self, options: CallOptions) -> CallSettings:
+    def call_settings(self, options: CallOptions) -> CallSettings:
         return CallSettings(
             ring_timeout=self.ring_timeout,
             connect_timeout=options.connect_timeout,
@@ -681,7 +896,7 @@ class Phone:
         if name == ECHO and ECHO not in {c.name for c in self._contacts.contacts()}:
             # The echo runs in this process over loopback: its path cannot die, so no re-offers.
             settings = dataclasses.replace(
-                self._call_settings(options), ask_before_video=False, renew=False
+                self.call_settings(options), ask_before_video=False, renew=False
             )
             core = CallCore(call_id, ECHO, outgoing=True, settings=settings, verified=True)
             core.video_allowed = options.video != "none"
@@ -710,7 +925,7 @@ class Phone:
                 name,
                 outgoing=True,
                 peer_key=contact.public_key,
-                settings=self._call_settings(options),
+                settings=self.call_settings(options),
                 verified=contact.verified,
                 is_contact=True,
             )
@@ -754,8 +969,18 @@ class Phone:
 
     async def accept(
         self, call_id: str, video: bool = True, options: CallOptions | None = None
-    ) -> CallHandle:
-        """Answer a ringing call (audio only with `video=False`); `options` name the devices."""
+    ) -> CallHandle | GroupHandle:
+        """Answer a ringing call (audio only with `video=False`); `options` name the devices. An
+        invitation to a group call gives the group's handle."""
+        group = self._groups.get(call_id)
+        if group is not None:
+            if options is not None:
+                group.options = dataclasses.replace(group_options(options), ice=group.options.ice)
+            try:
+                group.accept(video)
+            except ProtocolError as exc:
+                raise UsageError(str(exc)) from None
+            return group.handle
         live = self._live(call_id)
         if options is not None:
             live.options = dataclasses.replace(options, ice=live.options.ice)
@@ -763,25 +988,40 @@ class Phone:
         return self._handle(live)
 
     async def decline(self, call_id: str) -> None:
+        if call_id in self._groups:
+            self._groups[call_id].decline()
+            return
         self._live(call_id).feed(Decline())
 
     async def hangup(self, call_id: str) -> None:
         """End a call: cancel it while it rings, decline it while it rings here, or hang up."""
+        if call_id in self._groups:
+            self._groups[call_id].hang_up()
+            return
         live = self._calls.get(call_id)
         if live is not None and not live.core.ended:
             live.feed(HangUp())
 
     async def interrupt(self, call_id: str) -> None:
         """Ctrl-C: end the call now, whatever its state (outcome `interrupted`)."""
+        if call_id in self._groups:
+            self._groups[call_id].interrupt()
+            return
         live = self._calls.get(call_id)
         if live is not None and not live.core.ended:
             live.feed(Interrupt())
 
     async def set_camera(self, call_id: str, on: bool) -> None:
         """Turn our camera on or off mid-call, and tell the peer (who may be asked first)."""
+        if call_id in self._groups:
+            self._groups[call_id].set_camera(on)
+            return
         self._live(call_id).feed(SetCamera(on))
 
     async def set_muted(self, call_id: str, muted: bool) -> None:
+        if call_id in self._groups:
+            self._groups[call_id].set_muted(muted)
+            return
         self._live(call_id).feed(SetMuted(muted))
 
     async def allow_video(self, call_id: str) -> None:

@@ -88,6 +88,7 @@ TIERS = {
     "test_cli_process.py": "e2e",
     "tui": "integration",
     "tui/test_tmux_call.py": "e2e",
+    "tui/test_tmux_group.py": "e2e",  # one TUI in a 3-person group call (issue #17)
     "tui/test_slow_link.py": "e2e",
     "wire": "unit",
     "wire/test_wire_aiortc.py": "integration",

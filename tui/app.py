@@ -25,7 +25,15 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 
 from tcall.engine.api import ECHO as ECHO_PEER
-from tcall.engine.api import CallOptions, Phone, Snapshot, outcome_words, printable
+from tcall.engine.api import (
+    CallHandle,
+    CallOptions,
+    GroupHandle,
+    Phone,
+    Snapshot,
+    outcome_words,
+    printable,
+)
 from tcall.engine.errors import ExitCode, TcallError
 from tcall.engine.events import (
     CallState,
@@ -52,10 +60,12 @@ from tcall.tui.screens.contacts import (
     Block,
     ContactsScreen,
     Dial,
+    DialGroup,
     RemoveContact,
     Verify,
 )
 from tcall.tui.screens.dialogs import ConfirmDialog
+from tcall.tui.screens.group_call import GroupCallScreen, Invite
 from tcall.tui.screens.help import HelpDialog
 from tcall.tui.screens.history import AnswerRequest, ClearHistory, HistoryScreen
 from tcall.tui.screens.incoming import IncomingCallScreen
@@ -123,7 +133,7 @@ class TcallApp(App[None]):
         self.clock = clock
         self.phone = Phone(self._emit)
         self.engine: EngineLoop | None = None
-        self._calls: dict[str, CallScreen] = {}
+        self._calls: dict[str, CallScreen | GroupCallScreen] = {}
         self._early: dict[str, list[Event]] = {}
         self._ringing: dict[str, IncomingCallScreen] = {}
 
@@ -276,13 +286,13 @@ class TcallApp(App[None]):
             self.notify(_summary_text(event), title="Call ended")
             self._close(screen)
 
-    def _close(self, screen: CallScreen) -> None:
+    def _close(self, screen: CallScreen | GroupCallScreen) -> None:
         """Close the call screen, and any dialog over it."""
         if screen in self.screen_stack:
             screen.pop_until_active()
             self.pop_screen()
 
-    def _track(self, call_id: str, screen: CallScreen) -> None:
+    def _track(self, call_id: str, screen: CallScreen | GroupCallScreen) -> None:
         screen.call_id = call_id
         self._calls[call_id] = screen
         for event in self._early.pop(call_id, []):
@@ -295,9 +305,14 @@ class TcallApp(App[None]):
 
     # --- outgoing calls --------------------------------------------------------------------
 
-    def on_dial(self, message: Dial) -> None:
-        if any(isinstance(screen, CallScreen) for screen in self.screen_stack):
+    def _in_a_call(self) -> bool:
+        if any(isinstance(screen, CallScreen | GroupCallScreen) for screen in self.screen_stack):
             self.notify("You are already in a call", severity="warning")
+            return True
+        return False
+
+    def on_dial(self, message: Dial) -> None:
+        if self._in_a_call():
             return
         if message.name == ECHO:
             screen = self._open_call_screen(ECHO, True, message.video)
@@ -306,6 +321,32 @@ class TcallApp(App[None]):
         contact = self.snapshot().contact(message.name)
         screen = self._open_call_screen(contact.name, contact.verified, message.video)
         self.dial(message.name, message.video, screen)
+
+    def on_dial_group(self, message: DialGroup) -> None:
+        if not self._in_a_call():
+            self.dial_group(message.names)
+
+    @work(group="call", exit_on_error=False)
+    async def dial_group(self, names: list[str]) -> None:
+        try:
+            group = await self._engine().run(self.phone.dial_group(names, self.call_options(True)))
+        except TcallError as exc:
+            self.notify(str(exc), title="Call failed", severity="error")
+            return
+        self._open_group_screen(group)
+
+    def _open_group_screen(self, group: GroupHandle) -> GroupCallScreen:
+        screen = GroupCallScreen(group, self.snapshot, self.render_modes(), clock=self.clock)
+        self.push_screen(screen)
+        self._track(group.call_id, screen)  # replays the events that came before it
+        return screen
+
+    def on_invite(self, message: Invite) -> None:
+        self.book(
+            self.phone.invite(message.call_id, message.name),
+            f"Invited {message.name}",
+            "Not invited",
+        )
 
     def _open_call_screen(self, peer: str, verified: bool, video: bool) -> CallScreen:
         screen = CallScreen(peer, verified, video, self.render_modes(), clock=self.clock)
@@ -383,7 +424,9 @@ class TcallApp(App[None]):
 
         def answered(choice: str | None) -> None:
             self._ringing.pop(call_id, None)
-            if choice in ("video", "audio"):
+            if choice in ("video", "audio") and event.members:
+                self.accept_group(call_id, choice == "video")
+            elif choice in ("video", "audio"):
                 call_screen = self._open_call_screen(event.peer, event.verified, choice == "video")
                 self._track(call_id, call_screen)
                 self.accept(call_id, choice == "video", call_screen)
@@ -402,7 +445,19 @@ class TcallApp(App[None]):
             if screen in self.screen_stack:
                 self._close(screen)
             return
+        assert isinstance(call, CallHandle)
         screen.attach(call.video, call.camera_on, call.mic)
+
+    @work(group="call", exit_on_error=False)
+    async def accept_group(self, call_id: str, video: bool) -> None:
+        options = self.call_options(video)
+        try:
+            group = await self._engine().run(self.phone.accept(call_id, video, options))
+        except TcallError as exc:
+            self.notify(str(exc), title="Call failed", severity="error")
+            return
+        assert isinstance(group, GroupHandle)
+        self._open_group_screen(group)
 
     @work(group="call", exit_on_error=False)
     async def decline(self, call_id: str, block: str | None) -> None:

@@ -70,8 +70,9 @@ class EventPrinter:
             click.echo(f"tcall: {event['state']}", err=True)
         elif kind == "stats":
             latency = event.get("latency_ms")
+            member = f"{event['member']}: " if event.get("member") else ""
             click.echo(
-                f"  {event['fps_received']:>5} fps in  {event['fps_sent']:>5} fps out  "
+                f"  {member}{event['fps_received']:>5} fps in  {event['fps_sent']:>5} fps out  "
                 f"{event['resolution']}  {event['kbps_received']} kbps in  "
                 f"rtt {event['rtt_ms']} ms  latency {latency} ms",
                 err=True,
@@ -81,7 +82,11 @@ class EventPrinter:
         elif kind == "incoming":
             badge = "verified" if event["verified"] else "NOT verified"
             media = "video" if event["video"] else "audio"
-            click.echo(f"tcall: incoming {media} call from {event['from']} ({badge})", err=True)
+            others = event.get("members")
+            group = f" with {', '.join(map(printable, others))}" if others else ""
+            click.echo(
+                f"tcall: incoming {media} call from {event['from']} ({badge}){group}", err=True
+            )
         elif kind in ("silenced", "missed"):
             click.echo(f"tcall: {kind} a call from {event['from']} ({event['reason']})", err=True)
         elif kind == "refused":
@@ -102,10 +107,34 @@ class EventPrinter:
             click.echo(f"tcall: the peer's video is {'on' if event['on'] else 'off'}", err=True)
         elif kind == "relay":
             click.echo(f"tcall: relay {event['url']} {event['state']}", err=True)
+        elif kind == "joined":
+            badge = "verified" if event["verified"] else "NOT verified"
+            click.echo(
+                f"tcall: {event['member']} joined ({badge}); group code {event['code']}", err=True
+            )
+        elif kind == "left":
+            click.echo(
+                f"tcall: {event['member']} left ({event['reason']}); group code {event['code']}",
+                err=True,
+            )
 
     def summary(self, event: dict[str, Any]) -> None:
         if event.get("reason") and event["outcome"] not in ("answered", "interrupted"):
             click.echo(f"tcall: error: {event['reason']}", err=True)
+        if "members" in event:
+            lines = [f"group call {event['outcome']}", f"  frames sent      {event['frames_sent']}"]
+            for member in event["members"]:
+                name = printable(member["member"])
+                if member.get("setup_ms") is None:
+                    lines.append(f"  {name}: no media")
+                    continue
+                lines.append(
+                    f"  {name}: {member['frames_received']} frames received "
+                    f"({member['fps_received']} fps), latency median "
+                    f"{member['latency_ms_median']} ms, setup {member['setup_ms']} ms"
+                )
+            click.echo("\n".join(lines))
+            return
         peer = f" with {event['peer']}" if event.get("peer") else ""
         if event.get("setup_ms") is None:  # a call that never got to media
             click.echo(f"call{peer} {event['outcome']}")
@@ -122,32 +151,43 @@ class EventPrinter:
 
 
 async def _run(
-    name: str, options: CallOptions, emit: EventPrinter, ring_timeout: float
+    names: list[str], options: CallOptions, emit: EventPrinter, ring_timeout: float
 ) -> dict[str, Any]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in STOP_SIGNALS:
         loop.add_signal_handler(number, stop.set)
     try:
-        return await _call(name, options, emit, stop, ring_timeout)
+        return await _call(names, options, emit, stop, ring_timeout)
     finally:
         for number in STOP_SIGNALS:
             loop.remove_signal_handler(number)
 
 
 async def _call(
-    name: str, options: CallOptions, emit: EventPrinter, stop: asyncio.Event, ring_timeout: float
+    names: list[str],
+    options: CallOptions,
+    emit: EventPrinter,
+    stop: asyncio.Event,
+    ring_timeout: float,
 ) -> dict[str, Any]:
     # The Phone reports each call's summary too; here the command prints the one summary itself.
     phone = Phone(lambda e: None if isinstance(e, Summary) else emit(e), ring_timeout=ring_timeout)
     try:
-        if name != ECHO or any(c.name == ECHO for c in phone.snapshot.contacts):
-            phone.snapshot.contact(name)  # an unknown contact: a usage error before any traffic
+        if names != [ECHO] or any(c.name == ECHO for c in phone.snapshot.contacts):
+            for name in names:  # an unknown contact: a usage error before any traffic
+                phone.snapshot.contact(name)
+            if len(names) > 1 and ECHO in names:
+                raise UsageError("the echo test cannot join a group call")
             try:
                 await phone.start()
             except RelayUnreachable as exc:
                 return Summary("relay_unreachable", reason=str(exc)).to_json()
-        call = await phone.dial(name, options)
+        call: Any
+        if len(names) > 1:
+            call = await phone.dial_group(names, options)
+        else:
+            call = await phone.dial(names[0], options)
         obeying = asyncio.ensure_future(obey_stdin(phone, emit))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({call.done, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -231,13 +271,14 @@ def call_options(
 
 
 @click.command("call")
-@click.argument("name")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @call_flags
-def command(name: str, ring_timeout: float, as_json: bool, **media: Any) -> ExitCode:
-    """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured."""
+def command(names: tuple[str, ...], ring_timeout: float, as_json: bool, **media: Any) -> ExitCode:
+    """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured.
+    More than one NAME starts a group call with them all (up to 5: six people with you)."""
     options = call_options(**media)
     emit = EventPrinter(as_json)
     sound.preload()  # before the loop starts: the call's setup does not wait for it
-    summary = asyncio.run(_run(name, options, emit, ring_timeout))
+    summary = asyncio.run(_run(list(names), options, emit, ring_timeout))
     emit(summary)
     return exit_code(summary["outcome"])

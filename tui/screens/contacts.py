@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from tcall.engine.api import ContactView, Snapshot
 from tcall.tui.screens.dialogs import AddContactDialog, ConfirmDialog, NewContact, VerifyDialog
+from tcall.tui.screens.group_call import GroupPicker
 from tcall.tui.screens.history import HistoryScreen
 from tcall.tui.screens.identity import IdentityScreen
 from tcall.tui.screens.settings import SettingsScreen
@@ -33,6 +34,14 @@ class Dial(Message):
         super().__init__()
         self.name = name
         self.video = video
+
+
+class DialGroup(Message):
+    """Call these contacts together: a group call."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.names = names
 
 
 class AddContact(Message):
@@ -75,6 +84,7 @@ class ContactsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "call(True)", "Call", id="call_video"),
         Binding("a", "call(False)", "Audio", id="call_audio"),
+        Binding("g", "group", "Group call", id="group"),
         Binding("n", "add", "Add", id="add"),
         Binding("v", "verify", "Verify", id="verify"),
         Binding("b", "block", "Block", id="block", show=False),
@@ -85,7 +95,7 @@ class ContactsScreen(Screen[None]):
         Binding("s", "settings", "Settings", id="settings"),
         Binding("q", "app.quit", "Quit", id="quit"),
     ]
-    COMMAND_KEYS = frozenset("anvbishq/?")
+    COMMAND_KEYS = frozenset("angvbishq/?")
     HELP = "Type any other letter to filter the list; ↑ ↓ choose a contact."
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
@@ -155,6 +165,19 @@ class ContactsScreen(Screen[None]):
         name = self.selected
         if name is not None:
             self.post_message(Dial(name, video))
+
+    def action_group(self) -> None:
+        """Pick two to five contacts and call them together."""
+        choices = [c for c in self.snapshot().contacts if not c.blocked]
+        if len(choices) < 2:
+            self.notify("A group call needs at least two contacts who are not blocked")
+            return
+
+        def chosen(names: list[str] | None) -> None:
+            if names:
+                self.post_message(DialGroup(names))
+
+        self.app.push_screen(GroupPicker(choices), chosen)
 
     def _contact(self) -> ContactView | None:
         name = self.selected

@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 
 from tcall.engine.api import (
@@ -82,6 +82,13 @@ def invitable(snapshot: Snapshot, view: GroupView) -> list[ContactView]:
     return [c for c in snapshot.contacts if not c.blocked and c.public_key not in inside]
 
 
+def contact_label(contact: ContactView) -> Content:
+    """A contact in a picker: the name (as text, never markup), the badge, presence."""
+    badge = ("✔ verified", "green") if contact.verified else ("unverified", "yellow")
+    presence = ("● online", "green") if contact.online else ("○ offline", "dim")
+    return Content.assemble(printable(contact.name), "  ", badge, "  ", presence)
+
+
 class InvitePicker(ModalScreen[str | None]):
     """A list of contacts; enter picks one, escape picks none."""
 
@@ -106,13 +113,54 @@ class InvitePicker(ModalScreen[str | None]):
 
     @staticmethod
     def _option(contact: ContactView) -> Option:
-        badge = ("✔ verified", "green") if contact.verified else ("unverified", "yellow")
-        presence = ("● online", "green") if contact.online else ("○ offline", "dim")
-        prompt = Content.assemble(printable(contact.name), "  ", badge, "  ", presence)
-        return Option(prompt, id=contact.name)
+        return Option(contact_label(contact), id=contact.name)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class GroupPicker(ModalScreen[list[str] | None]):
+    """Contacts to call together: space marks one, enter calls those marked, escape cancels."""
+
+    DEFAULT_CSS = """
+    GroupPicker #members {
+        height: auto;
+        max-height: 14;
+        border: none;
+    }
+    """
+    BINDINGS = [
+        Binding("enter", "call", "Call them", id="call", priority=True),
+        Binding("escape", "cancel", "Cancel", id="cancel"),
+    ]
+
+    def __init__(self, contacts: list[ContactView]) -> None:
+        super().__init__()
+        self.contacts = contacts
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(
+                f"Call together: space marks up to {MAX_MEMBERS - 1} contacts, enter calls",
+                classes="title",
+            )
+            yield SelectionList[str](
+                *((contact_label(c), c.name) for c in self.contacts), id="members"
+            )
+        yield Footer()
+
+    def action_call(self) -> None:
+        names = list(self.query_one(SelectionList).selected)
+        if len(names) < 2:
+            self.notify("Mark at least two contacts (space), or call one from the list")
+            return
+        if len(names) > MAX_MEMBERS - 1:
+            self.notify(f"A group call has at most {MAX_MEMBERS} people, you included")
+            return
+        self.dismiss(names)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
