@@ -112,6 +112,7 @@ class _Member:
     video: VideoHandle
     pair: LiveCall | None = None
     camera: bool = False
+    muted: bool = False  # their microphone, as they told us
     reconnecting: bool = False
     figures: MediaFigures | None = None
     outcome: Outcome | None = None
@@ -231,7 +232,7 @@ class GroupCall:
                 verified=m.verified,
                 you=False,
                 state=self._state(key),
-                muted=False,
+                muted=m.muted,
                 camera=m.camera,
                 speaking=self._speaking == key,
                 video=m.video,
@@ -405,6 +406,8 @@ class GroupCall:
             case CallState(state=CallPhase.CONNECTED):
                 if member.pair is not None:
                     member.camera = member.pair.core.peer_camera
+                if self.muted and not member.reconnecting:  # they came in after we muted
+                    asyncio.ensure_future(self._send_mic(member.entry, True))
                 if member.reconnecting:
                     member.reconnecting = False
                     self._republish()
@@ -414,6 +417,8 @@ class GroupCall:
                 self._republish()
             case CallState(state=CallPhase.RINGING):
                 self._republish()
+            case CallState(state=CallPhase.CONNECTING):
+                self.perform(self.core.pair_answered(key))
             case Stats():
                 self._emit(dataclasses.replace(event, call_id=self.call_id, member=member.name))
             case PeerVideo(on=on):
@@ -456,6 +461,17 @@ class GroupCall:
             self._media.muted = muted
         for pair in self._pairs():
             pair.feed(SetMuted(muted))
+        for entry in self.core.others():  # so their tiles show it
+            if self.core.states[entry.key] in (Member.JOINED, Member.CONNECTED):
+                asyncio.ensure_future(self._send_mic(entry, muted))
+        self._republish()
+
+    async def _send_mic(self, to: RosterEntry, muted: bool) -> None:
+        with contextlib.suppress(TcallError):
+            await self.phone.send_group(to, "mic", self.call_id, muted=muted)
+
+    def member_muted(self, key: bytes, muted: bool) -> None:
+        self._members[key].muted = muted
         self._republish()
 
     def pairs(self) -> list[LiveCall]:

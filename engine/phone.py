@@ -99,7 +99,7 @@ from tcall.engine.wire import (
     seal_message,
 )
 
-GROUP_KINDS = ("join", "added", "leave")
+GROUP_KINDS = ("join", "added", "leave", "mic")
 ECHO = "echo"  # `tcall call echo`: the built-in echo peer, dialled like a contact
 RECONNECT_FIRST_S = 1.0  # after the relay link drops: 1, 2, 4, ... s, each +-20%,
 RECONNECT_MAX_S = 30.0  # and never more than this between tries
@@ -588,6 +588,10 @@ class Phone:
                     actions = core.peer_joined(message.sender)
                 case "leave":
                     actions = core.peer_left(message.sender)
+                case "mic":
+                    core.peer_mic(message.sender)
+                    group.member_muted(message.sender, bool(message.muted))
+                    return
                 case _:
                     assert message.member is not None
                     actions = core.added(message.sender, message.member)
@@ -679,16 +683,24 @@ class Phone:
         return live
 
     async def send_group(
-        self, to: RosterEntry, kind: str, group_id: str, member: RosterEntry | None = None
+        self,
+        to: RosterEntry,
+        kind: str,
+        group_id: str,
+        member: RosterEntry | None = None,
+        muted: bool | None = None,
     ) -> None:
-        await self._send(to.key, to.relay, kind, group_id, member=member)
+        await self._send(to.key, to.relay, kind, group_id, member=member, muted=muted)
 
     def _group_over(self, group: GroupCall) -> None:
         self._groups.pop(group.call_id, None)
         self._republish()
 
-    async def dial_group(self, names: list[str], options: CallOptions) -> GroupHandle:
-        """Call these contacts together (a group call of up to MAX_MEMBERS, us included)."""
+    async def dial_group(
+        self, names: list[str], options: CallOptions, *, invites: bool = True
+    ) -> GroupHandle:
+        """Call these contacts together (a group call of up to MAX_MEMBERS, us included);
+        `invites` False: only we may bring more people in."""
         if len(set(names)) != len(names):
             raise UsageError("a contact is named twice")
         if not 2 <= len(names) + 1 <= MAX_MEMBERS:
@@ -704,7 +716,7 @@ class Phone:
             raise UsageError("no relay configured: tcall settings set relay_url ws://HOST:PORT")
         roster = Roster(
             new_call_id(),
-            True,
+            invites,
             (
                 RosterEntry(self.public_key, self.relay_url),
                 *(RosterEntry(c.public_key, c.relay_url) for c in contacts),

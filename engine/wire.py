@@ -75,6 +75,7 @@ KINDS = (
     "join",
     "added",
     "leave",
+    "mic",
 )
 MAX_ATTEMPT = 1_000_000  # re-offers in one call: about one every few seconds for a long outage
 NO_CALL_KINDS = ("presence", "request")  # messages about no call: their call id is ""
@@ -102,6 +103,7 @@ _KIND_FIELDS: dict[str, set[str]] = {
     "join": set(),
     "added": {"member"},
     "leave": set(),
+    "mic": {"muted"},  # the sender muted (true) or unmuted (false) their microphone
 }
 # Fields a kind may carry or leave out: an offer may be a contact request too, and an invitation
 # to a group call (or a group member's pair call) when it carries the group's roster.
@@ -228,6 +230,7 @@ class Message:
     attempt: int | None = None  # reoffer, reanswer: which re-offer of the call
     group: Roster | None = None  # an offer within a group call: the group's roster
     member: RosterEntry | None = None  # added: whom the sender invited
+    muted: bool | None = None  # mic: the sender's microphone is muted
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ def seal_message(
     attempt: int | None = None,
     group: Roster | None = None,
     member: RosterEntry | None = None,
+    muted: bool | None = None,
 ) -> bytes:
     """A signed message sealed to `recipient_key`, ready to hand to the relay.
 
@@ -335,6 +339,8 @@ def seal_message(
         fields["group"] = group.to_wire()
     if member is not None:
         fields["member"] = entry_to_wire(member)
+    if muted is not None:
+        fields["muted"] = muted
     _check_fields(fields)
     sealed = sign_and_seal(identity, recipient_key, fields)
     if len(sealed) > MAX_MESSAGE_BYTES:
@@ -380,6 +386,8 @@ def _check_fields(fields: dict[str, Any]) -> None:
         type(fields["attempt"]) is int and 1 <= fields["attempt"] <= MAX_ATTEMPT
     ):
         raise MalformedMessage(f"malformed message: the attempt is not a number 1-{MAX_ATTEMPT}")
+    if "muted" in fields and not isinstance(fields["muted"], bool):
+        raise MalformedMessage("malformed message: 'muted' is not true/false")
     if "video" in fields and not isinstance(fields["video"], bool):
         raise MalformedMessage("malformed message: 'video' is not true/false")
     if "presence" in fields and fields["presence"] not in PRESENCE_STATES:
@@ -550,6 +558,7 @@ def open_message(
         attempt=fields.get("attempt"),
         group=_roster(fields["group"]) if "group" in fields else None,
         member=entry_from_wire(fields["member"]) if "member" in fields else None,
+        muted=fields.get("muted"),
     )
     return Received(message, status.name if status.kind == "known" else None)
 

@@ -419,6 +419,7 @@ class TcallApp(App[None]):
             event.video,
             bell=setting("ring_bell") == "on",
             notify=setting("ring_notify") == "on",
+            members=event.members,
         )
         self._ringing[call_id] = screen
 

@@ -309,6 +309,11 @@ class GroupCore:
             actions.append(Changed(sender, Member.JOINED))
         return actions
 
+    def peer_mic(self, sender: bytes) -> None:
+        """A member says their microphone was muted or unmuted: only a member in the call may."""
+        if not self.is_member(sender) or self.states[sender] not in IN_CALL:
+            raise IdentityError("a mute from someone who is not in the call")
+
     def added(self, sender: bytes, entry: RosterEntry) -> list[GroupAction]:
         """`sender` invited `entry`: accepted from a member in the call who may invite."""
         if not self.is_member(sender) or self.states[sender] not in IN_CALL:
@@ -355,6 +360,13 @@ class GroupCore:
     def _add(self, entry: RosterEntry) -> None:
         self.roster = Roster(self.group_id, self.roster.open, (*self.roster.members, entry))
         self.states[entry.key] = Member.INVITED
+
+    def pair_answered(self, key: bytes) -> list[GroupAction]:
+        """They answered our invitation (their media is still connecting): they are in."""
+        if self.states.get(key) is Member.INVITED:
+            self.states[key] = Member.JOINED
+            return [Changed(key, Member.JOINED)]
+        return []
 
     def pair_connected(self, key: bytes) -> list[GroupAction]:
         if self.states.get(key) in (Member.INVITED, Member.JOINED):

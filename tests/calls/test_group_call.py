@@ -189,3 +189,46 @@ def test_six_members_each_receive_every_other(tmp_path: Path, relay: ServeProces
         # One encode per captured frame for all five pairs (the last one may still be on its way).
         captured, encoded = summary(listener)["frames_sent"], summary(listener)["video_encodes"]
         assert 0 <= captured - encoded <= 1 and captured > 50, (user.name, captured, encoded)
+
+
+def test_a_member_brings_in_a_fourth_whom_everyone_then_sees(
+    tmp_path: Path, relay: ServeProcess
+) -> None:
+    alice, bob, carol, dave = people(tmp_path, relay, 4)
+    bob_listens = bob.listen(*ANSWER, "--duration", "10", *SMALL, stdin=subprocess.PIPE)
+    carol_listens = carol.listen(*ANSWER, "--duration", "10", *SMALL)
+    dave_listens = dave.listen(*ANSWER, "--duration", "6", *SMALL)
+    caller = alice.start_call("bob", "carol", "--duration", "10", *SMALL)
+    bob_listens.wait_for("joined", timeout=20, member="carol")
+    bob_listens.send("invite dave")
+    invitation = dave_listens.wait_for("incoming", timeout=20)
+    assert invitation["from"] == "bob" and sorted(invitation["members"]) == ["alice", "carol"]
+    for listener in (caller, carol_listens):
+        listener.wait_for("joined", timeout=20, member="dave")
+    for listener in (caller, bob_listens, carol_listens, dave_listens):
+        assert listener.finish(60) == 0, listener.stderr()
+    dave_frames = frames_from(summary(dave_listens))
+    assert set(dave_frames) == {"alice", "bob", "carol"}
+    assert all(count > 10 for count in dave_frames.values()), dave_frames
+    assert frames_from(summary(caller))["dave"] > 10
+
+
+def test_when_the_creator_says_no_invites_a_member_cannot_bring_anyone(
+    tmp_path: Path, relay: ServeProcess
+) -> None:
+    alice, bob, carol, dave = people(tmp_path, relay, 4)
+    bob_listens = bob.listen(*ANSWER, "--duration", "5", *SMALL, stdin=subprocess.PIPE)
+    carol_listens = carol.listen(*ANSWER, "--duration", "5", *SMALL)
+    dave_listens = dave.listen(*ANSWER, *SMALL)
+    caller = alice.start_call("bob", "carol", "--no-invites", "--duration", "5", *SMALL)
+    bob_listens.wait_for("joined", timeout=20, member="carol")
+    bob_listens.send("invite dave")
+    refused = bob_listens.wait_for("notice", timeout=10, message=NO_INVITES)
+    assert refused
+    for listener in (caller, bob_listens, carol_listens):
+        assert listener.finish(60) == 0, listener.stderr()
+    dave_listens.stop()
+    assert not [e for e in dave_listens.events if e["event"] == "incoming"]
+
+
+NO_INVITES = "cannot invite dave: the call's creator does not let members invite"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tcall.engine.core.group import (
     MAX_MEMBERS,
+    Changed,
     ClosePair,
     End,
     GroupCore,
@@ -222,3 +223,14 @@ def test_a_roster_that_does_not_name_us_is_refused() -> None:
 def test_malformed_rosters_are_protocol_errors(wire) -> None:
     with pytest.raises(ProtocolError):
         Roster.from_wire(wire, lambda text: text == GROUP)
+
+
+def test_an_invitee_who_answered_may_invite_before_their_media_connects() -> None:
+    """The answer comes through the relay before anything the invitee sends after it."""
+    a, b, c, d = keys(4)
+    core = GroupCore(roster([a, b, c]), a, lambda k: False)
+    core.create()
+    with pytest.raises(IdentityError):
+        core.added(b, RosterEntry(d, ""))  # b has not answered
+    core.pair_answered(b)
+    assert core.added(b, RosterEntry(d, "")) == [Changed(d, Member.INVITED)]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from textual.message import Message
+from textual.widgets import Label
 
 from tcall.engine.contacts import ContactBook
-from tcall.tui.app import TcallApp
+from tcall.engine.events import IncomingCall
+from tcall.tui.app import EngineEvent, TcallApp
 from tcall.tui.screens.contacts import DialGroup
 from tcall.tui.screens.group_call import GroupPicker
+from tcall.tui.screens.incoming import IncomingCallScreen
 
 SIZE = (80, 24)
 
@@ -30,3 +33,20 @@ async def test_g_marks_contacts_and_enter_calls_them_together(friends: ContactBo
         await pilot.pause(0.2)
     sent = [m.names for m in messages if isinstance(m, DialGroup)]
     assert sent[:1] == [["alice", "carol"]]
+
+
+async def test_an_invitation_says_who_else_is_in_the_call(friends: ContactBook) -> None:
+    app = TcallApp()
+    async with app.run_test(size=SIZE) as pilot:
+        invitation = IncomingCall(
+            "g1", "alice", True, True, members=("carol", "unknown 1234\x1b[2J")
+        )
+        app.post_message(EngineEvent(invitation))
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, IncomingCallScreen):
+                break
+        assert isinstance(app.screen, IncomingCallScreen)
+        assert "Incoming group video call" in str(app.screen.query_one(".title", Label).render())
+        others = str(app.screen.query_one("#members", Label).render())
+        assert others == "with carol, unknown 1234\\x1b[2J"  # a stranger's words, escaped

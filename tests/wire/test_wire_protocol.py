@@ -67,6 +67,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
         "reoffer": {"sdp": SDP, "video": True, "attempt": 1},
         "reanswer": {"sdp": SDP, "video": False, "attempt": 3},
         "added": {"member": RosterEntry(bytes(32), "ws://relay.example:7711")},
+        "mic": {"muted": True},
     }
     extra = extras.get(kind, {})
     received = pair.send(pair.alice, kind, **extra)
@@ -85,6 +86,7 @@ def test_every_kind_round_trips(pair: ConnectionPair, kind: str) -> None:
     assert (message.relay, message.name) == (extra.get("relay"), extra.get("name"))
     assert message.attempt == extra.get("attempt")
     assert message.member == extra.get("member")
+    assert message.muted == extra.get("muted")
     assert len(message.nonce) == 16
 
 

@@ -151,14 +151,18 @@ class EventPrinter:
 
 
 async def _run(
-    names: list[str], options: CallOptions, emit: EventPrinter, ring_timeout: float
+    names: list[str],
+    options: CallOptions,
+    emit: EventPrinter,
+    ring_timeout: float,
+    invites: bool = True,
 ) -> dict[str, Any]:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in STOP_SIGNALS:
         loop.add_signal_handler(number, stop.set)
     try:
-        return await _call(names, options, emit, stop, ring_timeout)
+        return await _call(names, options, emit, stop, ring_timeout, invites)
     finally:
         for number in STOP_SIGNALS:
             loop.remove_signal_handler(number)
@@ -170,6 +174,7 @@ async def _call(
     emit: EventPrinter,
     stop: asyncio.Event,
     ring_timeout: float,
+    invites: bool,
 ) -> dict[str, Any]:
     # The Phone reports each call's summary too; here the command prints the one summary itself.
     phone = Phone(lambda e: None if isinstance(e, Summary) else emit(e), ring_timeout=ring_timeout)
@@ -185,7 +190,7 @@ async def _call(
                 return Summary("relay_unreachable", reason=str(exc)).to_json()
         call: Any
         if len(names) > 1:
-            call = await phone.dial_group(names, options)
+            call = await phone.dial_group(names, options, invites=invites)
         else:
             call = await phone.dial(names[0], options)
         obeying = asyncio.ensure_future(obey_stdin(phone, emit))
@@ -272,13 +277,21 @@ def call_options(
 
 @click.command("call")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option(
+    "--invites/--no-invites",
+    default=True,
+    show_default=True,
+    help="A group call: whether the others may bring more people in (you always may).",
+)
 @call_flags
-def command(names: tuple[str, ...], ring_timeout: float, as_json: bool, **media: Any) -> ExitCode:
+def command(
+    names: tuple[str, ...], invites: bool, ring_timeout: float, as_json: bool, **media: Any
+) -> ExitCode:
     """Call NAME (a contact, or `echo` for the built-in echo test) and report what was measured.
     More than one NAME starts a group call with them all (up to 5: six people with you)."""
     options = call_options(**media)
     emit = EventPrinter(as_json)
     sound.preload()  # before the loop starts: the call's setup does not wait for it
-    summary = asyncio.run(_run(list(names), options, emit, ring_timeout))
+    summary = asyncio.run(_run(list(names), options, emit, ring_timeout, invites))
     emit(summary)
     return exit_code(summary["outcome"])

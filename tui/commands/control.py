@@ -6,6 +6,7 @@ hangup           end the call
 camera on|off    turn our camera on or off mid-call
 mute | unmute    our microphone
 allow-video      show the peer's video after a `video_request` (ask_before_video)
+invite NAME      bring contact NAME into the group call (issue #17)
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ async def _run(phone: Phone, command: str, args: list[str], call_id: str) -> Non
         await phone.set_muted(call_id, command == "mute")
     elif command == "allow-video":
         await phone.allow_video(call_id)
+    elif command == "invite" and len(args) == 1:
+        await phone.invite(call_id, args[0])
     else:
         raise TcallError(f"unknown command {' '.join([command, *args])!r}")
 

@@ -26,10 +26,18 @@ class IncomingCallScreen(ModalScreen[str | None]):
     ]
 
     def __init__(
-        self, caller: str, verified: bool, video: bool, *, bell: bool = True, notify: bool = True
+        self,
+        caller: str,
+        verified: bool,
+        video: bool,
+        *,
+        bell: bool = True,
+        notify: bool = True,
+        members: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.caller = caller
+        self.members = members  # a group call: the others the caller invited too
         self.verified = verified
         self.video = video
         self.bell = bell  # the setting ring_bell: BEL every RING_EVERY_S while it rings
@@ -43,8 +51,11 @@ class IncomingCallScreen(ModalScreen[str | None]):
             else "[yellow]unverified: compare safety numbers (v) after the call[/]"
         )
         with Vertical(classes="dialog", id="incoming"):
-            yield Label(f"Incoming {kind}", classes="title")
+            yield Label(f"Incoming {'group ' if self.members else ''}{kind}", classes="title")
             yield Label(f"[b]{self.caller}[/b]", id="caller")
+            if self.members:
+                others = ", ".join(printable(name) for name in self.members)
+                yield Label(f"with {others}", id="members", markup=False)
             yield Label(badge, id="badge")
             with Horizontal(classes="buttons"):
                 if self.video:
