@@ -232,3 +232,19 @@ def test_when_the_creator_says_no_invites_a_member_cannot_bring_anyone(
 
 
 NO_INVITES = "cannot invite dave: the call's creator does not let members invite"
+
+
+def test_a_declined_invitation_leaves_every_roster_at_once(
+    tmp_path: Path, relay: ServeProcess
+) -> None:
+    alice, bob, carol = people(tmp_path, relay, 3)
+    bob_listens = bob.listen(*ANSWER, "--duration", "6", *SMALL)
+    carol_listens = carol.listen("--once", *SMALL, stdin=subprocess.PIPE)
+    caller = alice.start_call("bob", "carol", "--duration", "6", "--ring-timeout", "20", *SMALL)
+    carol_listens.wait_for("incoming", timeout=20)
+    carol_listens.send("decline")
+    assert caller.wait_for("left", timeout=10, member="carol")["reason"] == "declined"
+    assert bob_listens.wait_for("left", timeout=10, member="carol")["reason"] == "left"
+    assert caller.finish(60) == 0 and bob_listens.finish(30) == 0
+    carol_listens.finish(30)
+    assert frames_from(summary(caller))["bob"] > 10

@@ -10,6 +10,8 @@ from tcall.engine.events import (
     ContactRequested,
     IncomingCall,
     MediaFigures,
+    MemberJoined,
+    MemberLeft,
     Missed,
     Notice,
     PeerVideo,
@@ -135,3 +137,57 @@ def test_one_state_vocabulary() -> None:
         "reconnecting",  # added on purpose in issue #16 (README says so)
         "closed",
     ]
+
+
+def test_group_call_events_print_as_readme_says() -> None:
+    """Issue #17 added these; the events of 1:1 calls above are unchanged."""
+    code = "12345 67890 12345 67890 12345 67890"
+    pinned = [
+        (
+            MemberJoined("g1", "bob", True, code),
+            {"event": "joined", "call_id": "g1", "member": "bob", "verified": True, "code": code},
+        ),
+        (
+            MemberLeft("g1", "bob", "failed", code, FIGURES),
+            {
+                "event": "left",
+                "call_id": "g1",
+                "member": "bob",
+                "reason": "failed",
+                "code": code,
+                "media": FIGURES.to_json(),
+            },
+        ),
+        (
+            IncomingCall("g1", "alice", False, True, members=("bob", "carol")),
+            {
+                "event": "incoming",
+                "call_id": "g1",
+                "from": "alice",
+                "verified": False,
+                "video": True,
+                "members": ["bob", "carol"],
+            },
+        ),
+        (
+            Summary(
+                "answered",
+                members=(("bob", FIGURES), ("carol", None)),
+                frames_sent=300,
+                video_encodes=300,
+            ),
+            {
+                "event": "summary",
+                "outcome": "answered",
+                "frames_sent": 300,
+                "video_encodes": 300,
+                "members": [{"member": "bob", **FIGURES.to_json()}, {"member": "carol"}],
+            },
+        ),
+    ]
+    for event, expected in pinned:
+        assert event.to_json() == expected
+    stats = Stats(
+        "g1", 15.0, 15.0, "320x240", 200.0, 190.0, 0, 3.0, 20.0, "host/host", member="bob"
+    )
+    assert list(stats.to_json())[-2:] == ["call_id", "member"]
