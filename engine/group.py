@@ -435,6 +435,8 @@ class GroupCall:
                 member.camera = False
                 reason = "left" if event.outcome == Outcome.ANSWERED else event.outcome
                 self.perform(self.core.peer_left(key, reason))
+                if not self.core.in_call:  # the invitation is over, unanswered: so is the call
+                    self.perform(self.core.leave())
             case Notice():
                 self._emit(dataclasses.replace(event, call_id=self.call_id))
             case _:

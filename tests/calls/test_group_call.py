@@ -248,3 +248,17 @@ def test_a_declined_invitation_leaves_every_roster_at_once(
     assert caller.finish(60) == 0 and bob_listens.finish(30) == 0
     carol_listens.finish(30)
     assert frames_from(summary(caller))["bob"] > 10
+
+
+def test_an_invitation_nobody_answers_ends_as_a_missed_call(
+    tmp_path: Path, relay: ServeProcess
+) -> None:
+    alice, bob, carol = people(tmp_path, relay, 3)
+    bob_listens = bob.listen("--once", *SMALL)  # rings, nobody answers
+    carol_listens = carol.listen(*ANSWER, "--duration", "4", *SMALL)
+    caller = alice.start_call("bob", "carol", "--duration", "4", "--ring-timeout", "3", *SMALL)
+    assert bob_listens.finish(30) == 10  # missed, as a 1:1 call nobody took
+    assert summary(bob_listens)["outcome"] == "missed"
+    assert caller.finish(60) == 0 and carol_listens.finish(30) == 0
+    left = [e for e in caller.events if e["event"] == "left" and e["member"] == "bob"]
+    assert left[0]["reason"] == "no_answer"
