@@ -158,9 +158,9 @@ def test_a_member_killed_is_noticed_and_the_rest_keep_talking(
     tmp_path: Path, relay: ServeProcess
 ) -> None:
     alice, bob, carol = people(tmp_path, relay, 3)
-    bob_listens = bob.listen(*ANSWER, "--duration", "20", *SMALL)
-    carol_listens = carol.listen(*ANSWER, "--duration", "20", *SMALL)
-    caller = alice.start_call("bob", "carol", "--duration", "20", *SMALL)
+    bob_listens = bob.listen(*ANSWER, "--duration", "16", *SMALL)
+    carol_listens = carol.listen(*ANSWER, "--duration", "16", *SMALL)
+    caller = alice.start_call("bob", "carol", "--duration", "16", *SMALL)
     caller.wait_for("joined", timeout=20, member="carol")
     bob_listens.wait_for("joined", timeout=20, member="carol")
     os.kill(carol_listens.process.pid, signal.SIGKILL)
