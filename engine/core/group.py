@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,7 +126,14 @@ def pair_id(group_id: str, first_pair: frozenset[bytes], a: bytes, b: bytes) -> 
 
 def group_code(group_id: str, keys: Iterable[bytes]) -> str:
     """30 digits for the group id and these members (in any order), as six groups of five."""
-    members = b"".join(sorted(keys))
+    return _code(group_id, tuple(sorted(keys)))
+
+
+@functools.lru_cache(maxsize=64)
+def _code(group_id: str, keys: tuple[bytes, ...]) -> str:
+    """The code's 5200 rounds cost milliseconds, and a UI asks for it on every change it shows
+    (a new loudest speaker, a mute): each roster's code is worked out once."""
+    members = b"".join(keys)
     digest = hashlib.sha512(_CODE_CONTEXT + group_id.encode() + members).digest()
     for _ in range(CODE_ITERATIONS - 1):
         digest = hashlib.sha512(digest + members).digest()
