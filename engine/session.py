@@ -31,7 +31,7 @@ from tcall.engine.errors import CallFailed, UsageError
 from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
 from tcall.engine.media.fanout import AudioBranch, VideoBranch
-from tcall.engine.media.opus_receiver import OpusReceiver
+from tcall.engine.media.opus_receiver import OpusReceiver, PlayoutThread
 from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechBranch, SpeechSender
 from tcall.engine.media.sinks import AudioSink, LatestFrameSink, median
 from tcall.engine.media.speech_path import SpeechPath
@@ -54,6 +54,7 @@ class SharedSending:
     audio_track: AudioBranch | None
     video_encoder: Callable[[RTCRtpCodecParameters], Encoder | None]
     speech_encoder: Callable[[], SpeechBranch]
+    playout: PlayoutThread | None = None  # one playout thread for every member's received audio
 
 
 def _codec_preferences(codec: str) -> list[Any]:
@@ -104,7 +105,10 @@ class Session:
         self._receive_audio = receive_audio
         self._low_latency = low_latency
         self.speech = SpeechPath(
-            self._play, audio_bitrate, shared.speech_encoder if shared else None
+            self._play,
+            audio_bitrate,
+            shared.speech_encoder if shared else None,
+            shared.playout if shared else None,
         )
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()

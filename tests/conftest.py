@@ -49,6 +49,7 @@ TIERS = {
     "identity/test_concurrent_writers.py": "e2e",
     "media": "unit",
     "media/test_media.py": "integration",  # sources paced in real time
+    "media/test_playout_thread.py": "integration",  # playout in real time
     "media/test_opus_call.py": "integration",  # two Sessions on loopback
     "media/test_echo_audio.py": "integration",  # an echo call in-process, on loopback
     "media/test_audio_devices.py": "e2e",

@@ -32,6 +32,7 @@ from tcall.engine.ice import IceSettings
 from tcall.engine.media.audio import AudioSource
 from tcall.engine.media.fanout import AudioFanout, VideoFanout
 from tcall.engine.media.levels import MicLevel
+from tcall.engine.media.opus_receiver import PlayoutThread
 from tcall.engine.media.opus_sender import SharedSpeech, SpeechBranch
 from tcall.engine.media.playout import Mix
 from tcall.engine.media.shared_encoder import SharedEncoder, VideoEncoderBranch
@@ -70,6 +71,7 @@ class GroupMedia:
         self.options = options
         self.speaker = speaker
         self.mix = Mix()  # read by the speaker's device; without one, nothing plays it
+        self.playout = PlayoutThread()  # every member's received audio, on one thread
         if isinstance(speaker, SpeakerSink):
             speaker.output = self.mix
         self.video = VideoFanout(video) if video is not None else None
@@ -126,6 +128,7 @@ class GroupMedia:
                 audio_track=self.audio.branch() if self.audio is not None else None,
                 video_encoder=video_encoder,
                 speech_encoder=speech_encoder,
+                playout=self.playout,
             ),
         )
         self._pairs[session] = pair
@@ -218,6 +221,7 @@ class GroupMedia:
 
     async def close(self) -> None:
         """Stop the sources and the speaker (the caller closes the pairs' sessions)."""
+        self.playout.stop()
         for fanout in (self.video, self.audio):
             if fanout is not None:
                 await fanout.stop()

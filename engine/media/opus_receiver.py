@@ -34,9 +34,19 @@ TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
 
 class OpusReceiver:
-    """Received Opus packets in, decoded mono 48 kHz frames out to `deliver` (on the playout thread)."""
+    """Received Opus packets in, decoded mono 48 kHz frames out to `deliver` (on the playout thread).
 
-    def __init__(self, deliver: Deliver, clock: Callable[[], float] = time.monotonic) -> None:
+    A 1:1 call's receiver has a playout thread of its own; a group call's members share one
+    (`shared`, a PlayoutThread), since five threads each waking 50 times a second cost more than
+    the decoding they do (measured: 11.7% of a core for five members' audio, 3% of it decoding).
+    """
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        clock: Callable[[], float] = time.monotonic,
+        shared: PlayoutThread | None = None,
+    ) -> None:
         self.buffer = AudioJitterBuffer(rate=SAMPLE_RATE)
         self.scheduling = "normal"
         self.decode_errors = 0
@@ -44,11 +54,17 @@ class OpusReceiver:
         self._clock = clock
         self._decoder = OpusDecoder()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pts = 0
-        self._thread = threading.Thread(target=self._run, name="audio-playout", daemon=True)
-        self._thread.start()
+        self._shared = shared
+        if shared is not None:
+            self._wake = shared.wake
+            self._thread = shared.thread
+            shared.add(self)
+        else:
+            self._wake = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="audio-playout", daemon=True)
+            self._thread.start()
 
     # --- the event loop's side -------------------------------------------------------------
 
@@ -99,6 +115,9 @@ class OpusReceiver:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._shared is not None:
+            self._shared.remove(self)
+            return
         self._wake.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=1.0)
@@ -124,6 +143,17 @@ class OpusReceiver:
             with self._lock:
                 steps = self.buffer.pop(due)
             self._play(steps)
+
+    def next_due(self) -> float | None:
+        """When the next 20 ms is due (None: nothing scheduled yet)."""
+        with self._lock:
+            return None if self._stopping.is_set() else self.buffer.next_due()
+
+    def play_due(self, due: float) -> None:
+        """Play what is due at `due` (the shared thread's side of `_run`)."""
+        with self._lock:
+            steps = self.buffer.pop(due)
+        self._play(steps)
 
     def _restart_schedule(self, behind: float) -> None:
         """The thread was starved for longer than any jitter (a stopped process, a swapped-out
@@ -155,6 +185,57 @@ class OpusReceiver:
         frame.time_base = TIME_BASE
         self._pts += len(pcm)
         return frame
+
+
+class PlayoutThread:
+    """One playout thread for several OpusReceivers (a group call's members): it plays whichever
+    receiver is due next, as each receiver's own thread would."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._receivers: tuple[OpusReceiver, ...] = ()  # replaced whole: read without a lock
+        self.wake = threading.Event()  # a receiver came or started: look again
+        self._stopping = threading.Event()
+        self.scheduling = "normal"
+        self.thread = threading.Thread(target=self._run, name="audio-playout", daemon=True)
+        self.thread.start()
+
+    def add(self, receiver: OpusReceiver) -> None:
+        self._receivers = (*self._receivers, receiver)
+        self.wake.set()
+
+    def remove(self, receiver: OpusReceiver) -> None:
+        self._receivers = tuple(r for r in self._receivers if r is not receiver)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake.set()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout=1.0)
+
+    def _run(self) -> None:
+        self.scheduling = _raise_priority()
+        while not self._stopping.is_set():
+            due_next: tuple[float, OpusReceiver] | None = None
+            for receiver in self._receivers:
+                due = receiver.next_due()
+                if due is not None and (due_next is None or due < due_next[0]):
+                    due_next = (due, receiver)
+            if due_next is None:
+                self.wake.wait(0.5)
+                self.wake.clear()
+                continue
+            due, receiver = due_next
+            wait = due - self._clock()
+            if wait > 0:
+                # A receiver that starts meanwhile may be due sooner: it sets `wake`.
+                if self.wake.wait(wait):
+                    self.wake.clear()
+                continue
+            if -wait > LATE_CATCH_UP:
+                receiver._restart_schedule(-wait)
+                continue
+            receiver.play_due(due)
 
 
 def _raise_priority() -> str:

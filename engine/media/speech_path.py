@@ -21,7 +21,7 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
 from tcall.engine import compat
-from tcall.engine.media.opus_receiver import OpusReceiver
+from tcall.engine.media.opus_receiver import OpusReceiver, PlayoutThread
 from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder, SpeechSender
 
 LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
@@ -43,12 +43,14 @@ class SpeechPath:
         play: Play,
         bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
         make_encoder: Callable[[], SpeechSender] | None = None,
+        playout: PlayoutThread | None = None,
     ) -> None:
         self.bitrate_kbps = bitrate_kbps
         self.encoder: SpeechSender | None = None  # once the sender starts with Opus
         # A group call's pairs share one encoder (engine/media/group.py): each sender gets a branch.
         self._make_encoder = make_encoder or (lambda: SpeechEncoder(self.bitrate_kbps))
         self.receiver: OpusReceiver | None = None
+        self._playout = playout  # a group call's shared playout thread (None: one of its own)
         self._play = play
         self._senders: list[RTCRtpSender] = []
         self._loss_task: asyncio.Task[None] | None = None
@@ -62,7 +64,7 @@ class SpeechPath:
     def install(self, transceiver: RTCRtpTransceiver) -> None:
         compat.encoder.encode_with(transceiver.sender, self._encoder_for)
         if self.receiver is None:
-            self.receiver = OpusReceiver(self._play)
+            self.receiver = OpusReceiver(self._play, shared=self._playout)
         self._installs += 1
         install = self._installs
         compat.aiortc.tap_opus(transceiver.receiver, lambda p: self._on_opus(install, p))

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from tests.support.tmux import Tmux
-from tests.support.users import User
+from tests.support.users import User, stop_leftovers
 from tests.tui.test_tmux_call import COLS, ROWS, Pane, relay, setup_home, start_tui, tcall, tmux
 
 __all__ = ["relay", "tmux"]  # the fixtures, for pytest
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    """A failed step must not leave the `tcall listen`s running, waiting for a call."""
+    yield
+    stop_leftovers()
+
+
 SMALL = ["--resolution", "160x120", "--fps", "10", "--camera", "on"]
 
 
