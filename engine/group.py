@@ -134,6 +134,9 @@ class GroupCall:
         self._media: GroupMedia | None = None
         self.camera_on = options.camera_on
         self.muted = False
+        # Whether members' video may be shown: our video_calling setting, as judged for the
+        # invitation (every pair of the call follows it), or our own call's options.
+        self.video_allowed = options.video != "none"
         self._emit = emit
         self._on_over = on_over
         self.mic = MicLevel()
@@ -338,7 +341,7 @@ class GroupCall:
             verified=member.verified,
             is_contact=self.phone.contact_for(to.key) is not None,
         )
-        core.video_allowed = self.options.video != "none"
+        core.video_allowed = self.video_allowed
         live = self.phone.group_pair(self, core, to)
         member.pair = live
         try:

@@ -575,7 +575,7 @@ class Phone:
     # --- group calls (engine/group.py) ----------------------------------------------------------
 
     def _group_message(self, message: Message) -> None:
-        """join, added, leave: a member's word about the roster of a group call we know."""
+        """join, added, leave, mic: a member's word about a group call we know."""
         group = self._groups.get(message.call_id)
         if group is None:
             if message.call_id not in self._over_ids:
@@ -638,7 +638,7 @@ class Phone:
             offer_sdp=message.sdp,
             peer_camera=bool(message.video),
         )
-        core.video_allowed = group.options.video != "none" or group.options.receive_video
+        core.video_allowed = group.video_allowed
         live = self.group_pair(group, core, group.core.entry(sender))
         group.offered(live, sender)
 
@@ -653,6 +653,7 @@ class Phone:
         )
         group_core = GroupCore(roster, self.public_key, self._is_blocked)
         group = GroupCall(self, group_core, options, self._emit, self._group_over)
+        group.video_allowed = core.video_allowed  # policy (video_calling) judged the invitation
         self._groups[roster.group_id] = group
         self._remember_over(roster.group_id)
         core.settings = group.pair_settings()
