@@ -77,6 +77,14 @@ SPEAKING_DB = -45.0  # the loudest member is highlighted only when someone is lo
 LEVELS_HZ = 4
 GROUP_SIZE = (320, 240)
 GROUP_FPS = 15.0
+# A member's roster state as a UI shows it (RECONNECTING comes from the pair's media, not the roster).
+_SHOWN_STATES = {
+    Member.INVITED: MemberState.INVITED,
+    Member.JOINED: MemberState.CONNECTING,
+    Member.CONNECTED: MemberState.CONNECTED,
+    Member.BLOCKED: MemberState.BLOCKED,
+    Member.LEFT: MemberState.LEFT,
+}
 # The group's outcome when no member connected: the pairs' outcomes, most telling first.
 _OUTCOME_ORDER = (
     Outcome.ANSWERED,
@@ -152,6 +160,7 @@ class GroupCall:
         self._levels = asyncio.create_task(self._watch_levels(), name=f"group {self.call_id}")
         for entry in core.others():
             self._member(entry)
+            self._expect_join(entry.key)
         self.handle = GroupHandle(self.call_id, self._view(), self.done, self.camera_on, self.mic)
 
     # --- the media every pair shares -----------------------------------------------------------
@@ -205,13 +214,7 @@ class GroupCall:
         state = self.core.states[key]
         if state is Member.CONNECTED and self._members[key].reconnecting:
             return MemberState.RECONNECTING
-        return {
-            Member.INVITED: MemberState.INVITED,
-            Member.JOINED: MemberState.CONNECTING,
-            Member.CONNECTED: MemberState.CONNECTED,
-            Member.BLOCKED: MemberState.BLOCKED,
-            Member.LEFT: MemberState.LEFT,
-        }[state]
+        return _SHOWN_STATES[state]
 
     def _view(self) -> GroupView:
         me = self.phone.public_key
@@ -254,11 +257,11 @@ class GroupCall:
             await asyncio.sleep(1 / LEVELS_HZ)
             if self._media is None:
                 continue
+            by_session = self._media.speaking_levels()
             levels = {
-                key: level
-                for session, level in self._media.speaking_levels().items()
+                key: by_session[m.pair.session]
                 for key, m in self._members.items()
-                if m.pair is not None and m.pair.session is session
+                if m.pair is not None and m.pair.session in by_session
             }
             levels[self.phone.public_key] = -100.0 if self.muted else self.mic.reading.level_db
             loudest = max(levels, key=lambda k: levels[k]) if levels else None
@@ -299,11 +302,8 @@ class GroupCall:
         elif state is Member.LEFT:
             self._cancel_invite_timer(key)
             self._emit(MemberLeft(self.call_id, member.name, action.reason, code, member.figures))
-        elif state is Member.INVITED and member.pair is None:
-            # Someone else invited them: if they never join, they did not answer.
-            self._invite_timers[key] = asyncio.get_running_loop().call_later(
-                self.phone.ring_timeout + INVITE_GRACE_S, self._invite_expired, key
-            )
+        elif state is Member.INVITED:
+            self._expect_join(key)
         elif state is Member.BLOCKED:
             self._emit(
                 Notice(
@@ -314,6 +314,15 @@ class GroupCall:
             )
         self._republish()
 
+    def _expect_join(self, key: bytes) -> None:
+        """An invited member who never joins did not answer: without this, the last one left
+        would wait for them for ever. (When we invited them our own pair call rings out first;
+        when someone else did, only their join would tell us.)"""
+        self._cancel_invite_timer(key)
+        self._invite_timers[key] = asyncio.get_running_loop().call_later(
+            self.phone.ring_timeout + INVITE_GRACE_S, self._invite_expired, key
+        )
+
     def _cancel_invite_timer(self, key: bytes) -> None:
         timer = self._invite_timers.pop(key, None)
         if timer is not None:
@@ -321,8 +330,7 @@ class GroupCall:
 
     def _invite_expired(self, key: bytes) -> None:
         self._invite_timers.pop(key, None)
-        if self.core.states.get(key) is Member.INVITED:
-            self.perform(self.core.peer_left(key, "no_answer"))
+        self.perform(self.core.invite_expired(key))
 
     async def _send(self, kind: str, to: RosterEntry, member: RosterEntry | None) -> None:
         try:
@@ -448,8 +456,8 @@ class GroupCall:
     # --- commands ------------------------------------------------------------------------------
 
     def invite(self, entry: RosterEntry) -> None:
-        self._member(entry)
-        self.perform(self.core.invite(entry))
+        """ProtocolError, with nothing changed, when the roster rules say no."""
+        self.perform(self.core.invite(entry))  # its Changed and OpenPair add the member's tile
         self._republish()
 
     def set_camera(self, on: bool) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import nacl.signing
 
 from tcall.engine.address import format_address
-from tcall.engine.call import CallOptions, audio_settings
+from tcall.engine.call import CallOptions, audio_settings, open_session
 from tcall.engine.contacts import Contact, ContactBook, check_name
 from tcall.engine.core.call import (
     Accept,
@@ -78,7 +78,7 @@ from tcall.engine.group_view import GroupHandle
 from tcall.engine.history import CallRecord, History
 from tcall.engine.ice import IceSettings, choose_turn, stun_answers
 from tcall.engine.identity import Identity, identity_path, load_or_create_identity
-from tcall.engine.live import Channel, LiveCall
+from tcall.engine.live import Channel, LiveCall, SessionFactory
 from tcall.engine.locking import hold_online
 from tcall.engine.media.handle import VideoHandle
 from tcall.engine.media.levels import MicLevel
@@ -89,6 +89,7 @@ from tcall.engine.requests import ContactRequest, RequestBook
 from tcall.engine.requests import accept as accept_request
 from tcall.engine.requests import block as block_request
 from tcall.engine.requests import ignore as ignore_request
+from tcall.engine.session import Session
 from tcall.engine.settings import Settings
 from tcall.engine.wire import (
     Message,
@@ -305,8 +306,8 @@ class Phone:
 
     def call_ids(self) -> list[str]:
         """The calls in progress, oldest first: 1:1 calls and group calls (never their pairs)."""
-        pairs = {id(p) for g in self._groups.values() for p in g.pairs()}
-        calls = [call_id for call_id, live in self._calls.items() if id(live) not in pairs]
+        pairs = {pair for group in self._groups.values() for pair in group.pairs()}
+        calls = [call_id for call_id, live in self._calls.items() if live not in pairs]
         return [*calls, *(g for g in self._groups if g not in calls)]
 
     def call_history(self) -> list[CallRecord]:
@@ -666,21 +667,16 @@ class Phone:
 
     def group_pair(self, group: GroupCall, core: CallCore, peer: RosterEntry) -> LiveCall:
         """A pair call of `group` with `peer`, registered like any call so its messages route."""
-        channel = RelayChannel(self, peer.key, peer.relay, lambda: group.core.roster)
-        live = LiveCall(
+        live = self._live_call(
             core,
             group.options,
-            channel,
-            lambda event: group.pair_event(peer.key, event),
-            self._history,
-            self.clock,
-            self._over,
+            RelayChannel(self, peer.key, peer.relay, lambda: group.core.roster),
+            group.options.ice,
+            emit=lambda event: group.pair_event(peer.key, event),
             sessions=group.session,
             release=group.release,
         )
         live.video = group.video_of(peer.key)  # the member's tile shows what this pair receives
-        self._calls[core.call_id] = live
-        self._remember_over(core.call_id)
         return live
 
     async def send_group(
@@ -868,17 +864,29 @@ class Phone:
         )
 
     def _live_call(
-        self, core: CallCore, options: CallOptions, channel: Channel, ice: IceSettings
+        self,
+        core: CallCore,
+        options: CallOptions,
+        channel: Channel,
+        ice: IceSettings,
+        *,
+        emit: EmitEvent | None = None,
+        sessions: SessionFactory = open_session,
+        release: Callable[[Session], None] | None = None,
     ) -> LiveCall:
+        """A call registered with us, so its messages route to it. A group call's pair (see
+        group_pair) reports to its group and takes its Session from the group's media."""
         options = dataclasses.replace(options, ice=ice)
         live = LiveCall(
             core,
             options,
             channel,
-            self._emit,
+            emit or self._emit,
             self._history,
             self.clock,
             self._over,
+            sessions=sessions,
+            release=release,
         )
         self._calls[core.call_id] = live
         self._remember_over(core.call_id)

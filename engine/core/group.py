@@ -206,6 +206,9 @@ class GroupCore:
     states: dict[bytes, Member] = field(default_factory=dict)
     _join_sent: set[bytes] = field(default_factory=set)
     _pairs: set[bytes] = field(default_factory=set)  # members we have a pair call with
+    # Invited members we stopped waiting for: their join may still come (the inviter may ring
+    # longer than we wait), and then they are in, though leaving otherwise takes a new invitation.
+    _gave_up: set[bytes] = field(default_factory=set)
     ended: bool = False
 
     def __post_init__(self) -> None:
@@ -278,10 +281,11 @@ class GroupCore:
         """A member says they are in the call."""
         entry = self.entry(sender)  # IdentityError: not a member
         state = self.states[sender]
-        if state is Member.LEFT:
+        if state is Member.LEFT and sender not in self._gave_up:
             raise ProtocolError("a join from a member who left (they must be invited again)")
+        self._gave_up.discard(sender)
         actions: list[GroupAction] = []
-        if state is Member.INVITED:
+        if state in (Member.INVITED, Member.LEFT):
             blocked = self.blocked(sender)
             self.states[sender] = Member.BLOCKED if blocked else Member.JOINED
             actions.append(Changed(sender, self.states[sender]))
@@ -381,6 +385,14 @@ class GroupCore:
             self.states[key] = Member.CONNECTED
             return [Changed(key, Member.CONNECTED)]
         return []
+
+    def invite_expired(self, key: bytes) -> list[GroupAction]:
+        """An invited member has not joined in the time an invitation rings: they did not answer
+        (as far as we know: see `_gave_up`)."""
+        if self.states.get(key) is not Member.INVITED:
+            return []
+        self._gave_up.add(key)
+        return self.peer_left(key, "no_answer")
 
     def peer_left(self, sender: bytes, reason: str = "left") -> list[GroupAction]:
         """A member said leave, or our pair call with them ended (`reason`)."""

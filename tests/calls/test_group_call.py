@@ -229,6 +229,8 @@ def test_when_the_creator_says_no_invites_a_member_cannot_bring_anyone(
         assert listener.finish(60) == 0, listener.stderr()
     dave_listens.stop()
     assert not [e for e in dave_listens.events if e["event"] == "incoming"]
+    # The refused invitation changed nothing: bob and alice still talked.
+    assert frames_from(summary(bob_listens))["alice"] > 10
 
 
 NO_INVITES = "cannot invite dave: the call's creator does not let members invite"
@@ -262,3 +264,17 @@ def test_an_invitation_nobody_answers_ends_as_a_missed_call(
     assert caller.finish(60) == 0 and carol_listens.finish(30) == 0
     left = [e for e in caller.events if e["event"] == "left" and e["member"] == "bob"]
     assert left[0]["reason"] == "no_answer"
+
+
+def test_a_member_never_waits_for_ever_for_an_invitee_who_never_answers(
+    tmp_path: Path, relay: ServeProcess
+) -> None:
+    """carol is offline; alice leaves; bob, alone with carol's unanswered invitation, ends the
+    call once an invitation would have rung out (his ring timeout and a grace of 5 s)."""
+    alice, bob, _ = people(tmp_path, relay, 3)
+    bob_listens = bob.listen(*ANSWER, "--ring-timeout", "3", *SMALL)
+    caller = alice.start_call("bob", "carol", "--duration", "3", "--ring-timeout", "3", *SMALL)
+    assert caller.finish(60) == 0, caller.stderr()
+    assert bob_listens.finish(30) == 0, bob_listens.stderr()
+    left = {e["member"]: e["reason"] for e in bob_listens.events if e["event"] == "left"}
+    assert left == {"alice": "left", "carol": "no_answer"}

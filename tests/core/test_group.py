@@ -234,3 +234,18 @@ def test_an_invitee_who_answered_may_invite_before_their_media_connects() -> Non
         core.added(b, RosterEntry(d, ""))  # b has not answered
     core.pair_answered(b)
     assert core.added(b, RosterEntry(d, "")) == [Changed(d, Member.INVITED)]
+
+
+def test_an_invitee_we_stopped_waiting_for_may_still_join_but_a_leaver_may_not() -> None:
+    a, b, c, d = keys(4)
+    core = GroupCore(roster([a, b, c, d]), b, lambda k: False)
+    core.accepted(a)
+    assert Changed(c, Member.LEFT, "no_answer") in core.invite_expired(c)
+    assert core.invite_expired(c) == []  # once
+    assert Changed(c, Member.JOINED) in core.peer_joined(
+        c
+    )  # the inviter rang longer than we waited
+    core.peer_joined(d)
+    core.peer_left(d)
+    with pytest.raises(ProtocolError):
+        core.peer_joined(d)  # left: only a new invitation brings them back
