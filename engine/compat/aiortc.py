@@ -23,6 +23,11 @@ name-mangled attribute as above): Opus packets go to tcall's receiver and never 
 decoder thread, any other codec goes on to aiortc's own buffer. The receiver's `receive` says which
 payload types are Opus once the call is negotiated.
 
+Audio level: every audio sender computes the RFC 6465 level of each frame it sends (the RTP
+header extension tcall's receiver reads to find pauses) with `aiortc.rtp.compute_audio_level_dbov`, a
+Python loop over the samples: 80 us a frame, 50 frames a second per sender, so 2% of a core in a
+group call of six. install() puts a numpy version with the same results in its place.
+
 Route: aiortc reports no candidate-pair stats, so nominated_route() reaches aioice's Connection through
 the ICE gatherer's private `_connection` (ice_connection(), which tests also use to lose packets on
 the way in, through the Connection's public `recv`).
@@ -32,17 +37,20 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
 from aioice import Connection
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, rtp
 from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
+from av import AudioFrame
 
 from tcall.engine.compat.aioice import nominated_pair
 from tcall.engine.errors import CompatError
@@ -320,6 +328,30 @@ def audio_level(packet: RtpPacket) -> int | None:
     return int(level[1]) if level is not None else None
 
 
+MAX_SAMPLE = 32767
+MIN_AUDIO_LEVEL = -127
+
+
+def audio_level_dbov(frame: AudioFrame) -> int:
+    """aiortc's compute_audio_level_dbov (RFC 6465 Appendix A) in numpy, with its results: the RMS
+    of the frame's first plane of int16 samples, over `frame.samples`, in dBov from -127 to 0."""
+    samples = np.frombuffer(memoryview(frame.planes[0]), dtype=np.int16)
+    power = float(np.dot(samples, samples.astype(np.float64))) if len(samples) else 0.0
+    rms = math.sqrt(power / (frame.samples * MAX_SAMPLE * MAX_SAMPLE)) if frame.samples else 0.0
+    if rms <= 0:
+        return MIN_AUDIO_LEVEL
+    return round(min(0.0, max(float(MIN_AUDIO_LEVEL), 20 * math.log10(rms))))
+
+
+AIORTC_AUDIO_LEVEL = getattr(rtp, "compute_audio_level_dbov", None)  # aiortc's own, for tests
+
+
+def _fast_audio_level() -> None:
+    if not callable(getattr(rtp, "compute_audio_level_dbov", None)):
+        raise _incompatible("aiortc.rtp has no compute_audio_level_dbov")
+    rtp.compute_audio_level_dbov = audio_level_dbov
+
+
 # --- route ---------------------------------------------------------------------------------------
 
 
@@ -370,7 +402,8 @@ def packets_received(pc: RTCPeerConnection) -> int:
 
 
 def install() -> None:
-    """Check the receiver's names the video receive path uses, and offer Opus FEC; safe to call
-    again."""
+    """Check the receiver's names the video receive path uses, offer Opus FEC, and compute audio
+    levels in numpy; safe to call again."""
     _check_receive_path()
     _advertise_opus_fec()
+    _fast_audio_level()

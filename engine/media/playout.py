@@ -119,6 +119,11 @@ class Playout:
 
     def write(self, samples: np.ndarray) -> None:
         with self._lock:
+            if not self._started and len(self._buffer) >= self.MAX_BUFFERED:
+                # Nothing has read any of it (a group call's mix with no speaker to play it):
+                # what is there stays, the rest is dropped without the work of a cut.
+                self.dropped += len(samples)
+                return
             buffer = np.concatenate([self._buffer, samples.astype(np.int16, copy=False)])
             if len(buffer) > self.MAX_BUFFERED:
                 cut = len(buffer) - self.MAX_BUFFERED

@@ -12,6 +12,7 @@ import aioice
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
+import aiortc.rtp
 import av
 import numpy as np
 import pytest
@@ -221,6 +222,31 @@ def test_the_video_receive_paths_targets_are_checked(
     else:
         monkeypatch.delattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, name)
     with pytest.raises(CompatError, match=f"^aiortc {version('aiortc')}: RTCRtpReceiver .*{name}"):
+        aiortc_hooks.install()
+
+
+def test_audio_levels_are_aiortcs_own_computed_in_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    aiortc_hooks.install()
+    assert aiortc.rtp.compute_audio_level_dbov is aiortc_hooks.audio_level_dbov
+    original = aiortc_hooks.AIORTC_AUDIO_LEVEL
+    assert original is not None and original is not aiortc_hooks.audio_level_dbov
+    rng = np.random.default_rng(7)
+    blocks = [np.zeros(960), np.full(960, 32767), np.full(960, -32768), np.ones(960)]
+    blocks += [rng.normal(0, scale, 960).clip(-32768, 32767) for scale in (3, 300, 3000, 30000)]
+    blocks += [np.sin(np.arange(480) / 7) * amplitude for amplitude in (1, 100, 10000, 32767)]
+    levels = set()
+    for block in blocks:
+        for layout in ("mono", "stereo"):
+            samples = np.repeat(block, 2) if layout == "stereo" else block
+            frame = av.AudioFrame.from_ndarray(
+                samples.astype(np.int16).reshape(1, -1), format="s16", layout=layout
+            )
+            ours = aiortc_hooks.audio_level_dbov(frame)
+            assert ours == original(frame), (layout, block[:4])
+            levels.add(ours)
+    assert {-127, 0} <= levels and len(levels) >= 8  # the blocks span the range
+    monkeypatch.delattr(aiortc.rtp, "compute_audio_level_dbov")
+    with pytest.raises(CompatError, match="aiortc .*compute_audio_level_dbov"):
         aiortc_hooks.install()
 
 

@@ -4,10 +4,13 @@ aiortc encoder's loss tracking."""
 
 from __future__ import annotations
 
+import ctypes
+
 import av
 import numpy as np
 import pytest
 
+from tcall.engine.media import opus
 from tcall.engine.media.opus import (
     FRAME,
     EncoderSettings,
@@ -43,6 +46,14 @@ def test_fec_is_sent_only_while_loss_is_expected() -> None:
 def test_packets_are_20_ms() -> None:
     assert {packet_samples(p) for p in encode(0)} == {FRAME}
     assert packet_samples(b"") is None
+    assert packet_samples(b"\xff") is None  # a code-3 packet with no frame count
+
+
+def test_the_event_loops_packet_queries_keep_the_gil() -> None:
+    # Asked of every packet on the event loop: releasing the GIL there cost up to a switch
+    # interval per packet in a busy group call (engine/media/opus.py _packet_lib).
+    assert isinstance(opus._packet_lib(), ctypes.PyDLL)
+    assert not isinstance(opus._lib(), ctypes.PyDLL)  # encode and decode let other threads run
 
 
 def test_a_lost_frame_is_rebuilt_from_fec_better_than_it_is_concealed() -> None:

@@ -158,6 +158,27 @@ def test_the_buffer_never_holds_more_than_its_bound(sink: SpeakerSink) -> None:
     assert sink.playout.dropped > 0
 
 
+def test_unread_audio_keeps_its_first_bound_and_a_playing_buffer_its_newest() -> None:
+    unread, playing = Playout(), Playout()
+    out = np.zeros(960, dtype=np.int16)
+    playing.write(np.full(960, -1, dtype=np.int16))
+    playing.read(out)  # the device has started
+    for index in range(50):  # one second of numbered frames, each 20 ms
+        block = np.full(960, index, dtype=np.int16)
+        unread.write(block)
+        playing.write(block)
+    # Nobody plays `unread` (a group call with no speaker): its first 300 ms stay, the rest is
+    # dropped uncut. A playing buffer drops its oldest audio instead, so what plays next is recent.
+    assert unread.buffered == Playout.MAX_BUFFERED
+    assert unread.dropped == 50 * 960 - Playout.MAX_BUFFERED
+    unread.read(out)
+    assert (out == 0).all()
+    assert playing.buffered <= Playout.MAX_BUFFERED
+    playing.read(out)  # cross-faded from the oldest kept into the next, as any overflow cut is
+    playing.read(out)
+    assert out.min() >= 50 - Playout.MAX_BUFFERED // 960 - 1
+
+
 def test_on_played_hears_exactly_what_the_device_got(sink: SpeakerSink) -> None:
     heard: list[np.ndarray] = []
     sink.on_played = heard.append
