@@ -9,9 +9,10 @@ belongs: the roster, and the signed messages that change it.
   (`Roster`). The invitee's phone rings as for a call from the inviter: the invitee's own policy
   (who may call, blocked, do-not-disturb, silence, auto-answer) judges the inviter.
 - An invitee who answers tells every other member `join`. A member in the call that learns of a
-  join sets up their pair: the member with the smaller key offers; the other, if it has not
-  said `join` to them yet, says it, so that the smaller one offers. So two members never offer to
-  each other at once, whatever order their joins cross in.
+  join sets up their pair: the member with the smaller key offers; the other says `join` back,
+  so that the smaller one offers (a join can arrive before the invitation it follows, and is
+  then lost). So two members never offer to each other at once, whatever order their joins
+  cross in, and never wait for each other.
 - A member may bring someone in (`invite`) when the creator allows it (`Roster.open`), and the
   creator always may: the inviter tells every member `added` (signed by the inviter, accepted only
   from a member who is in the call and may invite) and offers to the new member.
@@ -290,17 +291,20 @@ class GroupCore:
             self.states[sender] = Member.BLOCKED if blocked else Member.JOINED
             actions.append(Changed(sender, self.states[sender]))
         if self.in_call:
-            actions += self._meet(entry, known_in=True)
+            actions += self._meet(entry, known_in=True, answer=True)
         return actions
 
-    def _meet(self, entry: RosterEntry, known_in: bool) -> list[GroupAction]:
-        """Set up our pair with a member: the smaller key offers, the other says join (once)."""
+    def _meet(self, entry: RosterEntry, known_in: bool, answer: bool = False) -> list[GroupAction]:
+        """Set up our pair with a member: the smaller key offers, the other says join, once, or
+        in `answer` to theirs: our first may have reached them before their invitation did, and
+        a join for a call they do not know yet is refused (engine/phone.py), so without the answer
+        each would wait for the other for ever. One answer per join of theirs bounds it."""
         if entry.key in self._pairs or self.blocked(entry.key):
             return []
         if known_in and self.me < entry.key:
             self._pairs.add(entry.key)
             return [OpenPair(entry, self.pair_id(entry.key), invite=False)]
-        if entry.key in self._join_sent:
+        if entry.key in self._join_sent and not answer:
             return []
         self._join_sent.add(entry.key)
         return [SendGroup("join", entry)]

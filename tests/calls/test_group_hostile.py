@@ -139,3 +139,55 @@ def test_a_forged_roster_change_is_refused_by_every_member(
         )
         codes = {e["code"] for e in listener.events if e["event"] in ("joined", "left")}
         assert len([e for e in listener.events if e["event"] == "joined"]) == 2, codes
+
+
+def test_an_invitation_that_comes_after_a_members_join_still_joins_everyone(
+    hostile: tuple[HostileRelay, dict[str, User], User],
+) -> None:
+    """A slow relay (or a slow inviter: each invitation waits for its own ICE gathering) lets
+    bob's `join` reach carol before alice's invitation does. carol refuses a join for a call she
+    does not know yet; the member with the smaller key offers each pair, so when that is carol,
+    she must still learn that bob is in. Before the fix each waited for the other for ever."""
+    relay, users, _ = hostile
+    ids = {name: identity_of(user) for name, user in users.items()}
+    # `late` gets its invitation after the other's join; it has the smaller key of the two, so
+    # it is the one who must offer their pair.
+    late, early = sorted(("bob", "carol"), key=lambda n: ids[n].public_key)
+    late_box = mailbox_id(ids[late].public_key)
+    held: list[bytes] = []
+    order: list[str] = []
+
+    def invitation_after_join(to: str, payload: bytes) -> list[tuple[str, bytes]]:
+        if to != late_box:
+            return [(to, payload)]
+        message = peek(ids[late], payload)
+        if message is None:
+            return [(to, payload)]
+        sender = next((n for n, i in ids.items() if i.public_key == message.sender), "?")
+        if (
+            message.kind == "offer"
+            and message.group is not None
+            and sender == "alice"
+            and not order
+        ):
+            held.append(payload)  # the invitation waits...
+            return []
+        if message.kind == "join" and sender == early and held:
+            order.extend(["join", "invitation"])  # ...until the other's join has gone first
+            return [(to, payload), (to, held.pop())]
+        return [(to, payload)]
+
+    relay.on_route = invitation_after_join
+    listeners = {n: users[n].listen(*ANSWER, "10", *SMALL) for n in ("bob", "carol")}
+    caller = users["alice"].start_call("bob", "carol", "--duration", "10", *SMALL)
+    caller.finish(60)
+    for listener in listeners.values():
+        listener.finish(30)
+    assert order == ["join", "invitation"], "the relay never held the invitation back"
+    # The early join is an ordinary race, not an attack: nothing is shown as refused.
+    assert not [e for e in listeners[late].events if e["event"] == "refused"]
+    everyone = {"alice": caller, **listeners}
+    for name, listener in everyone.items():
+        received = frames(listener)
+        assert set(received) == set(everyone) - {name}, (name, received)
+        assert all(count > 10 for count in received.values()), (name, received)

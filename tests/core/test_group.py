@@ -73,11 +73,10 @@ class Mesh:
             self.pending += [(sender, to, "connected"), (to, sender, "connected")]
         elif what == "connected":
             self.run(to, self.cores[to].pair_connected(sender))
-        elif isinstance(what, SendGroup) and what.kind == "join":
-            if to in self.cores:
-                self.run(to, self.cores[to].peer_joined(sender))
-            else:  # still ringing there: it learns later, from the others' joins
-                self.pending.append((sender, to, what))
+        elif isinstance(what, SendGroup) and what.kind == "join" and to in self.cores:
+            self.run(to, self.cores[to].peer_joined(sender))
+        # A join to someone whose invitation has not arrived yet is lost: a join for no call of
+        # theirs is dropped (engine/phone.py _group_message), as the relay delivered it.
 
     def settle(self, rng: random.Random) -> None:
         for _ in range(10_000):
