@@ -39,6 +39,7 @@ from tcall.engine.core.group import (
     OpenPair,
     RosterEntry,
     SendGroup,
+    loudest,
 )
 from tcall.engine.core.outcome import Outcome
 from tcall.engine.errors import ProtocolError, TcallError
@@ -73,7 +74,6 @@ if TYPE_CHECKING:
 INVITE_GRACE_S = 5.0
 # A member whose media stopped: as long as this, then they count as lost and the rest go on.
 GROUP_RECONNECT_S = 10.0
-SPEAKING_DB = -45.0  # the loudest member is highlighted only when someone is louder than this
 LEVELS_HZ = 4
 GROUP_SIZE = (320, 240)
 GROUP_FPS = 15.0
@@ -264,11 +264,9 @@ class GroupCall:
                 if m.pair is not None and m.pair.session in by_session
             }
             levels[self.phone.public_key] = -100.0 if self.muted else self.mic.reading.level_db
-            loudest = max(levels, key=lambda k: levels[k]) if levels else None
-            if loudest is not None and levels[loudest] < SPEAKING_DB:
-                loudest = None
-            if loudest != self._speaking:
-                self._speaking = loudest
+            speaking = loudest(levels, self._speaking)
+            if speaking != self._speaking:
+                self._speaking = speaking
                 self._republish()
 
     # --- performing the core's actions -------------------------------------------------------

@@ -332,9 +332,23 @@ MAX_SAMPLE = 32767
 MIN_AUDIO_LEVEL = -127
 
 
+_last_level: tuple[AudioFrame, int] | None = None  # (frame, its level): replaced whole
+
+
 def audio_level_dbov(frame: AudioFrame) -> int:
     """aiortc's compute_audio_level_dbov (RFC 6465 Appendix A) in numpy, with its results: the RMS
-    of the frame's first plane of int16 samples, over `frame.samples`, in dBov from -127 to 0."""
+    of the frame's first plane of int16 samples, over `frame.samples`, in dBov from -127 to 0.
+    A group call's senders all send the same frame object: its level is computed once."""
+    global _last_level
+    last = _last_level
+    if last is not None and last[0] is frame:
+        return last[1]
+    level = _level_dbov(frame)
+    _last_level = (frame, level)
+    return level
+
+
+def _level_dbov(frame: AudioFrame) -> int:
     samples = np.frombuffer(memoryview(frame.planes[0]), dtype=np.int16)
     power = float(np.dot(samples, samples.astype(np.float64))) if len(samples) else 0.0
     rms = math.sqrt(power / (frame.samples * MAX_SAMPLE * MAX_SAMPLE)) if frame.samples else 0.0

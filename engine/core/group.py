@@ -431,3 +431,24 @@ class GroupCore:
                 else:
                     actions.append(ClosePair(entry.key))  # its hangup says it
         return [*actions, End()]
+
+
+# --- who is speaking -------------------------------------------------------------------------
+
+SPEAKING_DB = -45.0  # the loudest member is highlighted only when someone is louder than this
+SWITCH_DB = (
+    3.0  # and another takes the highlight only when this much louder than the one who has it
+)
+
+
+def loudest(levels: dict[bytes, float], current: bytes | None) -> bytes | None:
+    """Whom to highlight, from each member's recent level (dBFS): the loudest above SPEAKING_DB,
+    but `current` keeps it while still speaking unless someone is SWITCH_DB louder, so two members
+    talking at about the same level do not make the highlight (and the grid's borders) flicker."""
+    speaking = {key: level for key, level in levels.items() if level >= SPEAKING_DB}
+    if not speaking:
+        return None
+    top = max(speaking, key=lambda key: speaking[key])
+    if current in speaking and speaking[top] < speaking[current] + SWITCH_DB:
+        return current
+    return top

@@ -243,6 +243,7 @@ def test_audio_levels_are_aiortcs_own_computed_in_numpy(monkeypatch: pytest.Monk
             )
             ours = aiortc_hooks.audio_level_dbov(frame)
             assert ours == original(frame), (layout, block[:4])
+            assert aiortc_hooks.audio_level_dbov(frame) == ours  # again: from the one-frame cache
             levels.add(ours)
     assert {-127, 0} <= levels and len(levels) >= 8  # the blocks span the range
     monkeypatch.delattr(aiortc.rtp, "compute_audio_level_dbov")

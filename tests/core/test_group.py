@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tcall.engine.core.group import (
     MAX_MEMBERS,
+    SWITCH_DB,
     Changed,
     ClosePair,
     End,
@@ -21,6 +22,7 @@ from tcall.engine.core.group import (
     RosterEntry,
     SendGroup,
     group_code,
+    loudest,
     pair_id,
 )
 from tcall.engine.errors import IdentityError, ProtocolError
@@ -248,3 +250,15 @@ def test_an_invitee_we_stopped_waiting_for_may_still_join_but_a_leaver_may_not()
     core.peer_left(d)
     with pytest.raises(ProtocolError):
         core.peer_joined(d)  # left: only a new invitation brings them back
+
+
+def test_the_highlight_goes_to_the_loudest_and_stays_until_someone_is_clearly_louder() -> None:
+    a, b, c = keys(3)
+    assert loudest({a: -60.0, b: -70.0}, None) is None  # nobody above the speaking level
+    assert loudest({a: -20.0, b: -30.0, c: -60.0}, None) == a
+    # Two at about the same level: whoever has it keeps it, whichever is a hair louder now.
+    assert loudest({a: -20.0, b: -19.0}, a) == a
+    assert loudest({a: -19.0, b: -20.0}, b) == b
+    assert loudest({a: -20.0, b: -20.0 + SWITCH_DB}, a) == b  # clearly louder takes it
+    assert loudest({a: -60.0, b: -30.0}, a) == b  # the one who had it stopped
+    assert loudest({b: -30.0}, a) == b  # the one who had it left
