@@ -31,6 +31,11 @@ import pytest
 from hypothesis import settings
 
 pytest.register_assert_rewrite("tests.support")
+# Compiled modules and pytest's rewritten test modules are cached in __pycache__ (git ignores it)
+# even where the environment says PYTHONDONTWRITEBYTECODE, as these machines do: compiling and
+# rewriting every module again on each run was a third of the unit tier's 10 s. Set before any
+# test or tcall module is imported.
+sys.dont_write_bytecode = False
 
 from tests.support.fuzz import examples  # noqa: E402 - after the rewrite hook, so it is rewritten
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import fftconvolve, resample_poly
 
 from tests.support.speech import PROMPTS, RATE, noise, read_wav
 
@@ -38,6 +37,8 @@ def room_echo(far: np.ndarray, delay_ms: float, gain_db: float, seed: int = 7) -
     response[0] = 1.0
     response *= 10 ** (gain_db / 20) / np.sqrt((response**2).sum())
     delay = int(delay_ms * RATE / 1000)
+    from scipy.signal import fftconvolve  # here: importing scipy.signal takes about a second
+
     echoed = fftconvolve(far, response)[: len(far)]
     return np.concatenate([np.zeros(delay), echoed])[: len(far)]
 
@@ -122,6 +123,8 @@ def drifting_echo_scene(
     # The microphone's sample n hears the speaker's sample n * (1 + ppm 1e-6): resample onto
     # the microphone's clock (band-limited, so the echo path itself adds no distortion).
     parts_per_million = 1_000_000
+    from scipy.signal import resample_poly
+
     on_mic_clock = resample_poly(far, parts_per_million, parts_per_million + round(ppm))
     echo = room_echo(on_mic_clock, delay_ms, echo_db)[: int(seconds * RATE)]
     return DriftingEcho(to_int16(far), to_int16(echo), RATE * (1 + ppm * 1e-6))

@@ -18,7 +18,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import lfilter, resample_poly
 
 RATE = 48000  # what tcall's microphone and speaker run at, and what the studio records
 SCORE_RATE = 16000  # PESQ-WB's rate
@@ -67,6 +66,8 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> Path:
 def resample(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
     if rate == to:
         return np.asarray(samples, dtype=np.float64)
+    from scipy.signal import resample_poly  # here: importing scipy.signal takes about a second
+
     ratio = Fraction(to, rate)
     return np.asarray(resample_poly(samples, ratio.numerator, ratio.denominator))
 
@@ -115,6 +116,8 @@ def reference_speech(folder: Path, short: bool = False) -> np.ndarray:
 def noise(seconds: float, seed: int = 15) -> np.ndarray:
     """Pink-ish noise at unit RMS: white noise plus a low-passed copy (more energy down low, as a
     fan or a street has), the same for the same seed."""
+    from scipy.signal import lfilter  # here: importing scipy.signal takes about a second
+
     white = np.random.default_rng(seed).standard_normal(int(seconds * RATE))
     rumble = lfilter([0.05], [1, -0.95], white)
     mixed = 0.5 * white + rumble
