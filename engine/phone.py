@@ -579,10 +579,9 @@ class Phone:
         """join, added, leave, mic: a member's word about a group call we know."""
         group = self._groups.get(message.call_id)
         if group is None:
-            # A join may come before the invitation it follows (engine/core/group.py: the joiner
-            # says it again when we join): no word of it, as of a call already over.
-            early_join = message.kind == "join"
-            if not early_join and message.call_id not in self._over_ids:
+            # A join may come before the invitation it follows: dropped without a word, since
+            # its sender says it again in answer to ours (engine/core/group.py _meet).
+            if message.kind != "join" and message.call_id not in self._over_ids:
                 self._refuse(refusal(ProtocolError(f"a {message.kind} for no call of ours"), {}))
             return
         core = group.core

@@ -436,9 +436,7 @@ class GroupCore:
 # --- who is speaking -------------------------------------------------------------------------
 
 SPEAKING_DB = -45.0  # the loudest member is highlighted only when someone is louder than this
-SWITCH_DB = (
-    3.0  # and another takes the highlight only when this much louder than the one who has it
-)
+SWITCH_DB = 3.0  # and it moves only to someone this much louder than the one who has it
 
 
 def loudest(levels: dict[bytes, float], current: bytes | None) -> bytes | None:

@@ -144,10 +144,10 @@ def test_a_forged_roster_change_is_refused_by_every_member(
 def test_an_invitation_that_comes_after_a_members_join_still_joins_everyone(
     hostile: tuple[HostileRelay, dict[str, User], User],
 ) -> None:
-    """A slow relay (or a slow inviter: each invitation waits for its own ICE gathering) lets
-    bob's `join` reach carol before alice's invitation does. carol refuses a join for a call she
-    does not know yet; the member with the smaller key offers each pair, so when that is carol,
-    she must still learn that bob is in. Before the fix each waited for the other for ever."""
+    """A slow relay (or a slow inviter: each invitation waits for its own ICE gathering) lets one
+    invitee's `join` reach the other before alice's invitation does, and a join for a call not
+    known yet is dropped. The member with the smaller key offers each pair, so when that is the
+    late one, it must still learn that the other is in. Before the fix each waited for ever."""
     relay, users, _ = hostile
     ids = {name: identity_of(user) for name, user in users.items()}
     # `late` gets its invitation after the other's join; it has the smaller key of the two, so
