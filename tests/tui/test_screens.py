@@ -29,6 +29,7 @@ from tcall.tui.screens.history import HistoryScreen
 from tcall.tui.screens.identity import IdentityScreen
 from tcall.tui.screens.incoming import IncomingCallScreen
 from tcall.tui.screens.settings import SettingsScreen
+from tcall.tui.widgets.video_view import VideoView
 
 SIZE = (80, 24)
 
@@ -321,6 +322,12 @@ async def test_echo_call_shows_video_and_every_call_key_works(tcall_home: Path) 
         await until(pilot, lambda: "fps" in str(stats.render()))
         await pilot.press("p")
         assert not screen.query_one("#pip").display
+        # The frame timer can fire while `r` has removed the old view and not yet mounted the
+        # new one (it crashed the app once in CI): that frame waits for the new view.
+        await screen.remote.remove()
+        screen.pull_frames()
+        await screen.mount(VideoView(screen.modes[0], id="remote"), before="#pip")
+        await until(pilot, lambda: screen.remote.grid is not None)  # the newest frame, again
         await pilot.press("r")
         await until(pilot, lambda: screen.remote.mode == "256" and screen.remote.grid is not None)
         await pilot.press("h")

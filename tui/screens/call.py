@@ -197,7 +197,10 @@ class CallScreen(Screen[None]):
         handle = self.video_handle
         if handle is None:
             return
-        remote = self.remote
+        remote = next(iter(self.query("#remote").results(VideoView)), None)
+        if remote is None:  # between the old view's removal and the new one's mount
+            self._shown = -1  # (action_renderer): the new view shows the newest frame at once
+            return
         handle.fit = remote.pixel_box()  # the engine scales each frame down to it
         count, frame = handle.remote()
         if count != self._shown and frame is not None:
