@@ -17,9 +17,7 @@ the echo's delay holds still (AEC3 finds that delay itself, but does not follow 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,40 +60,39 @@ class FarEndReference:
     """What the speaker played, from PortAudio's thread to the microphone's processing, resampled
     onto the microphone's clock.
 
-    The speaker and the microphone run on clocks of their own (in a real call the speaker played
-    47 979 samples for the microphone's 48 000: 450 ppm). Taken sample for sample, the reference
-    would slide against the echo (0.45 ms a second) and the buffer between them would run dry or
-    overflow every few seconds; AEC3 does not follow a drift like that (it kept 13-46 dB of a
-    synthetic echo at 450 ppm, 55-64 dB at 0-100 ppm). So `take` reads the buffer at a `ratio`
-    (speaker samples per microphone sample, cubic interpolation with a carried phase), which a
-    slow PI controller (ClockSteering) sets from the reference's lag: how far the read position
-    is behind what the speaker had played when the microphone captured the block. Holding that
-    lag where it was when the reference started flowing holds the echo's delay as AEC3 sees it.
-    The ratio found is kept when the reference restarts (the clocks are the same ones).
+    The speaker and the microphone may run on clocks of their own (in the test studio's
+    PulseAudio the speaker played 450-1000 ppm off the microphone). Taken sample for sample, the
+    reference would slide against the echo (0.45 ms a second at 450 ppm); AEC3 does not follow a
+    slide like that (it kept 13-46 dB of a synthetic echo at 450 ppm, 55-64 dB at 0-100 ppm). So
+    `take` reads the buffer at a `ratio` (speaker samples per microphone sample, cubic
+    interpolation with a carried phase), and `heard` steers that ratio (ClockSteering) to hold
+    the echo where it was behind the reference, as measured on the two signals (EchoDelay).
+
+    Why the signals and not the clocks: a first version steered by when the blocks were played
+    and captured, and through PulseAudio those times wandered by +-20 ms over seconds, device
+    timestamps included; chasing them swung the ratio between its limits and moved the echo by
+    milliseconds (bench/audio.py's echo scene: 9-40 dB removed, median 19, in 14 calls; steered
+    by the echo, 22-67 dB, median 36, in 12).
 
     Consuming starts once PREFILL is buffered, so the callbacks' jitter does not starve it. When
     more than MAX waits (the microphone stalled), the oldest goes, down to PREFILL; when it runs
     dry (the speaker stopped), the canceller hears silence until it fills again. Either is a
-    restart (counted in `restarts`): in steady state there are none.
+    restart (counted in `restarts`): in steady state there are none. A restart moves the echo,
+    so the delay to hold is measured again; the ratio found is kept (the clocks are the same).
     """
 
-    PREFILL = 2 * BLOCK  # 40 ms
-    MAX = 6 * BLOCK  # 120 ms
-    HISTORY_SECONDS = 0.5  # push times kept to find what had been played at a capture time
+    PREFILL = 4 * BLOCK  # 80 ms: the speaker's stalls and bursts (through PulseAudio)
+    MAX = 20 * BLOCK  # 400 ms: the event loop's lateness on top
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._blocks: deque[np.ndarray] = deque()
         self._buffered = 0
         self._flowing = False
         self.restarts = 0  # times a flowing reference ran dry or overflowed
         self.steering = ClockSteering()
-        # Totals since the start, in speaker samples: pushed, and consumed (read or dropped).
-        self._pushed = 0
-        self._consumed = 0
-        self._pushes: deque[tuple[float, int]] = deque()  # (time, _pushed after that push)
-        self._captures = CaptureClock()
+        self.echo = EchoDelay()
+        self._unmeasured = 0  # microphone samples heard since the echo's delay was last measured
         # The resampler: the read position is `_phase` (0 <= _phase < 1) past the oldest
         # buffered sample; `_before` holds the sample before it (cubic interpolation's left).
         self._phase = 0.0
@@ -111,14 +108,9 @@ class FarEndReference:
 
     def push(self, samples: np.ndarray) -> None:
         """Called on the speaker's thread with each int16 block it played; quick, never blocks long."""
-        now = self._clock()
         with self._lock:
             self._blocks.append(samples)
             self._buffered += len(samples)
-            self._pushed += len(samples)
-            self._pushes.append((now, self._pushed))
-            while len(self._pushes) > 2 and self._pushes[0][0] < now - self.HISTORY_SECONDS:
-                self._pushes.popleft()
             if self._buffered > self.MAX:
                 if self._flowing:
                     self.restarts += 1
@@ -128,16 +120,13 @@ class FarEndReference:
     def _drop_to(self, keep: int) -> None:
         """Drop the oldest whole blocks while at least `keep` samples would remain (lock held)."""
         while self._buffered - len(self._blocks[0]) >= keep:
-            dropped = len(self._blocks.popleft())
-            self._buffered -= dropped
-            self._consumed += dropped
+            self._buffered -= len(self._blocks.popleft())
         self._phase = 0.0
         self._before = 0.0
 
     def take(self, count: int) -> np.ndarray:
         """The next `count` samples the speaker played, on the microphone's clock, or silence
         while there are too few."""
-        captured = self._captures.captured(self._clock(), count)
         with self._lock:
             if not self._flowing and self._buffered >= max(self.PREFILL, count) + 3:
                 # Start PREFILL behind: what piled up before (the speaker often starts well
@@ -145,10 +134,9 @@ class FarEndReference:
                 self._drop_to(max(self.PREFILL, count) + 3)
                 self._flowing = True
                 self.steering.restart()
+                self.echo.restart()
             if not self._flowing:
                 return np.zeros(count, dtype=np.int16)
-            lag = self._played_at(captured) - (self._consumed + self._phase)
-            self.steering.steer(lag, count)
             # The last output sample reads up to two samples past its position.
             needed = int(self._phase + (count - 1) * self.ratio) + 3
             if self._buffered < needed:
@@ -157,20 +145,18 @@ class FarEndReference:
                 return np.zeros(count, dtype=np.int16)
             return self._resample(count, needed)
 
-    def _played_at(self, moment: float) -> float:
-        """How many samples the speaker had pushed at `moment`, interpolated between its pushes,
-        so the 5 ms steps do not show (lock held)."""
-        later_time, later_total = self._pushes[-1]
-        if moment >= later_time:
-            return float(later_total)
-        for earlier_time, earlier_total in reversed(self._pushes):
-            if earlier_time <= moment:
-                if later_time <= earlier_time:
-                    return float(later_total)
-                share = (moment - earlier_time) / (later_time - earlier_time)
-                return earlier_total + share * (later_total - earlier_total)
-            later_time, later_total = earlier_time, earlier_total
-        return float(self._pushes[0][1])
+    def heard(self, near: np.ndarray, far: np.ndarray) -> None:
+        """The microphone's block and the reference `take` gave for it (on the same thread as
+        `take`): where the echo sits behind the reference steers the ratio."""
+        self._unmeasured += len(near)
+        anchors = self.echo.anchors
+        delay = self.echo.add(near, far)
+        if delay is None:
+            return
+        if self.echo.anchors != anchors:
+            self.steering.restart()  # the echo path moved: hold its new place
+        self.steering.steer(delay, self._unmeasured)
+        self._unmeasured = 0
 
     def _resample(self, count: int, needed: int) -> np.ndarray:
         """`count` samples read at `ratio` from the buffer by cubic (Catmull-Rom) interpolation
@@ -203,7 +189,6 @@ class FarEndReference:
 
     def _consume(self, count: int) -> None:
         self._buffered -= count
-        self._consumed += count
         while count:
             head = self._blocks[0]
             if len(head) <= count:
@@ -214,83 +199,176 @@ class FarEndReference:
                 count = 0
 
 
-class CaptureClock:
-    """When the microphone captured the block being taken, from when blocks are taken.
+class EchoDelay:
+    """How far the echo in the microphone has moved behind the reference, from the two signals,
+    every STEP_SECONDS over the last WINDOW_SECONDS at 16 kHz.
 
-    Blocks reach `take` on the event loop, late by however long the loop and the microphone's
-    queue kept them (in a real call 13-61 ms apart, for 20 ms blocks, the lateness wandering by
-    ~15 ms for seconds). Capture times are regular: block n was captured at start + n blocks. So
-    the start is the earliest (take time - samples before it) over the last WINDOW_SECONDS: the
-    blocks taken soonest after their capture, whatever the loop's lateness did in between.
+    The cross-correlation of the two (whitened, so each band counts about alike) is the echo
+    path's pattern: the direct sound and its reflections, within MAX_SECONDS. Which of its peaks
+    is highest changes from one window of speech to the next (a room's early reflections are
+    about as strong as the direct sound), so the highest peak's place does not follow the echo;
+    the whole pattern's place does. The first pattern with a clear peak (PEAK times its RMS) is
+    the anchor, and each later one is matched against it within JUMP_SECONDS either way (refined
+    between samples): that shift is the delay measured. A pattern matching the anchor by less
+    than CLEAR measures nothing (a quiet far end, double talk, no echo at all: headphones); two
+    clear ones in a row that match each other but not the anchor mean the echo path moved (the
+    speaker reopened a step up its latency ladder): the newer is the anchor from then on
+    (counted in `anchors`).
     """
 
-    WINDOW_SECONDS = 2.0
+    DECIMATE = 3  # 48 kHz blocks averaged in threes: 16 kHz holds speech's echo well enough
+    WINDOW_SECONDS = 1.0
+    STEP_SECONDS = 1.0
+    MAX_SECONDS = 0.3  # the echo path's delay, speaker and microphone buffering included
+    JUMP_SECONDS = 0.004  # how far the echo may move between two measures
+    CLEAR = 0.4
+    PEAK = 12.0
+    BEFORE_SECONDS = 0.01
+    AFTER_SECONDS = 0.05
+    QUIET = 30.0  # the reference's RMS (of 32768) under which there is nothing to measure
+    WEIGHT = 0.8  # how fully the spectrum is whitened (1: the plain phase transform)
 
     def __init__(self) -> None:
-        self._samples = 0  # microphone samples taken so far
-        # (samples before a take, its time - those samples' duration), increasing in the second.
-        self._starts: deque[tuple[int, float]] = deque()
+        self._rate = SAMPLE_RATE // self.DECIMATE
+        self._window = int(self.WINDOW_SECONDS * self._rate)
+        self._size = 1 << (2 * self._window - 1).bit_length()  # no circular wrap-around
+        self._longest = int(self.MAX_SECONDS * self._rate)
+        self._reach = int(self.JUMP_SECONDS * self._rate)
+        self.step = int(self.STEP_SECONDS * SAMPLE_RATE)  # microphone samples between measures
+        self.restart()
 
-    def captured(self, now: float, count: int) -> float:
-        """The capture time of the `count` samples being taken at `now` (their first sample)."""
-        start = now - (self._samples + count) / SAMPLE_RATE
-        while self._starts and self._starts[-1][1] >= start:
-            self._starts.pop()
-        self._starts.append((self._samples, start))
-        while self._starts[0][0] < self._samples - self.WINDOW_SECONDS * SAMPLE_RATE:
-            self._starts.popleft()
-        at = self._starts[0][1] + self._samples / SAMPLE_RATE
-        self._samples += count
-        return at
+    def restart(self) -> None:
+        self._near: deque[np.ndarray] = deque()
+        self._far: deque[np.ndarray] = deque()
+        self._held = 0  # decimated samples in each window
+        self._due = self.step
+        self._anchor: np.ndarray | None = None
+        self._stray: np.ndarray | None = None  # a clear pattern that did not match the anchor
+        self.anchors = 0
+
+    def add(self, near: np.ndarray, far: np.ndarray) -> float | None:
+        """One block of each (same length, a multiple of DECIMATE); the delay's move in 48 kHz
+        samples when one is measured, else None."""
+        if len(near) % self.DECIMATE or len(far) != len(near):
+            self.restart()  # blocks are whole 10 ms ones; anything else starts again
+            return None
+        self._near.append(near.reshape(-1, self.DECIMATE).mean(axis=1))
+        self._far.append(far.reshape(-1, self.DECIMATE).mean(axis=1))
+        self._held += len(near) // self.DECIMATE
+        while self._held - len(self._near[0]) >= self._window:
+            self._held -= len(self._near.popleft())
+            self._far.popleft()
+        self._due -= len(near)
+        if self._due > 0 or self._held < self._window:
+            return None
+        self._due = self.step
+        pattern = self._pattern(np.concatenate(self._near), np.concatenate(self._far))
+        if pattern is None:
+            return None
+        if self._anchor is not None:
+            shift = self._shift(pattern, self._anchor)
+            if shift is not None:
+                self._stray = None
+                return shift
+        peak = np.abs(pattern).max() * np.sqrt(len(pattern))  # the pattern's RMS is 1/sqrt(len)
+        if peak < self.PEAK:
+            return None
+        if self._anchor is None or (
+            self._stray is not None and self._shift(pattern, self._stray) is not None
+        ):
+            self._anchor, self._stray = pattern, None
+            self.anchors += 1
+            return 0.0
+        self._stray = pattern
+        return None
+
+    def _pattern(self, near: np.ndarray, far: np.ndarray) -> np.ndarray | None:
+        if np.sqrt(np.mean(far**2)) < self.QUIET:
+            return None
+        spectrum = np.fft.rfft(near, self._size) * np.conj(np.fft.rfft(far, self._size))
+        whitened = spectrum / (np.abs(spectrum) ** self.WEIGHT + 1e-9)
+        # Lags -reach..longest+reach, so the anchor can be matched within reach either way.
+        both = np.fft.irfft(whitened, self._size)
+        pattern = np.concatenate([both[-self._reach :], both[: self._longest + self._reach + 1]])
+        norm = float(np.linalg.norm(pattern))
+        return pattern / norm if norm > 0 else None
+
+    def _shift(self, pattern: np.ndarray, anchor: np.ndarray) -> float | None:
+        """How far `pattern` lies behind `anchor`, in 48 kHz samples, or None if they do not
+        match clearly. Only the anchor's echo is matched (BEFORE_SECONDS before its highest peak
+        to AFTER_SECONDS after it): the rest of a pattern is noise, and diluted the match."""
+        reach = self._reach
+        peak = reach + int(np.argmax(np.abs(anchor[reach : len(anchor) - reach])))
+        start = max(reach, peak - int(self.BEFORE_SECONDS * self._rate))
+        end = min(len(anchor) - reach, peak + int(self.AFTER_SECONDS * self._rate))
+        echo = anchor[start:end] / np.linalg.norm(anchor[start:end])
+        match = np.zeros(2 * reach + 1)
+        for index, shift in enumerate(range(-reach, reach + 1)):
+            part = pattern[start + shift : end + shift]
+            match[index] = np.dot(part, echo) / (np.linalg.norm(part) + 1e-12)
+        best = int(np.argmax(match))
+        if match[best] < self.CLEAR:
+            return None
+        offset = 0.0
+        if 0 < best < len(match) - 1:  # a parabola through the peak and its neighbours
+            left, top, right = match[best - 1], match[best], match[best + 1]
+            curve = left - 2 * top + right
+            if curve < 0:
+                offset = 0.5 * (left - right) / curve
+        return (best - reach + offset) * self.DECIMATE
 
 
 class ClockSteering:
-    """The resampling ratio (speaker samples per microphone sample) that holds the reference's
-    lag steady: a PI controller on the lag, smoothed over LAG_SECONDS, limited to MAX_DRIFT.
+    """The resampling ratio (speaker samples per microphone sample) that holds the echo where it
+    was behind the reference when first measured after a (re)start: a PI controller on the
+    measured delay, limited to MAX_DRIFT. The integral is the ratio found; a restart keeps it.
 
-    The lag to hold is its average over the flow's first SETTLE_SECONDS. The controller runs on
-    the microphone's clock (each step is `count` samples of it), and a restart keeps the ratio
-    found (the integral), so a speaker that stops and starts again does not cost the drift anew.
+    A delay further from the last one than MAX_DRIFT could have moved it (plus SLIP_SECONDS of
+    measuring error) is the echo path changing (the speaker's device stalled or reopened), never
+    a clock: no steering on it, and once a second measure agrees, its place is held instead.
     """
 
     MAX_DRIFT = 1000e-6  # the ratio stays within 1 +- this (sound cards: tens to hundreds of ppm)
-    LAG_SECONDS = 1.0  # the lag's smoothing, in seconds of microphone audio
-    # Gains on the lag's error in seconds of audio: natural frequency ~0.25 rad/s, damping ~1
-    # (450 ppm taken up within ~4 s, the lag moving < 1 ms meanwhile).
-    PROPORTIONAL = 0.5  # ratio change per second of lag error
-    INTEGRAL = 0.0625  # ratio change per second of lag error, per second
-    SETTLE_SECONDS = 0.5
+    # Gains on the delay's error in seconds of audio: natural frequency ~0.25 rad/s, damping ~1
+    # (450 ppm taken up within ~4 s, the echo moving < 1 ms meanwhile).
+    PROPORTIONAL = 0.5  # ratio change per second of delay error
+    INTEGRAL = 0.0625  # ratio change per second of delay error, per second
+    SLIP_SECONDS = 0.0005
 
     def __init__(self) -> None:
         self._drift = 0.0  # the integral term: the ratio found so far, minus 1
         self.ratio = 1.0
-        self.lag: float | None = None  # smoothed, in samples
-        self.target: float | None = None  # the lag to hold, in samples
-        self._settling = 0.0  # sum of the lags over the settling
-        self._steps = 0
-        self._flowed = 0  # microphone samples since the flow started
+        self.target: float | None = None  # the delay to hold, in samples
+        self._last = 0.0  # the last delay steered by
+        self._since = 0  # microphone samples since then
+        self._moved: float | None = None  # a delay that jumped, waiting for a second measure
 
     def restart(self) -> None:
         self.ratio = 1.0 + self._drift
-        self.lag = self.target = None
-        self._settling, self._steps, self._flowed = 0.0, 0, 0
+        self.target = self._moved = None
 
-    def steer(self, lag: float, count: int) -> None:
-        """The reference is `lag` samples behind the speaker as `count` more are read."""
-        self._flowed += count
+    def steer(self, delay: float, elapsed: int) -> None:
+        """The echo measured `delay` samples behind the reference, `elapsed` microphone samples
+        after the last measure."""
+        self._since += elapsed
         if self.target is None:
-            self._settling += lag
-            self._steps += 1
-            if self._flowed >= self.SETTLE_SECONDS * SAMPLE_RATE:
-                self.target = self.lag = self._settling / self._steps
+            self.target, self._last, self._since = delay, delay, 0
             return
-        assert self.lag is not None
-        step = count / SAMPLE_RATE
-        self.lag += (lag - self.lag) * min(1.0, step / self.LAG_SECONDS)
-        error = (self.lag - self.target) / SAMPLE_RATE
+        reach = self.MAX_DRIFT * self._since + self.SLIP_SECONDS * SAMPLE_RATE
+        if abs(delay - self._last) > reach:
+            moved, self._moved = self._moved, delay
+            if moved is not None and abs(delay - moved) <= reach:
+                self.restart()
+                self.target, self._last, self._since = delay, delay, 0
+            return
+        self._moved = None
+        self._last, self._since = delay, 0
+        # The delay grows while the reference is read faster than the speaker's clock runs.
+        error = (delay - self.target) / SAMPLE_RATE
+        step = elapsed / SAMPLE_RATE
         limit = self.MAX_DRIFT
-        self._drift = min(max(self._drift + self.INTEGRAL * error * step, -limit), limit)
-        self.ratio = 1.0 + min(max(self._drift + self.PROPORTIONAL * error, -limit), limit)
+        self._drift = min(max(self._drift - self.INTEGRAL * error * step, -limit), limit)
+        self.ratio = 1.0 + min(max(self._drift - self.PROPORTIONAL * error, -limit), limit)
 
 
 class MicProcessor:
@@ -376,7 +454,10 @@ class ProcessedAudioSource(AudioSource):
         block = await self.source.next_block()
         voice = None
         if self.processor is not None:
-            far = self.reference.take(len(block)) if self.reference is not None else None
+            far = None
+            if self.reference is not None:
+                far = self.reference.take(len(block))
+                self.reference.heard(block, far)
             block = self.processor.process(block, far)
             voice = self.processor.voice_probability
         if self.level is not None:
