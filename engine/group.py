@@ -398,10 +398,7 @@ class GroupCall:
         self._republish()
 
     def decline(self) -> None:
-        for member in self._members.values():
-            if member.pair is not None and not member.pair.core.ended:
-                member.pair.feed(HangUp())
-        self.perform(self.core.leave())
+        self._leave()
 
     def offered(self, live: LiveCall, sender: bytes) -> None:
         """A member in the call offers our pair (after our join): answered at once."""
@@ -504,10 +501,12 @@ class GroupCall:
         self._leave()
 
     def _leave(self) -> None:
-        for member in self._members.values():  # a ringing invitation is declined, not left open
+        told = set()
+        for key, member in self._members.items():  # a ringing invitation is declined, not left open
             if member.pair is not None and not member.pair.core.ended:
                 member.pair.feed(Interrupt() if self._interrupted else HangUp())
-        self.perform(self.core.leave())
+                told.add(key)
+        self.perform(self.core.leave(frozenset(told)))
 
     # --- the end -------------------------------------------------------------------------------
 

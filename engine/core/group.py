@@ -418,18 +418,20 @@ class GroupCore:
         self.ended = True
         return [End()]
 
-    def leave(self) -> list[GroupAction]:
-        """We hang up: tell everyone who is (or may come) in, close our pairs."""
+    def leave(self, told: frozenset[bytes] = frozenset()) -> list[GroupAction]:
+        """We hang up: tell everyone who is (or may come) in, close our pairs. `told`: members
+        whose pair call already says it (a ringing invitation we decline): a leave beside it
+        could reach them first and turn our decline into "left"."""
         if self.ended:
             return []
         self.ended = True
         actions: list[GroupAction] = []
         for entry in self.others():
             if self.states[entry.key] is not Member.LEFT:
-                if entry.key not in self._pairs:
-                    actions.append(SendGroup("leave", entry))
-                else:
+                if entry.key in self._pairs:
                     actions.append(ClosePair(entry.key))  # its hangup says it
+                elif entry.key not in told:
+                    actions.append(SendGroup("leave", entry))
         return [*actions, End()]
 
 

@@ -362,10 +362,10 @@ class ClockSteering:
                 self.target, self._last, self._since = delay, delay, 0
             return
         self._moved = None
+        step = self._since / SAMPLE_RATE  # since the last delay steered by
         self._last, self._since = delay, 0
         # The delay grows while the reference is read faster than the speaker's clock runs.
         error = (delay - self.target) / SAMPLE_RATE
-        step = elapsed / SAMPLE_RATE
         limit = self.MAX_DRIFT
         self._drift = min(max(self._drift - self.INTEGRAL * error * step, -limit), limit)
         self.ratio = 1.0 + min(max(self._drift - self.PROPORTIONAL * error, -limit), limit)

@@ -202,6 +202,17 @@ def test_leaving_tells_the_members_we_have_no_pair_with_and_closes_the_rest() ->
     assert actions[-1] == End()
 
 
+def test_declining_tells_the_inviter_only_by_the_pair_and_the_others_by_a_leave() -> None:
+    """The inviter hears our decline on the invitation's pair; a leave beside it could reach
+    them first, and they would show us as "left" instead of "declined" (seen in CI)."""
+    a, b, c = keys(3)
+    core = GroupCore(roster([a, b, c]), c, lambda k: False)
+    actions = core.leave(told=frozenset({a}))
+    assert SendGroup("leave", RosterEntry(a, "")) not in actions
+    assert SendGroup("leave", RosterEntry(b, "")) in actions
+    assert actions[-1] == End()
+
+
 def test_a_roster_that_does_not_name_us_is_refused() -> None:
     a, b, c = keys(3)
     with pytest.raises(IdentityError):
