@@ -43,6 +43,10 @@ def namespace() -> Iterator[Loopback]:
 @pytest.mark.skipif(
     chromium() is None, reason="chromium is not installed (apt-get install chromium)"
 )
+# Alone on the machine: the longest gap is timed, and beside another worker's calls a CI run once
+# measured 578 ms with every lost packet repaired at its first ask (no PLI, nothing skipped):
+# the machine's load, not the receive path, which this test is for.
+@pytest.mark.alone
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
 def test_ten_percent_loss_from_chromium_keeps_video_moving(
