@@ -267,19 +267,19 @@ async def test_the_whole_chain_is_nearly_transparent_on_clean_speech() -> None:
 
 
 def _through_drifting_clocks(
-    ppm: float, frame: int, jump_at: float | None = None, echo: bool = True
+    ppm: float, frame: int, jump_at: float | None = None, jump_ms: float = 10, echo: bool = True
 ) -> tuple[np.ndarray, np.ndarray, FarEndReference]:
     """A far talker's echo where the speaker runs `ppm` off the microphone's clock, for 22 s,
     with the timing PulseAudio gives: the speaker pushes its 5 ms blocks into a FarEndReference
     in bursts of four (20 ms asked for at once), and the microphone's `frame`-sample frames take
     from it late by 20 ms, wandering by +-20 ms over seconds, +10 ms at random (a busy event
-    loop); AEC3 cancels with what was taken. At `jump_at` s the echo comes 10 ms later for
+    loop); AEC3 cancels with what was taken. At `jump_at` s the echo comes `jump_ms` later for
     good (the speaker's device stalled); without `echo` the microphone hears only a near talker
     (headphones). (microphone, output, reference)"""
     scene = drifting_echo_scene(seconds=22.0, ppm=ppm)
     mic_signal = scene.mic
     if jump_at is not None:
-        at, gap = int(jump_at * RATE), int(0.010 * RATE)
+        at, gap = int(jump_at * RATE), int(jump_ms * RATE / 1000)
         mic_signal = np.concatenate([mic_signal[:at], np.zeros(gap, np.int16), mic_signal[at:]])
         mic_signal = mic_signal[: len(scene.mic)]
     if not echo:
@@ -341,12 +341,17 @@ def test_without_the_clock_steering_the_drifting_echo_comes_back(
     assert min(_erle_every_two_seconds(mic, out)) < 25
 
 
-def test_an_echo_that_jumps_is_held_at_its_new_place_without_steering_off() -> None:
-    """The echo comes 10 ms later from 11 s on (the speaker's device stalled): that is no clock,
-    so the ratio stays on the speaker's, and once AEC3 has found the new echo it is removed."""
-    mic, out, reference = _through_drifting_clocks(-450, BLOCK, jump_at=11.0)
+@pytest.mark.parametrize(("jump_ms", "anchors"), [(10, 2), (2, 1)])
+def test_an_echo_that_jumps_is_held_at_its_new_place_without_steering_off(
+    jump_ms: float, anchors: int
+) -> None:
+    """The echo comes `jump_ms` later from 11 s on (the speaker's device stalled): that is no
+    clock, so the ratio stays on the speaker's, and once AEC3 has found the new echo it is
+    removed. 10 ms is past what a pattern is matched within (a new anchor); 2 ms is within it,
+    but more than any clock could move the echo in a second (the steering holds the new place)."""
+    mic, out, reference = _through_drifting_clocks(-450, BLOCK, jump_at=11.0, jump_ms=jump_ms)
     assert abs(reference.ratio - (1 - 450e-6)) < 100e-6
-    assert reference.echo.anchors == 2
+    assert reference.echo.anchors == anchors
     assert min(_erle_every_two_seconds(mic, out)[-3:]) >= 25
 
 
