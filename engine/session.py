@@ -52,7 +52,7 @@ class SharedSending:
 
     video_track: VideoBranch | None
     audio_track: AudioBranch | None
-    video_encoder: Callable[[RTCRtpCodecParameters], Encoder | None]
+    video_encoder: Callable[[list[RTCRtpCodecParameters]], Encoder | None]
     speech_encoder: Callable[[], SpeechBranch]
     playout: PlayoutThread | None = None  # one playout thread for every member's received audio
 
@@ -139,7 +139,10 @@ class Session:
             transceiver.setCodecPreferences(_codec_preferences(self.codec))
         if self.audio_track or self._receive_audio:
             audio = self.audio_track if with_tracks and self.audio_track else "audio"
-            pc.addTransceiver(audio, direction="sendrecv" if self.audio_track else "recvonly")
+            transceiver = pc.addTransceiver(
+                audio, direction="sendrecv" if self.audio_track else "recvonly"
+            )
+            compat.aiortc.prefer_red(transceiver)
 
     async def create_offer(self) -> str:
         self._add_transceivers(self.pc)

@@ -23,6 +23,13 @@ name-mangled attribute as above): Opus packets go to tcall's receiver and never 
 decoder thread, any other codec goes on to aiortc's own buffer. The receiver's `receive` says which
 payload types are Opus once the call is negotiated.
 
+RED (redundant audio, RFC 2198; engine/media/red.py): install() adds "audio/red" to aiortc's codec
+list, last, so plain aiortc peers never send it first; tcall's own offers put it first
+(`prefer_red`, the transceiver's codec preferences). The tap routes RED packets to tcall's receiver
+too. A plain aiortc peer in a tcall process (tests put some there) that answers tcall's offer with RED
+would find no RED encoder or decoder in aiortc: install() gives aiortc's receivers a decoder that
+plays the primary block (`_PlainRedDecoder`), and engine/compat/encoder.py its senders an encoder.
+
 Audio level: every audio sender computes the RFC 6465 level of each frame it sends (the RTP
 header extension tcall's receiver reads to find pauses) with `aiortc.rtp.compute_audio_level_dbov`, a
 Python loop over the samples: 80 us a frame, 50 frames a second per sender, so 2% of a core in a
@@ -42,18 +49,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import aiortc.rtcrtpreceiver
 import numpy as np
 from aioice import Connection
-from aiortc import RTCPeerConnection, rtp
-from aiortc.codecs import CODECS
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, rtp
+from aiortc.codecs import CODECS, get_decoder
+from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from av import AudioFrame
+from av.frame import Frame as AvFrame
 
 from tcall.engine.compat.aioice import nominated_pair
 from tcall.engine.errors import CompatError
+from tcall.engine.media import red
 from tcall.engine.media.video_receive import Counts, Frame, Output, Packet, VideoReceiveBuffer
 
 SUPPORTED = "~=1.16.0"  # the pin in pyproject.toml
@@ -281,45 +292,123 @@ def _advertise_opus_fec() -> None:
         codec.parameters.update(OPUS_FMTP)
 
 
-class _OpusTap:
-    """Stands in a receiver's jitter buffer: Opus packets go to tcall, others to aiortc's buffer."""
+def _advertise_red() -> None:
+    """Make RED (RFC 2198, its blocks in Opus: `fmtp:63 96/96`) a codec aiortc knows, last in its
+    list: plain aiortc peers in the same process never send it first (aiortc has no RED encoder
+    or decoder); tcall's own transceivers put it first (`prefer_red`)."""
+    audio = CODECS.get("audio", [])
+    if any(c.mimeType.lower() == red.MIME for c in audio):
+        return
+    opus = next(c for c in audio if c.mimeType.lower() == OPUS)
+    redundant = RTCRtpCodecParameters(
+        mimeType="audio/red",
+        clockRate=opus.clockRate,
+        channels=opus.channels,
+        payloadType=red.PAYLOAD_TYPE,
+        parameters={f"{opus.payloadType}/{opus.payloadType}": None},
+    )
+    audio.append(redundant)
 
-    def __init__(self, fallback: JitterBuffer, on_packet: Callable[[RtpPacket], None]) -> None:
+
+class _PlainRedDecoder(Decoder):
+    """RED for an aiortc peer that is not tcall's (aiortc has no RED decoder): the primary Opus
+    block of each packet, decoded by aiortc's Opus decoder. tcall's own receivers take RED
+    packets before aiortc's buffer (`tap_opus`) and use the copies too."""
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.opus = get_decoder(RTCRtpCodecParameters("audio/opus", codec.clockRate, 2))
+        named = red.fmtp_payload_type(codec.parameters)
+        self.types = frozenset(range(128)) if named is None else frozenset({named})
+
+    def decode(self, encoded_frame: JitterFrame) -> list[AvFrame]:
+        unpacked = red.unpack(0, 0, encoded_frame.data, self.types, lambda block: None)
+        if unpacked is None:
+            return []
+        return self.opus.decode(JitterFrame(unpacked.primary, encoded_frame.timestamp))
+
+
+def _decoder_with_red(codec: RTCRtpCodecParameters) -> Decoder:
+    if codec.mimeType.lower() == red.MIME:
+        return _PlainRedDecoder(codec)
+    return get_decoder(codec)
+
+
+def _install_red_decoder() -> None:
+    current = getattr(aiortc.rtcrtpreceiver, "get_decoder", None)
+    if current is _decoder_with_red:
+        return
+    if not callable(current):
+        raise _incompatible("aiortc.rtcrtpreceiver has no get_decoder")
+    aiortc.rtcrtpreceiver.get_decoder = _decoder_with_red
+
+
+def prefer_red(transceiver: RTCRtpTransceiver) -> None:
+    """Offer RED first on a transceiver whose audio tcall sends and receives (SpeechPath): a peer
+    that knows RED then answers with it first, and both send it. An answer follows the offer's
+    order, so a browser that offers Opus first gets plain Opus."""
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    first = [c for c in codecs if c.mimeType.lower() == red.MIME]
+    transceiver.setCodecPreferences(first + [c for c in codecs if c not in first])
+
+
+OnOpus = Callable[[RtpPacket], None]
+OnRed = Callable[[RtpPacket, frozenset[int]], None]
+
+
+class _OpusTap:
+    """Stands in a receiver's jitter buffer: Opus and RED packets go to tcall, others to aiortc's
+    buffer."""
+
+    def __init__(self, fallback: JitterBuffer, on_opus: OnOpus, on_red: OnRed) -> None:
         self.fallback = fallback
-        self.on_packet = on_packet
-        self.payload_types: set[int] = set()
+        self.on_opus = on_opus
+        self.on_red = on_red
+        self.opus_types: frozenset[int] = frozenset()
+        self.red_types: frozenset[int] = frozenset()
 
     @property
     def capacity(self) -> int:
         return self.fallback.capacity
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        if packet.payload_type in self.payload_types:
-            self.on_packet(packet)
+        if packet.payload_type in self.opus_types:
+            self.on_opus(packet)
+            return False, None
+        if packet.payload_type in self.red_types:
+            self.on_red(packet, self.opus_types)
             return False, None
         return self.fallback.add(packet)
 
 
-def tap_opus(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket], None]) -> None:
-    """Route an audio receiver's Opus packets to `on_packet` (on the event loop, as they arrive)
-    instead of aiortc's buffer and decoder. Call before the connection starts media."""
+def tap_opus(receiver: RTCRtpReceiver, on_opus: OnOpus, on_red: OnRed) -> None:
+    """Route an audio receiver's Opus packets to `on_opus` and its RED packets to `on_red` (with
+    the payload types that are Opus), on the event loop as they arrive, instead of aiortc's buffer
+    and decoder (which has no RED decoder). Call before the connection starts media."""
     current = getattr(receiver, _JITTER_BUFFER, None)
     if not isinstance(current, JitterBuffer | _OpusTap):
         raise _incompatible("RTCRtpReceiver has no jitter buffer attribute")
     fallback = current.fallback if isinstance(current, _OpusTap) else current
-    tap = _OpusTap(fallback, on_packet)
+    tap = _OpusTap(fallback, on_opus, on_red)
     setattr(receiver, _JITTER_BUFFER, tap)
     original = receiver.receive
 
     async def receive(parameters: RTCRtpReceiveParameters) -> None:
-        tap.payload_types = {
-            c.payloadType
-            for c in parameters.codecs
-            if c.mimeType.lower() == OPUS and c.payloadType is not None
-        }
+        tap.opus_types = _payload_types(parameters.codecs, OPUS)
+        tap.red_types = _payload_types(parameters.codecs, red.MIME)
         await original(parameters)
 
     receiver.receive = receive  # type: ignore[method-assign]
+
+
+def _payload_types(codecs: list[RTCRtpCodecParameters], mime: str) -> frozenset[int]:
+    return frozenset(
+        c.payloadType for c in codecs if c.mimeType.lower() == mime and c.payloadType is not None
+    )
+
+
+def opus_payload_type(codecs: list[RTCRtpCodecParameters]) -> int | None:
+    """The negotiated Opus payload type among a sender's codecs (what RED blocks carry)."""
+    return next(iter(sorted(_payload_types(codecs, OPUS))), None)
 
 
 def audio_level(packet: RtpPacket) -> int | None:
@@ -420,4 +509,6 @@ def install() -> None:
     levels in numpy; safe to call again."""
     _check_receive_path()
     _advertise_opus_fec()
+    _advertise_red()
+    _install_red_decoder()
     _fast_audio_level()

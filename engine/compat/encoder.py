@@ -48,6 +48,7 @@ from av.packet import Packet
 from tcall.engine.compat import libvpx
 from tcall.engine.compat.aiortc import SUPPORTED
 from tcall.engine.errors import CompatError
+from tcall.engine.media import red
 from tcall.engine.media.adapt import MAX_KBPS, START_KBPS, Ladder, Target
 
 X264_PRESET = "ultrafast"
@@ -281,7 +282,26 @@ def realtime_encoder(codec: RTCRtpCodecParameters, start_kbps: int = START_KBPS)
         return AdaptiveVideoEncoder(RealtimeH264Encoder(), start_kbps)
     if mime == "video/vp8":
         return AdaptiveVideoEncoder(LiveVp8Encoder(), start_kbps)
+    if mime == red.MIME:
+        return PlainRedEncoder(codec)
     return get_encoder(codec)
+
+
+class PlainRedEncoder(Encoder):
+    """RED for an aiortc peer that is not tcall's (aiortc has no RED encoder): its Opus packets
+    with no copies, so a plain aiortc peer in a tcall process that answers tcall's offer with RED
+    first can still send. tcall's own senders use engine/media/opus_sender.py RedEncoder."""
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self.opus = get_encoder(RTCRtpCodecParameters("audio/opus", codec.clockRate, 2))
+        self.red = red.RedPacker(red.fmtp_payload_type(codec.parameters) or 0)
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        payloads, timestamp = self.opus.encode(frame, force_keyframe)
+        return [self.red.pack(payload, timestamp) for payload in payloads], timestamp
+
+    def pack(self, packet: Packet) -> tuple[list[bytes], int]:
+        raise NotImplementedError("RED is only encoded from frames")
 
 
 def _install_encoder() -> None:
@@ -303,16 +323,16 @@ def _install_encoder() -> None:
 
 
 def encode_with(
-    sender: RTCRtpSender, make: Callable[[RTCRtpCodecParameters], Encoder | None]
+    sender: RTCRtpSender, make: Callable[[list[RTCRtpCodecParameters]], Encoder | None]
 ) -> None:
-    """When `sender` starts, `make(codec)` may give the encoder for its negotiated codec (None:
-    aiortc's own). Call before the connection starts media."""
+    """When `sender` starts, `make(codecs)` may give the encoder for its negotiated codecs (the
+    first is the one sent; None: aiortc's own). Call before the connection starts media."""
     if _ENCODER not in vars(sender):
         raise _incompatible("RTCRtpSender keeps its encoder somewhere other than __encoder")
     original = sender.send
 
     async def send(parameters: Any) -> None:
-        encoder = make(parameters.codecs[0]) if parameters.codecs else None
+        encoder = make(list(parameters.codecs)) if parameters.codecs else None
         if encoder is not None and getattr(sender, _ENCODER) is None:
             setattr(sender, _ENCODER, encoder)
         await original(parameters)

@@ -19,7 +19,9 @@ target one packet at a time:
   concealed packet is slipped in before a quiet one.
 
 A packet missing at its tick while a later one is here is lost: rebuilt from the next packet's FEC
-when that one is here and carries it, else concealed. A lost packet that arrives later is dropped
+when that one is here and carries it, else concealed. With RED (engine/media/red.py) a later packet
+carries whole copies of the ones before it (`insert_copy`): a copy takes a lost packet's place and
+plays as it would have; the FEC margin is then as many packets as the copies reach back. A lost packet that arrives later is dropped
 (late). Nothing is ever played as silence or left as a gap. After STALL of concealment with
 nothing arriving, the buffer goes idle (the sender stopped); the next packet starts it again.
 
@@ -40,6 +42,11 @@ HISTORY = 250  # transits kept for the jitter estimate (5 s of 20 ms packets: sp
 QUANTILE = 0.97  # the share of packets that should be on time
 MARGIN = 0.004  # s: the playout thread's wake-up jitter and decoding time
 START_EXTRA = 0.020  # s: added at the start, before there is any jitter measured
+# s from a stream's first packet during which transits are not measured: a connection's first
+# packets come in a burst (what the sender queued while it opened), 50-90 ms later than the
+# steady ones after them. Counted, they held the target that much too high until they left the
+# 97th percentile, 3-5 s in, and the buffer then shrank in the middle of the first sentences.
+SETTLE = 0.5
 MAX_DELAY = 0.400  # s: the target never exceeds the fastest transit by more
 SHRINK_HYSTERESIS = 0.003  # s beyond one packet over the target before shrinking
 FORCE_SHRINK = 0.080  # s over the target: shrink even during speech
@@ -72,6 +79,7 @@ class _Packet:
     samples: int
     fec: bool
     quiet: bool
+    copy: bool = False  # a RED copy carried by a later packet: the original was not here
 
 
 @dataclass
@@ -82,6 +90,7 @@ class Counters:
     discarded: int = 0  # too far ahead of the window
     lost: int = 0  # missing at their tick while later packets were here
     recovered: int = 0  # lost, rebuilt from the next packet's FEC
+    red_recovered: int = 0  # lost, played from a copy a later packet carried (RED)
     concealed: int = 0  # lost, concealed
     underruns: int = 0  # ticks with nothing to play (concealed; the delay grew)
     dropped: int = 0  # decoded but not played (the delay shrank)
@@ -106,7 +115,9 @@ class AudioJitterBuffer:
     def __post_init__(self) -> None:
         self._held: dict[int, _Packet] = {}
         self._transits: deque[float] = deque(maxlen=HISTORY)
-        self._fec_seen: deque[bool] = deque(maxlen=HISTORY)
+        # Per packet: how many packets before it its arrival can stand in for (in-band FEC: one;
+        # RED: its copies), so while packets are lost the buffer waits for that many more.
+        self._cover_seen: deque[int] = deque(maxlen=HISTORY)
         self._next_seq: int | None = None  # unwrapped: the next packet to play
         self._cursor_ts = 0  # unwrapped timestamp of the next audio to play
         self._offset = 0.0  # O, seconds
@@ -117,6 +128,7 @@ class AudioJitterBuffer:
         self._waited = 0  # samples concealed while waiting for the next packet (this underrun)
         self._last_forced = 0  # ticks since the last forced shrink
         self._fresh = False  # a new stream comes next: its first packet starts afresh
+        self._started_at = 0.0  # arrival of the stream's first packet
 
     # --- packets in --------------------------------------------------------------------------
 
@@ -130,9 +142,12 @@ class AudioJitterBuffer:
         samples: int,
         fec: bool = False,
         quiet: bool = False,
+        cover: int = 0,
     ) -> str:
         """Add a packet (16-bit sequence number, 32-bit timestamp); says what became of it:
-        "buffered", "started", "duplicate", "late", "discarded" or "resync"."""
+        "buffered", "started", "duplicate", "late", "discarded" or "resync". `cover` is how many
+        copies of the packets before it it carried (RED: each inserted with insert_copy)."""
+        self._cover_seen.append(max(cover, 1 if fec else 0))
         self.counters.received += 1
         if self._next_seq is None or self._fresh:
             self._fresh = False
@@ -159,6 +174,22 @@ class AudioJitterBuffer:
         self._store(ext_seq, timestamp, payload, samples, fec, quiet, arrival)
         return "buffered"
 
+    def insert_copy(
+        self, seq: int, timestamp: int, payload: bytes, *, samples: int, fec: bool = False
+    ) -> str:
+        """Add a copy of an earlier packet that a later one carried (RED). It fills the place of a
+        packet that has not come and is not yet due; otherwise it is ignored ("ignored"), and it
+        never starts the buffer, counts as received, or says anything of the network's delay
+        (it arrived with the packet that carried it, not when it was sent)."""
+        if self._next_seq is None or self._fresh:
+            return "ignored"
+        ext_seq = _unwrap(seq, self._next_seq, 16)
+        if not self._next_seq <= ext_seq < self._next_seq + CAPACITY or ext_seq in self._held:
+            return "ignored"
+        ext_ts = _unwrap(timestamp, self._cursor_ts, 32)
+        self._held[ext_seq] = _Packet(ext_seq, ext_ts, payload, samples, fec, False, copy=True)
+        return "buffered"
+
     def new_stream(self) -> None:
         """The sender changed (a renewed connection: a new SSRC, with its own random sequence
         numbers and timestamps): the next packet starts the schedule afresh, whatever its
@@ -174,6 +205,7 @@ class AudioJitterBuffer:
         self._next_seq = _unwrap(seq, base, 16)
         self._cursor_ts = _unwrap(timestamp, self._cursor_ts, 32)
         self._offset = arrival - self._cursor_ts / self.rate + MARGIN + START_EXTRA
+        self._started_at = arrival
 
     def _store(
         self,
@@ -189,8 +221,8 @@ class AudioJitterBuffer:
         ext_seq = _unwrap(seq, self._next_seq, 16)
         ext_ts = _unwrap(timestamp, self._cursor_ts, 32)
         self._held[ext_seq] = _Packet(ext_seq, ext_ts, payload, samples, fec, quiet)
-        self._transits.append(arrival - ext_ts / self.rate)
-        self._fec_seen.append(fec)
+        if arrival - self._started_at >= SETTLE:
+            self._transits.append(arrival - ext_ts / self.rate)
         self._frame = samples
         self._stalled_for = 0.0
 
@@ -213,8 +245,8 @@ class AudioJitterBuffer:
         ordered = sorted(self._transits)
         fastest = ordered[0]
         wanted = ordered[min(len(ordered) - 1, int(QUANTILE * len(ordered)))] + MARGIN
-        if self._fec_margin_needed():
-            wanted += self._frame / self.rate
+        if self._recent_loss():
+            wanted += max(self._cover_seen, default=0) * self._frame / self.rate
         return min(wanted, fastest + MAX_DELAY)
 
     def delay(self) -> float:
@@ -233,13 +265,12 @@ class AudioJitterBuffer:
         """Move the whole schedule later (the caller could not keep it); the buffer shrinks back."""
         self._offset += seconds
 
-    def _fec_margin_needed(self) -> bool:
-        recent_loss = (
+    def _recent_loss(self) -> bool:
+        return (
             self._last_loss_seq is not None
             and self._next_seq is not None
             and self._next_seq - self._last_loss_seq <= LOSS_MEMORY
         )
-        return recent_loss and any(self._fec_seen)
 
     # --- packets out -------------------------------------------------------------------------
 
@@ -269,6 +300,10 @@ class AudioJitterBuffer:
 
     def _play(self, packet: _Packet) -> Playout:
         self._consume(packet)
+        if packet.copy:  # its original was lost on the way
+            self.counters.lost += 1
+            self.counters.red_recovered += 1
+            self._last_loss_seq = packet.seq
         self.counters.samples_played += packet.samples
         return Playout(Step.PLAY, packet.samples, packet.payload)
 

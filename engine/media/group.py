@@ -99,8 +99,8 @@ class GroupMedia:
         received audio goes into the mix, its received video into its own `video_sink`."""
         pair = _Pair(MixInput(self.mix, self.speaker))
 
-        def video_encoder(codec: RTCRtpCodecParameters) -> Encoder | None:
-            shared = self._video_encoder(codec)
+        def video_encoder(codecs: list[RTCRtpCodecParameters]) -> Encoder | None:
+            shared = self._video_encoder(codecs[0])
             if shared is None:
                 return None
             branch = VideoEncoderBranch(shared, pair)

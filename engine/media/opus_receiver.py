@@ -16,7 +16,7 @@ import fractions
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from av import AudioFrame
 
 from tcall.engine.media.audio_jitter import AudioJitterBuffer, Playout, Step
 from tcall.engine.media.opus import SAMPLE_RATE, OpusDecoder, OpusError, has_fec, packet_samples
+from tcall.engine.media.red import Copy
 
 Deliver = Callable[[AudioFrame], None]
 QUIET_DBOV = (
@@ -50,6 +51,7 @@ class OpusReceiver:
         self.buffer = AudioJitterBuffer(rate=SAMPLE_RATE)
         self.scheduling = "normal"
         self.decode_errors = 0
+        self.malformed = 0  # packets that were not Opus, or RED that did not parse
         self._deliver = deliver
         self._clock = clock
         self._decoder = OpusDecoder()
@@ -68,11 +70,19 @@ class OpusReceiver:
 
     # --- the event loop's side -------------------------------------------------------------
 
-    def receive(self, seq: int, timestamp: int, payload: bytes, level: int | None) -> None:
+    def receive(
+        self,
+        seq: int,
+        timestamp: int,
+        payload: bytes,
+        level: int | None,
+        copies: Sequence[Copy] = (),
+    ) -> None:
         """One RTP packet's Opus payload; `level` is its RFC 6464 audio level (0 loudest, 127
-        silence) when the sender set one."""
+        silence) when the sender set one; `copies` are the earlier packets it carried (RED)."""
         samples = packet_samples(payload)
         if samples is None:
+            self.malformed += 1
             return  # not an Opus packet: nothing to decode, nothing to conceal with
         quiet = level is not None and level >= QUIET_DBOV
         with self._lock:
@@ -85,7 +95,18 @@ class OpusReceiver:
                 samples=samples,
                 fec=has_fec(payload),
                 quiet=quiet,
+                cover=len(copies),
             )
+            for copy in copies:
+                copy_samples = packet_samples(copy.payload)
+                if copy_samples is not None:
+                    self.buffer.insert_copy(
+                        copy.seq,
+                        copy.timestamp,
+                        copy.payload,
+                        samples=copy_samples,
+                        fec=has_fec(copy.payload),
+                    )
         if not started:
             self._wake.set()
 
@@ -111,6 +132,8 @@ class OpusReceiver:
                 else 0.0,
                 "audio_jitter_buffer_ms": round(self.buffer.delay() * 1000, 1),
                 "audio_jitter_target_ms": round(self.buffer.target_delay() * 1000, 1),
+                "audio_red_recovered": counters.red_recovered,
+                "audio_packets_malformed": self.malformed,
             }
 
     def stop(self) -> None:

@@ -27,6 +27,7 @@ from av.frame import Frame
 from av.packet import Packet
 
 from tcall.engine.media.opus import FRAME, SAMPLE_RATE, EncoderSettings, OpusEncoder
+from tcall.engine.media.red import RedPacker, distance_for
 from tcall.engine.media.shared_encoder import EncoderBranch, SharedEncoder
 
 DEFAULT_BITRATE_KBPS = 48  # engine/settings.py's audio_bitrate default too
@@ -138,4 +139,36 @@ class SpeechBranch(EncoderBranch):
             self.speech_shared.expect_loss(self.pair, self._loss.report(fraction_lost))
 
 
-SpeechSender = SpeechEncoder | SpeechBranch  # what a SpeechPath's audio sender encodes with
+class RedEncoder(Encoder):
+    """An Opus sender's encoder wrapped for RED (engine/media/red.py): the same Opus packets, each
+    with copies of the ones before it as this sender's own receiver's losses call for (in a group
+    call each pair protects for its own link)."""
+
+    def __init__(self, inner: SpeechEncoder | SpeechBranch, opus_payload_type: int) -> None:
+        self.inner = inner
+        self.red = RedPacker(opus_payload_type)
+        self._loss = ExpectedLoss()
+
+    @property
+    def expected_loss_percent(self) -> int:
+        return self.inner.expected_loss_percent
+
+    @property
+    def redundancy(self) -> int:
+        """Copies of earlier packets in each packet sent now."""
+        return self.red.distance
+
+    def report_loss(self, fraction_lost: float) -> None:
+        self.red.distance = distance_for(self._loss.report(fraction_lost))
+        self.inner.report_loss(fraction_lost)
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        payloads, timestamp = self.inner.encode(frame, force_keyframe)
+        return [self.red.pack(payload, timestamp) for payload in payloads], timestamp
+
+    def pack(self, packet: Packet) -> tuple[list[bytes], int]:
+        raise NotImplementedError("tcall's audio senders always encode frames")
+
+
+# What a SpeechPath's audio sender encodes with.
+SpeechSender = SpeechEncoder | SpeechBranch | RedEncoder

@@ -1,5 +1,6 @@
 """tcall's audio on one aiortc audio transceiver: what it sends is encoded by tcall's SpeechEncoder
-(mono Opus at a set bitrate, with in-band FEC following the loss the peer reports), and what it
+(mono Opus at a set bitrate, with in-band FEC following the loss the peer reports, wrapped in RED
+with copies of earlier packets when RED was negotiated first: engine/media/red.py), and what it
 receives goes through tcall's OpusReceiver (adaptive jitter buffer, FEC and concealment, a playout
 thread) instead of aiortc's fixed buffer and decoder.
 
@@ -21,8 +22,16 @@ from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
 from tcall.engine import compat
+from tcall.engine.media import red
+from tcall.engine.media.opus import packet_samples
 from tcall.engine.media.opus_receiver import OpusReceiver, PlayoutThread
-from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS, SpeechEncoder, SpeechSender
+from tcall.engine.media.opus_sender import (
+    DEFAULT_BITRATE_KBPS,
+    RedEncoder,
+    SpeechBranch,
+    SpeechEncoder,
+    SpeechSender,
+)
 
 LOSS_REPORT_INTERVAL = 1.0  # s between reading the receiver's RTCP loss for the Opus encoder
 Play = Callable[[AudioFrame], None]
@@ -42,7 +51,7 @@ class SpeechPath:
         self,
         play: Play,
         bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
-        make_encoder: Callable[[], SpeechSender] | None = None,
+        make_encoder: Callable[[], SpeechEncoder | SpeechBranch] | None = None,
         playout: PlayoutThread | None = None,
     ) -> None:
         self.bitrate_kbps = bitrate_kbps
@@ -67,25 +76,55 @@ class SpeechPath:
             self.receiver = OpusReceiver(self._play, shared=self._playout)
         self._installs += 1
         install = self._installs
-        compat.aiortc.tap_opus(transceiver.receiver, lambda p: self._on_opus(install, p))
+        compat.aiortc.tap_opus(
+            transceiver.receiver,
+            lambda p: self._on_opus(install, p),
+            lambda p, opus_types: self._on_red(install, p, opus_types),
+        )
         self._senders.append(transceiver.sender)
 
-    def _encoder_for(self, codec: RTCRtpCodecParameters) -> SpeechSender | None:
-        """tcall's Opus encoder for an Opus sender (aiortc's own for any other codec)."""
-        if codec.mimeType.lower() != compat.aiortc.OPUS:
+    def _encoder_for(self, codecs: list[RTCRtpCodecParameters]) -> SpeechSender | None:
+        """tcall's Opus encoder for an Opus sender, wrapped for RED when RED was negotiated first
+        (aiortc's own for any other codec)."""
+        sent = codecs[0].mimeType.lower()
+        opus_type = compat.aiortc.opus_payload_type(codecs)
+        if opus_type is None or sent not in (compat.aiortc.OPUS, red.MIME):
             return None
-        self.encoder = self._make_encoder()
+        speech = self._make_encoder()
+        self.encoder = RedEncoder(speech, opus_type) if sent == red.MIME else speech
         return self.encoder
 
-    def _on_opus(self, install: int, packet: RtpPacket) -> None:
+    def _playing_install(self, install: int) -> OpusReceiver | None:
+        """The receiver, when packets of transceiver `install` are to be played (a renewal's
+        first packet switches to its stream; the old one's stragglers are dropped)."""
         if self.receiver is None or install < self._playing:
-            return
+            return None
         if install > self._playing:
             if self._playing:
                 self.receiver.new_stream()
             self._playing = install
+        return self.receiver
+
+    def _on_opus(self, install: int, packet: RtpPacket) -> None:
+        receiver = self._playing_install(install)
+        if receiver is not None:
+            level = compat.aiortc.audio_level(packet)
+            receiver.receive(packet.sequence_number, packet.timestamp, packet.payload, level)
+
+    def _on_red(self, install: int, packet: RtpPacket, opus_types: frozenset[int]) -> None:
+        receiver = self._playing_install(install)
+        if receiver is None:
+            return
+        unpacked = red.unpack(
+            packet.sequence_number, packet.timestamp, packet.payload, opus_types, packet_samples
+        )
+        if unpacked is None:
+            receiver.malformed += 1
+            return
         level = compat.aiortc.audio_level(packet)
-        self.receiver.receive(packet.sequence_number, packet.timestamp, packet.payload, level)
+        receiver.receive(
+            packet.sequence_number, packet.timestamp, unpacked.primary, level, unpacked.copies
+        )
 
     def follow_loss(self) -> None:
         """Start telling the encoder the loss the peer reports (call once connected; again is a
@@ -116,7 +155,8 @@ class SpeechPath:
             return {}
         sending = self.encoder
         return self.receiver.figures() | {
-            "audio_expected_loss_pct": sending.expected_loss_percent if sending else None
+            "audio_expected_loss_pct": sending.expected_loss_percent if sending else None,
+            "audio_red_copies": sending.redundancy if isinstance(sending, RedEncoder) else None,
         }
 
     def stop(self) -> None:

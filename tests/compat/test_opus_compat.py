@@ -34,8 +34,8 @@ async def test_offers_carry_opus_in_band_fec_and_the_hooks_take_their_slots() ->
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         transceiver = pc.addTransceiver("audio")
-        encoder_hooks.encode_with(transceiver.sender, lambda codec: None)
-        aiortc_hooks.tap_opus(transceiver.receiver, lambda packet: None)
+        encoder_hooks.encode_with(transceiver.sender, lambda codecs: None)
+        aiortc_hooks.tap_opus(transceiver.receiver, lambda packet: None, lambda packet, types: None)
         assert isinstance(
             transceiver.receiver._RTCRtpReceiver__jitter_buffer, aiortc_hooks._OpusTap
         )
@@ -51,4 +51,6 @@ def test_a_receiver_without_its_buffer_slot_is_a_compat_error() -> None:
         pass
 
     with pytest.raises(CompatError):
-        aiortc_hooks.tap_opus(NotAReceiver(), lambda packet: None)  # type: ignore[arg-type]
+        aiortc_hooks.tap_opus(  # type: ignore[arg-type]
+            NotAReceiver(), lambda packet: None, lambda packet, types: None
+        )

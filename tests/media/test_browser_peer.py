@@ -23,6 +23,7 @@ from av import AudioFrame
 from tcall.engine import compat
 from tcall.engine.ice import IceSettings
 from tcall.engine.jitter import MarkerJitterBuffer
+from tcall.engine.media import red
 from tcall.engine.media.audio import PacedAudioSource, sine_blocks
 from tcall.engine.media.sinks import AudioSink
 from tcall.engine.media.video import PatternSource
@@ -163,7 +164,11 @@ async def test_video_both_ways_with_chromium_released_on_marker_from_the_start(
             assert first.count(True) >= FIRST - 1, f"the first {FIRST} frames' releases: {first}"
             assert on_marker >= 0.9 * len(releases), f"{on_marker} of {len(releases)} on marker"
             assert on_marker >= 0.9 * decoded, f"{on_marker} on marker, {decoded} decoded"
-            # Audio both ways.
+            # Audio both ways, in RED (RFC 2198) around Opus: tcall offers it first, Chromium
+            # answers with it first, and each side unpacks the other's.
+            audio_line = next(line for line in answer.splitlines() if line.startswith("m=audio"))
+            assert audio_line.split()[3] == str(red.PAYLOAD_TYPE), audio_line
+            assert (await session.stats())["audio"]["audio_packets_malformed"] == 0
             assert audio(figures).get("mimeType") == "audio/opus", context
             assert audio(figures).get("packetsReceived", 0) >= 50, (
                 f"Chromium heard little; {context}"

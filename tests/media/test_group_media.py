@@ -404,7 +404,8 @@ async def test_a_group_shares_its_sources_and_a_pair_that_leaves_stops_nothing()
         branches = [group._video_encoder(VP8) for _ in sessions]
         assert branches[0] is not None and all(b is branches[0] for b in branches)
         speech = [
-            s.speech._encoder_for(RTCRtpCodecParameters("audio/opus", 48000, 111)) for s in sessions
+            s.speech._encoder_for([RTCRtpCodecParameters("audio/opus", 48000, 2, 111)])
+            for s in sessions
         ]
         assert all(isinstance(b, SpeechBranch) and b.shared is group.speech for b in speech)
 

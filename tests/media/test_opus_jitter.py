@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -111,10 +112,11 @@ def test_an_underrun_conceals_and_the_late_packet_still_plays() -> None:
 
 def test_concealment_while_waiting_stands_in_for_a_burst_so_the_delay_does_not_grow() -> None:
     buffer = AudioJitterBuffer()
-    run(buffer, steady(range(20)), until=0.42)  # after packet 19 plays, before 20 is due
+    run(buffer, steady(range(40)), until=0.82)  # after packet 39 plays, before 40 is due
     before = buffer.delay()
-    lost = {20, 21, 22, 23}
-    played = run(buffer, steady(s for s in range(20, 70) if s not in lost), until=70 * PACKET_S)
+    assert before > 0  # measured, once the stream has settled
+    lost = {40, 41, 42, 43}
+    played = run(buffer, steady(s for s in range(40, 90) if s not in lost), until=90 * PACKET_S)
     assert buffer.counters.lost == 4
     assert buffer.delay() <= before + 0.011  # at most the last 10 ms step of waiting
     assert all(p.audible for p in played)
@@ -220,3 +222,40 @@ def test_a_new_stream_plays_from_its_first_packet_whatever_its_numbers() -> None
     heard = [p for _, p in audible(played) if p is not None]
     assert heard[-25:] == [payload(30000 + i) for i in range(5, 30)]
     assert buffer.counters.late == 0
+
+
+def _after_a_startup_burst() -> tuple[float, int]:
+    """A connection's first packets come 80 ms later than the steady ones after them (what the
+    sender queued while the connection opened: the last of them in a burst), quiet (a pause)
+    for the first second, then speech. The delay at 3 s, and the drops between 1 and 3 s."""
+    arrivals = [
+        (seq * PACKET_S + max(0.010, 0.090 - max(0, seq - 4) * PACKET_S), seq) for seq in range(150)
+    ]
+    quiet = set(range(50))
+    buffer = AudioJitterBuffer()
+    pending = sorted(arrivals)
+    drops_at_1s = None
+    while True:
+        due = buffer.next_due()
+        if pending and (due is None or pending[0][0] <= due):
+            at, seq = pending.pop(0)
+            insert(buffer, seq, at, quiet=seq in quiet)
+            continue
+        if due is None or due > 3.0:
+            assert drops_at_1s is not None
+            return buffer.delay(), buffer.counters.dropped - drops_at_1s
+        if drops_at_1s is None and due >= 1.0:
+            drops_at_1s = buffer.counters.dropped
+        buffer.pop(due)
+
+
+def test_a_startup_burst_is_drained_in_the_first_second_not_during_speech(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delay, later_drops = _after_a_startup_burst()
+    assert delay <= 0.030 and later_drops == 0, (delay, later_drops)
+    # Counted from the first packet, the burst held the buffer 80 ms deeper into the speech
+    # (where it shrinks only in pauses, 3-5 s in: what bench/audio.py's calls did).
+    monkeypatch.setattr(audio_jitter, "SETTLE", 0.0)
+    delay, later_drops = _after_a_startup_burst()
+    assert delay > 0.080, (delay, later_drops)
