@@ -75,10 +75,10 @@ def test_a_call_losing_5_percent_of_its_packets_keeps_pesq_wb_above_3_5(
     # The network path alone (FEC, concealment, the jitter buffer): this scene has neither echo
     # nor noise for the microphone's processing to remove, and what the processing costs clean
     # speech is a figure of its own (bench/audio.py's "no loss" row, tests/media/test_processing.py).
-    # The best of up to five calls: where the random losses fall in 8 s of speech moves PESQ by
-    # up to 0.4 (five calls alone on a quiet machine: 3.55-3.96), and the speaker's device
-    # underruns by up to 1.2 more (0-12 a call on some days here, with no loss: 2.74-4.29; CI
-    # once got 2.96 and 3.49 in three calls). What load does is bench/audio.py's "two CPU
+    # The best of up to five calls: the speaker's device underruns move a call's PESQ by up to
+    # 1.2 (0-12 a call on some days here, with no loss: 2.74-4.29). With RED (copies of the
+    # packet before) five calls scored 3.52-4.23; before it, with FEC alone, 3.11-4.12 in six,
+    # and CI failed this test twice in five runs. What load does is bench/audio.py's "two CPU
     # hogs" row, not this test's.
     network_only = {key: "off" for key in PROCESSING if key in room.settings()}
     scores = []
@@ -87,7 +87,7 @@ def test_a_call_losing_5_percent_of_its_packets_keeps_pesq_wb_above_3_5(
         scores.append((one_leg_score(take, reference), take.stats("bob")))
         if (scores[-1][0].pesq or 0) > 3.5:
             break
-    # Without FEC (concealment alone) this scores about 2.6, and aiortc's own path 1.2.
+    # Without RED or FEC (concealment alone) this scores about 2.6, and aiortc's own path 1.2.
     assert max(score.pesq or 0 for score, _ in scores) > 3.5, scores
     # The stats say how the speaker's own buffer fared beside the jitter buffer's figures.
     assert all("audio_speaker_stalls" in stats for _, stats in scores), scores
