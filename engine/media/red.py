@@ -41,19 +41,23 @@ class RedPacker:
     """Wraps each Opus payload in a RED payload with copies of the ones before it. `payload_type`
     is the negotiated Opus payload type, which every block names."""
 
-    def __init__(self, payload_type: int) -> None:
+    def __init__(self, payload_type: int, frame: int = 960) -> None:
         self.payload_type = payload_type
+        self.frame = frame  # samples per packet: the encoders' 20 ms
         self.distance = 0
         self.copies_sent = 0
         self._history: deque[tuple[int, bytes]] = deque(maxlen=MAX_DISTANCE)
 
     def pack(self, payload: bytes, timestamp: int) -> bytes:
         """The RED payload for one Opus payload sent at `timestamp` (the encoder's own count)."""
+        # The receiver places a copy `offset / frame` sequence numbers back, so only packets sent
+        # one after the other are copied (an encoder that skipped a frame broke the chain).
+        recent = list(self._history)[len(self._history) - self.distance :] if self.distance else []
         copies = [
             (timestamp - at, old)
-            for at, old in list(self._history)[len(self._history) - self.distance :]
-            if self.distance and 0 < timestamp - at <= _MAX_OFFSET and len(old) <= _MAX_LENGTH
-        ]
+            for back, (at, old) in enumerate(reversed(recent), start=1)
+            if timestamp - at == back * self.frame <= _MAX_OFFSET and len(old) <= _MAX_LENGTH
+        ][::-1]
         self._history.append((timestamp, payload))
         headers = bytearray()
         for offset, old in copies:

@@ -21,6 +21,7 @@ import tcall.engine.phone
 from tcall.engine.call import CallOptions
 from tcall.engine.echo import EchoChannel
 from tcall.engine.events import Event, Stats
+from tcall.engine.media.opus_sender import RedEncoder, SpeechEncoder
 from tcall.engine.phone import ECHO, Phone
 from tests.support.voice import SAMPLE_RATE, voice
 
@@ -83,8 +84,10 @@ async def test_an_echo_call_returns_its_audio_through_tcalls_receiver_and_sender
     # encoder sent them back at the caller's bitrate.
     assert echo_figures["audio_packets_received"] > 100
     assert echo.reflected_audio.blocks_played > 100
-    assert echo.speech.encoder is not None
-    assert echo.speech.encoder.opus.settings.bitrate_kbps == BITRATE
+    # The caller offered RED first, so the echo sends its Opus in RED.
+    encoder = echo.speech.encoder
+    assert isinstance(encoder, RedEncoder) and isinstance(encoder.inner, SpeechEncoder)
+    assert encoder.inner.opus.settings.bitrate_kbps == BITRATE
 
     # The caller's side: what came back is tcall's mono Opus at the caller's bitrate (aiortc's
     # encoder would send 96 kbps stereo: about 108 kbps on the wire), and it came back whole.

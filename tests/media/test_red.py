@@ -143,3 +143,13 @@ def test_a_copy_never_starts_the_buffer() -> None:
     buffer = AudioJitterBuffer()
     assert buffer.insert_copy(5, 5 * FRAME, b"old", samples=FRAME) == "ignored"
     assert not buffer.started
+
+
+def test_a_packet_after_a_skipped_frame_carries_no_copy_the_receiver_would_misplace() -> None:
+    packer = red.RedPacker(OPUS)
+    packer.distance = 2
+    packer.pack(opus(0), 0)
+    packer.pack(opus(1), FRAME)
+    packed = packer.pack(opus(3), 3 * FRAME)  # frame 2 was never sent: sequence numbers go on
+    unpacked = unpack(2, 3 * FRAME, packed)
+    assert unpacked is not None and unpacked.copies == ()
