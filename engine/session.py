@@ -110,6 +110,7 @@ class Session:
             shared.speech_encoder if shared else None,
             shared.playout if shared else None,
         )
+        self.speech.video_kbps = self._video_kbps
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}
@@ -351,6 +352,16 @@ class Session:
             "route": self.selected_route(),
             "audio": self.audio_figures(),
         }
+
+    def _video_kbps(self) -> int | None:
+        """The kbps our video encoder sends at now (its link's estimate), None with no video."""
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video":
+                encoder = compat.encoder.sender_encoder(transceiver.sender)
+                bps = getattr(encoder, "target_bitrate", None)
+                if isinstance(bps, int):
+                    return bps // 1000
+        return None
 
     def audio_figures(self) -> dict[str, Any]:
         """Received audio and the FEC of sent audio (SpeechPath.figures), and the speaker's playout

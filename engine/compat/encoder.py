@@ -304,6 +304,12 @@ class PlainRedEncoder(Encoder):
         raise NotImplementedError("RED is only encoded from frames")
 
 
+def sender_encoder(sender: RTCRtpSender) -> Encoder | None:
+    """The encoder a sender runs now (None before its first frame)."""
+    encoder = vars(sender).get(_ENCODER)
+    return encoder if isinstance(encoder, Encoder) else None
+
+
 def _install_encoder() -> None:
     current = getattr(aiortc.rtcrtpsender, "get_encoder", None)
     if current is realtime_encoder:

@@ -65,6 +65,8 @@ class SpeechPath:
         self._loss_task: asyncio.Task[None] | None = None
         self._installs = 0  # transceivers installed on, counting from 1
         self._playing = 0  # the install whose stream is played
+        # The kbps the call's video is sent at now (None: no video), for RedEncoder's thin links.
+        self.video_kbps: Callable[[], int | None] | None = None
 
     @property
     def installed(self) -> bool:
@@ -144,6 +146,8 @@ class SpeechPath:
                     report = await sender.getStats()
                 except Exception:  # a replaced connection's sender, closed
                     continue
+                if isinstance(self.encoder, RedEncoder) and self.video_kbps is not None:
+                    self.encoder.video_kbps = self.video_kbps()
                 for item in report.values():
                     if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
                         self.encoder.report_loss(item.fractionLost / 256)

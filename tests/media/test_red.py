@@ -86,9 +86,16 @@ def test_the_copies_sent_follow_the_loss_the_receiver_reports() -> None:
     assert encoder.redundancy == 1 and encoder.expected_loss_percent == 5
     encoder.report_loss(0.15)
     assert encoder.redundancy == 2
-    for _ in range(40):  # the loss stops: the protection falls back with the expected loss
+    for _ in range(8):  # the loss stops: the copies stop within seconds (FEC stays longer)
         encoder.report_loss(0.0)
+    assert encoder.redundancy == 0 and encoder.expected_loss_percent > 0
+    # A video sent below THIN_VIDEO_KBPS has found a thin link, whose losses copies would worsen.
+    encoder.video_kbps = RedEncoder.THIN_VIDEO_KBPS - 100
+    encoder.report_loss(0.15)
     assert encoder.redundancy == 0
+    encoder.video_kbps = RedEncoder.THIN_VIDEO_KBPS
+    encoder.report_loss(0.15)
+    assert encoder.redundancy == 2
 
 
 def _feed(buffer: AudioJitterBuffer, seq: int, lost: set[int], distance: int) -> None:
