@@ -109,8 +109,8 @@ class Session:
             audio_bitrate,
             shared.speech_encoder if shared else None,
             shared.playout if shared else None,
+            self._video_kbps,
         )
-        self.speech.video_kbps = self._video_kbps
         self._connected = asyncio.Event()
         self._failed = asyncio.Event()
         self._last: dict[str, float] = {}

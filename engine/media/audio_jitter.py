@@ -19,9 +19,10 @@ target one packet at a time:
   concealed packet is slipped in before a quiet one.
 
 A packet missing at its tick while a later one is here is lost: rebuilt from the next packet's FEC
-when that one is here and carries it, else concealed. With RED (engine/media/red.py) a later packet
-carries whole copies of the ones before it (`insert_copy`): a copy takes a lost packet's place and
-plays as it would have; the FEC margin is then as many packets as the copies reach back. A lost packet that arrives later is dropped
+when that one is here and carries it, else concealed. With RED (engine/media/red.py) a later
+packet carries whole copies of the ones before it (`insert_copy`): a copy takes a lost packet's
+place and plays as it would have; the FEC margin is then as many packets as the copies reach back.
+A lost packet that arrives later is dropped
 (late). Nothing is ever played as silence or left as a gap. After STALL of concealment with
 nothing arriving, the buffer goes idle (the sender stopped); the next packet starts it again.
 

@@ -98,15 +98,13 @@ class OpusReceiver:
                 cover=len(copies),
             )
             for copy in copies:
-                copy_samples = packet_samples(copy.payload)
-                if copy_samples is not None:
-                    self.buffer.insert_copy(
-                        copy.seq,
-                        copy.timestamp,
-                        copy.payload,
-                        samples=copy_samples,
-                        fec=has_fec(copy.payload),
-                    )
+                self.buffer.insert_copy(
+                    copy.seq,
+                    copy.timestamp,
+                    copy.payload,
+                    samples=copy.samples,
+                    fec=has_fec(copy.payload),
+                )
         if not started:
             self._wake.set()
 

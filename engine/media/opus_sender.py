@@ -18,6 +18,7 @@ above 0, so a clean link keeps the full quality.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import av
 import numpy as np
@@ -153,11 +154,16 @@ class RedEncoder(Encoder):
     # and the video stayed at 320x240 for 25 s after the cap lifted).
     THIN_VIDEO_KBPS = 400
 
-    def __init__(self, inner: SpeechEncoder | SpeechBranch, opus_payload_type: int) -> None:
+    def __init__(
+        self,
+        inner: SpeechEncoder | SpeechBranch,
+        opus_payload_type: int,
+        video_kbps: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self.inner = inner
         self.red = RedPacker(opus_payload_type)
         self._loss = ExpectedLoss(self.LOSS_MEMORY)
-        self.video_kbps: int | None = None  # what the call's video is sent at now, if any
+        self._video_kbps = video_kbps  # what the call's video is sent at now (None: no video)
 
     @property
     def expected_loss_percent(self) -> int:
@@ -170,7 +176,8 @@ class RedEncoder(Encoder):
 
     def report_loss(self, fraction_lost: float) -> None:
         distance = distance_for(self._loss.report(fraction_lost))
-        thin = self.video_kbps is not None and self.video_kbps < self.THIN_VIDEO_KBPS
+        video_kbps = self._video_kbps()
+        thin = video_kbps is not None and video_kbps < self.THIN_VIDEO_KBPS
         self.red.distance = 0 if thin else distance
         self.inner.report_loss(fraction_lost)
 

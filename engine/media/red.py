@@ -88,6 +88,7 @@ class Copy:
     seq: int  # 16-bit RTP sequence number the copied packet had
     timestamp: int  # 32-bit RTP timestamp
     payload: bytes
+    samples: int  # per channel, as `unpack`'s `samples` measured it
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def unpack(
         if not each or offset % each:
             continue
         back = offset // each
-        copies.append(Copy((seq - back) & 0xFFFF, (timestamp - offset) & 0xFFFFFFFF, data))
+        copies.append(Copy((seq - back) & 0xFFFF, (timestamp - offset) & 0xFFFFFFFF, data, each))
     primary = payload[at:]
     if not primary:
         return None

@@ -53,6 +53,7 @@ class SpeechPath:
         bitrate_kbps: int = DEFAULT_BITRATE_KBPS,
         make_encoder: Callable[[], SpeechEncoder | SpeechBranch] | None = None,
         playout: PlayoutThread | None = None,
+        video_kbps: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.bitrate_kbps = bitrate_kbps
         self.encoder: SpeechSender | None = None  # once the sender starts with Opus
@@ -66,7 +67,7 @@ class SpeechPath:
         self._installs = 0  # transceivers installed on, counting from 1
         self._playing = 0  # the install whose stream is played
         # The kbps the call's video is sent at now (None: no video), for RedEncoder's thin links.
-        self.video_kbps: Callable[[], int | None] | None = None
+        self._video_kbps = video_kbps
 
     @property
     def installed(self) -> bool:
@@ -93,7 +94,10 @@ class SpeechPath:
         if opus_type is None or sent not in (compat.aiortc.OPUS, red.MIME):
             return None
         speech = self._make_encoder()
-        self.encoder = RedEncoder(speech, opus_type) if sent == red.MIME else speech
+        if sent == red.MIME:
+            self.encoder = RedEncoder(speech, opus_type, self._video_kbps)
+        else:
+            self.encoder = speech
         return self.encoder
 
     def _playing_install(self, install: int) -> OpusReceiver | None:
@@ -146,8 +150,6 @@ class SpeechPath:
                     report = await sender.getStats()
                 except Exception:  # a replaced connection's sender, closed
                     continue
-                if isinstance(self.encoder, RedEncoder) and self.video_kbps is not None:
-                    self.encoder.video_kbps = self.video_kbps()
                 for item in report.values():
                     if item.type == "remote-inbound-rtp" and item.fractionLost is not None:
                         self.encoder.report_loss(item.fractionLost / 256)

@@ -80,7 +80,8 @@ def test_any_bytes_from_a_peer_unpack_or_are_refused_within_bounds(payload: byte
 
 def test_the_copies_sent_follow_the_loss_the_receiver_reports() -> None:
     assert [red.distance_for(p) for p in (0, 1, 5, 9, 10, 30)] == [0, 1, 1, 1, 2, 2]
-    encoder = RedEncoder(SpeechEncoder(), OPUS)
+    video_kbps: list[int | None] = [None]  # an audio-only call
+    encoder = RedEncoder(SpeechEncoder(), OPUS, lambda: video_kbps[0])
     assert encoder.redundancy == 0  # a clean link: no copies
     encoder.report_loss(0.05)
     assert encoder.redundancy == 1 and encoder.expected_loss_percent == 5
@@ -90,10 +91,10 @@ def test_the_copies_sent_follow_the_loss_the_receiver_reports() -> None:
         encoder.report_loss(0.0)
     assert encoder.redundancy == 0 and encoder.expected_loss_percent > 0
     # A video sent below THIN_VIDEO_KBPS has found a thin link, whose losses copies would worsen.
-    encoder.video_kbps = RedEncoder.THIN_VIDEO_KBPS - 100
+    video_kbps[0] = RedEncoder.THIN_VIDEO_KBPS - 100
     encoder.report_loss(0.15)
     assert encoder.redundancy == 0
-    encoder.video_kbps = RedEncoder.THIN_VIDEO_KBPS
+    video_kbps[0] = RedEncoder.THIN_VIDEO_KBPS
     encoder.report_loss(0.15)
     assert encoder.redundancy == 2
 
