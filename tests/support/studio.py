@@ -214,7 +214,7 @@ def studio(folder: Path) -> Iterator[Studio]:
     sinks and sources."""
     folder.mkdir(parents=True, exist_ok=True)
     # The socket path is short enough for a unix socket only in a short folder.
-    with pulseaudio(Path(tempfile.mkdtemp(prefix="studio-", dir=folder))) as env:
+    with pulseaudio(Path(tempfile.mkdtemp(prefix="studio-", dir=folder)), realtime=True) as env:
         room = Studio(env, folder)
         room.build()
         with room.awake():
