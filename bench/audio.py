@@ -93,10 +93,16 @@ def one_run(room: Stage, reference: Any, folder: Path, say: Callable[[str], None
         if off:
             leg(f"tcall-off {condition}", room.tcall(one_leg, off, loss))
         leg(f"bare {condition}", room.bare(one_leg, loss))
+    # The speaker_latency setting's steady speaker, under the hogs and what it costs without them.
+    steady = {**on, "speaker_latency": "steady"} if "speaker_latency" in known else None
+    if steady:
+        leg("tcall steady no loss", room.tcall(one_leg, steady))
     with cpu_hogs(2):
         leg("tcall two hogs", room.tcall(one_leg, on))
         if off:
             leg("tcall-off two hogs", room.tcall(one_leg, off))
+        if steady:
+            leg("tcall steady two hogs", room.tcall(one_leg, steady))
         leg("bare two hogs", room.bare(one_leg))
 
     scene, layout = audio_scenes.echo_scene(folder)
@@ -174,6 +180,7 @@ def table(runs: list[Figures]) -> str:
     row("PESQ-WB, no loss", "no loss", "pesq", 4.4, True)
     row("STOI, no loss", "no loss", "stoi", None, True, 3)
     row("PESQ-WB, two CPU hogs", "two hogs", "pesq", 4.3, True)
+    row("PESQ-WB, two CPU hogs, speaker_latency steady", "steady two hogs", "pesq", 4.3, True)
     row("PESQ-WB, 5% random loss", "5% random", "pesq", 3.8, True)
     row("STOI, 5% random loss", "5% random", "stoi", None, True, 3)
     row("PESQ-WB, 10% random loss", "10% random", "pesq", 3.3, True)
@@ -184,6 +191,14 @@ def table(runs: list[Figures]) -> str:
     row(f"PESQ-WB, 10% loss in bursts (mean 3{lost_text})", "10% bursts", "pesq", 3.0, True)
     row("mouth-to-ear one way, no loss (ms)", "no loss", "delay_ms", 80, False, 0)
     row("mouth-to-ear one way, two CPU hogs (ms)", "two hogs", "delay_ms", None, False, 0)
+    row(
+        "mouth-to-ear one way, no loss, speaker_latency steady (ms)",
+        "steady no loss",
+        "delay_ms",
+        None,
+        False,
+        0,
+    )
     row("mouth-to-ear one way, 5% random loss (ms)", "5% random", "delay_ms", None, False, 0)
     row("mouth-to-ear one way, 10% bursts (ms)", "10% bursts", "delay_ms", None, False, 0)
 

@@ -65,6 +65,7 @@ class CallOptions:
     noise_suppression: bool | None = None
     auto_gain: bool | None = None
     audio_bitrate: int | None = None
+    speaker_latency: str | None = None  # "low" or "steady"; None: as the setting says
     # Generated sources (sine, file) go out untouched unless this is set: a test or a benchmark
     # that plays a file as a talker's voice wants it processed as a microphone would be.
     process_generated_audio: bool = False
@@ -110,6 +111,13 @@ def audio_settings(options: CallOptions) -> tuple[AudioProcessing, int]:
     return AudioProcessing(**chosen), kbps
 
 
+def speaker_steady(options: CallOptions) -> bool:
+    """Whether the speaker starts at its steadiest latency: the option, else the setting."""
+    if options.speaker_latency is not None:
+        return options.speaker_latency == "steady"
+    return Settings.load().speaker_steady
+
+
 def process_audio(
     audio: AudioSource,
     sink: AudioSink,
@@ -145,7 +153,7 @@ def open_local(options: CallOptions, notice: Notify, mic_level: MicLevel | None)
     hears the level of what the microphone sends."""
     processing, kbps = audio_settings(options)
     video, audio = open_media(options, notice)
-    sink = open_audio_sink(options.speaker, notice)
+    sink = open_audio_sink(options.speaker, notice, steady=speaker_steady(options))
     if sink.notice:
         notice(sink.notice)
     if audio is not None:

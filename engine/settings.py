@@ -201,6 +201,7 @@ SCHEMA: dict[str, Setting] = {
         _choice("echo_cancellation", _ON_OFF, "on"),
         _choice("noise_suppression", _ON_OFF, "on"),
         _choice("auto_gain", _ON_OFF, "on"),
+        _choice("speaker_latency", ("low", "steady"), "low"),
         Setting(
             "audio_bitrate",
             48,
@@ -377,6 +378,11 @@ class Settings:
     @property
     def auto_gain(self) -> bool:
         return self._on("auto_gain")
+
+    @property
+    def speaker_steady(self) -> bool:
+        """The speaker starts at its steadiest latency (see engine/media/sinks.py SpeakerSink)."""
+        return self.get("speaker_latency") == "steady"
 
     @property
     def audio_bitrate(self) -> int:

@@ -276,6 +276,27 @@ def test_a_device_that_underflows_is_reopened_one_latency_step_up(
     assert sink.latency_step == 1 and sink.figures()["device_latency"] == opened[1]
 
 
+def test_a_steady_speaker_opens_at_the_top_of_the_ladder_and_stays_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[Any] = []
+
+    def start_stream(*args: Any, **kwargs: Any) -> FakeStream:
+        opened.append(args[-1])
+        return FakeStream()
+
+    monkeypatch.setattr(sinks, "start_stream", start_stream)
+    sink = SpeakerSink(steady=True)
+    sink._judge_from = time.monotonic() - 1
+    underflow = SimpleNamespace(output_underflow=True)
+    for _ in range(SpeakerSink.UNDERFLOWS_TO_STEP + 1):
+        sink._callback(np.zeros((DEVICE, 1), np.int16), DEVICE, None, underflow)
+    sink.play(next(frames(voice(0.1))))
+    time.sleep(0.05)
+    assert opened == [sinks.sound.OUTPUT_LATENCIES[-1]]
+    assert sink.figures()["device_latency"] == sinks.sound.OUTPUT_LATENCIES[-1]
+
+
 def test_the_old_stream_plays_on_until_the_new_one_has_started(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

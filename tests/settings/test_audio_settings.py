@@ -1,4 +1,5 @@
-"""The audio settings (echo_cancellation, noise_suppression, auto_gain, audio_bitrate): their
+"""The audio settings (echo_cancellation, noise_suppression, auto_gain, audio_bitrate,
+speaker_latency): their
 defaults, their checks, and how a call's options take them."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tcall.engine.call import CallOptions, audio_settings, open_session
+from tcall.engine.call import CallOptions, audio_settings, open_session, speaker_steady
 from tcall.engine.errors import ConfigError, ExitCode
 from tcall.engine.media.processing import AudioProcessing, ProcessedAudioSource
 from tcall.engine.settings import Settings
@@ -85,3 +86,15 @@ async def test_the_bitrate_and_the_stages_reach_the_calls_media() -> None:
         assert source.processor.processing == AudioProcessing(True, False, True)
     finally:
         await session.close()
+
+
+def test_the_speaker_starts_low_unless_the_setting_or_the_call_asks_for_steady(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert speaker_steady(CallOptions()) is False
+    assert main(["settings", "set", "speaker_latency", "steady"]) == ExitCode.OK
+    assert speaker_steady(CallOptions()) is True
+    assert speaker_steady(CallOptions(speaker_latency="low")) is False
+    err = error_line(capsys, ["settings", "set", "speaker_latency", "high"], ExitCode.USAGE)
+    assert "speaker_latency" in err and "low | steady" in err
+    assert Settings.load().speaker_steady is True

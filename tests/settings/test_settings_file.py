@@ -27,7 +27,13 @@ ISSUE_5_KEYS = {
 }
 OURS = {"relay_url", "render", "camera", "microphone", "speaker", "auto_answer_from"}
 ISSUE_13_KEYS = {"ring_bell", "ring_notify"}
-ISSUE_15_KEYS = {"echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate"}
+ISSUE_15_KEYS = {
+    "echo_cancellation",
+    "noise_suppression",
+    "auto_gain",
+    "audio_bitrate",
+    "speaker_latency",
+}
 
 
 def test_schema_has_every_key() -> None:

@@ -37,7 +37,7 @@ PRIVACY = (
 )
 CONNECTION = ("relay_url", "stun_servers", "turn_servers")
 DEVICES = ("camera", "microphone", "speaker", "render", "ring_bell", "ring_notify")
-AUDIO = ("echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate")
+AUDIO = ("echo_cancellation", "noise_suppression", "auto_gain", "audio_bitrate", "speaker_latency")
 DEVICE_DEFAULTS = {
     "camera": ["camera", "pattern"],
     "microphone": ["mic", "sine"],
