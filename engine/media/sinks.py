@@ -209,9 +209,9 @@ class SpeakerSink(AudioSink):
     The device starts at PortAudio's lowest latency; when it underflows (UNDERFLOWS_TO_STEP
     times within STEP_SECONDS: a loaded machine), the stream is reopened one step up the ladder
     of sound.OUTPUT_LATENCIES, for the rest of the call. `steady` (the speaker_latency setting)
-    starts at the top instead: on a machine that is always loaded, the first underflows and the
-    reopening already cost more than the steps save. Under two CPU hogs, calls scored PESQ-WB
-    4.28-4.34 so, and 2.3-3.7 climbing the ladder; with no load it adds ~60 ms one way.
+    starts at the top instead, for a machine that is always loaded: under two CPU hogs, calls
+    climbing the ladder scored PESQ-WB 2.0-3.8 (glitches before each step, and some the device
+    never reported as underflows), steady ones 4.28-4.34; with no load steady adds ~60 ms one way.
 
     When the device goes away mid-call, `notice` (given to open_audio_sink) hears it once on the
     event loop, and the sink discards audio from then on.
