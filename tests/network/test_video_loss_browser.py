@@ -76,4 +76,6 @@ def test_ten_percent_loss_from_chromium_keeps_video_moving(
     # Audio went on through it, its losses made up for.
     assert audio["audio_packets_received"] >= 40 * SECONDS, audio
     assert audio["audio_packets_lost"] > 0, audio
-    assert audio["audio_fec_recovered"] + audio["audio_concealed"] > 0, audio
+    # Chromium sends RED (engine/media/red.py): a lost packet may come back whole from a copy.
+    made_up = audio["audio_red_recovered"] + audio["audio_fec_recovered"] + audio["audio_concealed"]
+    assert made_up > 0, audio

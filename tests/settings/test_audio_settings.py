@@ -1,6 +1,5 @@
 """The audio settings (echo_cancellation, noise_suppression, auto_gain, audio_bitrate,
-speaker_latency): their
-defaults, their checks, and how a call's options take them."""
+speaker_latency): their defaults, their checks, and how a call's options take them."""
 
 from __future__ import annotations
 

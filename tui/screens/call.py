@@ -201,6 +201,8 @@ class CallScreen(Screen[None]):
         if remote is None:  # between the old view's removal and the new one's mount
             self._shown = -1  # (action_renderer): the new view shows the newest frame at once
             return
+        if not remote.size.area:  # mounted, not laid out yet: it could not draw the frame, and
+            return  # marked shown, it would wait for a newer one (none comes with the camera off)
         handle.fit = remote.pixel_box()  # the engine scales each frame down to it
         count, frame = handle.remote()
         if count != self._shown and frame is not None:
