@@ -9,21 +9,22 @@ import pytest
 
 from tcall.engine.call import CallOptions, audio_settings, open_session, speaker_steady
 from tcall.engine.errors import ConfigError, ExitCode
+from tcall.engine.media.opus_sender import DEFAULT_BITRATE_KBPS
 from tcall.engine.media.processing import AudioProcessing, ProcessedAudioSource
 from tcall.engine.settings import Settings
 from tcall.tui.cli import main
 from tests.support.cli import error_line
 
 
-def test_every_stage_is_on_and_speech_gets_48_kbps_by_default() -> None:
+def test_every_stage_is_on_and_speech_gets_64_kbps_by_default() -> None:
     settings = Settings.load()
     assert (settings.echo_cancellation, settings.noise_suppression, settings.auto_gain) == (
         True,
         True,
         True,
     )
-    assert settings.audio_bitrate == 48
-    assert audio_settings(CallOptions()) == (AudioProcessing(True, True, True), 48)
+    assert settings.audio_bitrate == 64 == DEFAULT_BITRATE_KBPS
+    assert audio_settings(CallOptions()) == (AudioProcessing(True, True, True), 64)
 
 
 @pytest.mark.parametrize("key", ["echo_cancellation", "noise_suppression", "auto_gain"])
@@ -58,7 +59,7 @@ def test_a_bitrate_out_of_range_is_one_line_naming_the_range(
 ) -> None:
     err = error_line(capsys, ["settings", "set", "audio_bitrate", value], ExitCode.USAGE)
     assert "audio_bitrate" in err and "6-128" in err
-    assert Settings.load().audio_bitrate == 48
+    assert Settings.load().audio_bitrate == 64
 
 
 @pytest.mark.parametrize("value", ["6", "128"])
