@@ -9,7 +9,8 @@ sample clock (tests/support/studio.py), aligned by cross-correlation and scored 
 (tests/support/speech.py). Loss is dropped by the router on forwarded UDP, both ways: at random by
 `iptables -m statistic`, in bursts by a Gilbert-Elliott loss line. The echo scene routes alice's
 speaker back into her microphone (60 ms later, 6 dB down) while bob talks; the noise scene mixes
-noise into her microphone at 5 dB SNR.
+noise into her microphone at 5 dB SNR. The noise suppressor's added delay and the processing's CPU
+are also measured on the processing itself, offline (`processing_itself`: this checkout's only).
 
     sudo .venv/bin/python bench/audio.py [--runs 3] [--tcall-commit REV] [--json FILE]
 
