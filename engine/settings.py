@@ -204,7 +204,7 @@ SCHEMA: dict[str, Setting] = {
         _choice("speaker_latency", ("low", "steady"), "low"),
         Setting(
             "audio_bitrate",
-            64,  # engine/media/opus_sender.py DEFAULT_BITRATE_KBPS (not imported: settings stays light)
+            64,  # opus_sender.DEFAULT_BITRATE_KBPS, not imported: settings stays light
             f"Opus kbps, {AUDIO_KBPS[0]}-{AUDIO_KBPS[1]} (64: fullband speech with room for FEC)",
             _kbps,
             _int_text,
