@@ -141,9 +141,10 @@ def processing_itself(reference: Any) -> Figures:
     suppressor, AGC2) on double talk. Two calls' difference measures these only roughly: with the
     same settings one call's mouth-to-ear delay varies by tens of ms, its CPU by points."""
     from tcall.engine.media.processing import AudioProcessing, FarEndReference, MicProcessor
+    from tcall.engine.media.sound import BLOCK
     from tests.support.echo_scene import echo_scene
 
-    block = 960
+    block = BLOCK  # the microphone's 20 ms, as a call hands it to the processing
     lead = np.zeros(speech.RATE)  # a second before the speech, as a call has before anyone speaks
     tail = np.zeros(speech.RATE // 5)  # room for the delayed speech's end, so locate can find it
     samples = np.round(np.concatenate([lead, reference, tail]) * 32768).clip(-32768, 32767)
