@@ -98,11 +98,13 @@ def tcall_packets(speech: np.ndarray, lost: np.ndarray) -> list[bytes]:
 
 def tcall_receive(
     packets: list[bytes], speech: np.ndarray, lost: np.ndarray, delay: np.ndarray
-) -> np.ndarray:
-    """tcall's receive path, driven on the simulated clock: arrivals and ticks in time order."""
+) -> tuple[np.ndarray, float]:
+    """tcall's receive path, driven on the simulated clock: arrivals and ticks in time order.
+    Also the buffer's mean depth (s) over the ticks after the lead-in's first second."""
     buffer = AudioJitterBuffer()
     decoder = OpusDecoder()
     out: list[np.ndarray] = []
+    depths: list[float] = []
     arrivals = sorted(
         (index * PACKET_S + delay[index], index) for index in range(len(packets)) if not lost[index]
     )
@@ -129,11 +131,14 @@ def tcall_receive(
             continue
         if due is None or due > end:
             break
+        if due > 1.0:
+            depths.append(buffer.delay())
         for step in buffer.pop(due):
             pcm = _decode(decoder, step)
             if step.audible:
-                out.append(pcm)
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+                out.append(pcm[step.skip :])
+    heard = np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+    return heard, float(np.mean(depths)) if depths else 0.0
 
 
 def _decode(decoder: OpusDecoder, step: Playout) -> np.ndarray:
@@ -214,17 +219,24 @@ def main() -> None:
     speech = reference_speech()
     sent = np.concatenate([np.zeros(int(LEAD_IN * SAMPLE_RATE), dtype=np.int16), speech])
     count = len(sent) // FRAME
-    print(f"{'network':28} {'tcall PESQ/STOI':>18} {'perfect receiver':>18} {'aiortc':>14}")
+    print(
+        f"{'network':28} {'tcall PESQ/STOI':>18} {'buffer ms':>9} {'perfect receiver':>18}"
+        f" {'aiortc':>14}"
+    )
     for network in NETWORKS:
         rows: dict[str, list[tuple[float, float]]] = {"tcall": [], "perfect": [], "aiortc": []}
+        depths = []
         for seed in range(args.runs):
             lost, delay = fates(network, count, seed)
             packets = tcall_packets(sent, lost)
-            rows["tcall"].append(scores(speech, tcall_receive(packets, sent, lost, delay)))
+            heard, depth = tcall_receive(packets, sent, lost, delay)
+            rows["tcall"].append(scores(speech, heard))
+            depths.append(depth * 1000)
             rows["perfect"].append(scores(speech, perfect_receive(packets, lost)))
             rows["aiortc"].append(scores(speech, aiortc_path(sent, lost, delay)))
         cells = [_cell(rows[name]) for name in ("tcall", "perfect", "aiortc")]
-        print(f"{network.name:28} {cells[0]:>18} {cells[1]:>18} {cells[2]:>14}")
+        depth_cell = f"{statistics.mean(depths):.1f}"
+        print(f"{network.name:28} {cells[0]:>18} {depth_cell:>9} {cells[1]:>18} {cells[2]:>14}")
 
 
 def _cell(runs: list[tuple[float, float]]) -> str:

@@ -189,6 +189,7 @@ class OpusReceiver:
             except OpusError:
                 self.decode_errors += 1
                 pcm = self._decoder.conceal(step.samples)
+            pcm = pcm[step.skip :]
             if step.audible and len(pcm):
                 self._deliver(self._frame(pcm))
 
