@@ -11,14 +11,12 @@ margin for the playout thread waking late, plus one packet when packets are bein
 (the next packet must be here when a lost one is due, or its FEC cannot be used). O moves toward the
 target one packet at a time:
 
-- down (the buffer holds more than the network needs): in a pause, the start of a quiet packet is
-  cut, 5 ms at a time, or a whole quiet packet is decoded but not played when a packet or more
-  over; when far too full (after a delay spike), any packet is. A pause is a quiet packet after
-  PAUSE_RUN quiet ones: a lone quiet packet is a soft sound inside a word, where a cut is heard;
+- down (the buffer holds more than the network needs): a quiet packet is decoded but not played;
+  when far too full (after a delay spike), any packet is;
 - up: a packet missing at its tick with nothing after it is an underrun, not a loss; 10 ms of
   concealment fill the wait and the buffer looks again (O grows 10 ms at a time, as far as the
   packet is late: the way delay spikes grow it); when the target rises without an underrun, a
-  concealed packet is slipped in before a quiet one in a pause.
+  concealed packet is slipped in before a quiet one.
 
 A packet missing at its tick while a later one is here is lost: rebuilt from the next packet's FEC
 when that one is here and carries it, else concealed. With RED (engine/media/red.py) a later
@@ -54,13 +52,6 @@ MAX_DELAY = 0.400  # s: the target never exceeds the fastest transit by more
 SHRINK_HYSTERESIS = 0.003  # s beyond one packet over the target before shrinking
 FORCE_SHRINK = 0.080  # s over the target: shrink even during speech
 FORCE_EVERY = 5  # ticks between two forced shrinks (spread the cuts)
-PAUSE_RUN = 2  # quiet packets played just before a quiet one that make it a pause
-# The start of a quiet packet in a pause is cut by this many samples (5 ms) at a time, down to
-# TRIM_HYSTERESIS over the target: without it, the buffer sat up to a packet over its target (the
-# START_EXTRA it began with) for a whole call on a clean link. Offline (bench/opus_loss.py, no
-# loss) the buffer held 13 ms on average where it held 28.
-TRIM_STEP = 240
-TRIM_HYSTERESIS = 0.002  # s
 GROW_HYSTERESIS = 0.005  # s under the target before slipping a packet in
 LOSS_MEMORY = 500  # packets (10 s at 20 ms) during which a loss keeps the FEC margin
 STALL = 0.200  # s of concealment with nothing arriving: the sender has stopped
@@ -79,7 +70,7 @@ class Playout:
     samples: int
     payload: bytes | None = None
     audible: bool = True  # False: decoded to keep the decoder's state, then dropped
-    skip: int = 0  # samples at the start of the decoded audio not to play (the delay shrank)
+    skip: int = 0  # samples at the start of the decoded audio not to play (stood in for already)
 
 
 @dataclass
@@ -105,7 +96,6 @@ class Counters:
     concealed: int = 0  # lost, concealed
     underruns: int = 0  # ticks with nothing to play (concealed; the delay grew)
     dropped: int = 0  # decoded but not played (the delay shrank)
-    trimmed: int = 0  # samples cut from the start of quiet packets (the delay shrank)
     inserted: int = 0  # concealment slipped in before a quiet packet (the delay grew)
     samples_played: int = 0
     samples_concealed: int = 0  # of samples_played: concealment (losses, underruns, slips)
@@ -141,7 +131,6 @@ class AudioJitterBuffer:
         self._last_forced = 0  # ticks since the last forced shrink
         self._fresh = False  # a new stream comes next: its first packet starts afresh
         self._started_at = 0.0  # arrival of the stream's first packet
-        self._quiet_run = 0  # quiet packets played in a row, up to the one just played
 
     # --- packets in --------------------------------------------------------------------------
 
@@ -300,18 +289,13 @@ class AudioJitterBuffer:
         excess = self._offset - self.target()
         follower = self._held.get(self._next_seq + 1)
         frame_s = packet.samples / self.rate
-        # A pause, not a soft sound inside a word: moving the schedule there is not heard.
-        pause = packet.quiet and self._quiet_run >= PAUSE_RUN
-        self._quiet_run = self._quiet_run + 1 if packet.quiet else 0
         if follower is not None and excess >= frame_s + SHRINK_HYSTERESIS:
             forced = excess >= FORCE_SHRINK and self._last_forced >= FORCE_EVERY
-            if pause or forced:
+            if packet.quiet or forced:
                 if forced:
                     self._last_forced = 0
                 return [self._drop(packet), self._play(follower)]
-        if pause and excess >= (TRIM_STEP / self.rate) + TRIM_HYSTERESIS:
-            return [self._trim(packet, excess)]
-        if -excess >= GROW_HYSTERESIS and pause:
+        if -excess >= GROW_HYSTERESIS and packet.quiet:
             self.counters.inserted += 1
             return [self._conceal(packet.samples, advance=False)]
         return [self._play(packet)]
@@ -324,17 +308,6 @@ class AudioJitterBuffer:
             self._last_loss_seq = packet.seq
         self.counters.samples_played += packet.samples
         return Playout(Step.PLAY, packet.samples, packet.payload)
-
-    def _trim(self, packet: _Packet, excess: float) -> Playout:
-        steps = int((excess - TRIM_HYSTERESIS) * self.rate) // TRIM_STEP
-        cut = min(steps * TRIM_STEP, packet.samples - TRIM_STEP)
-        played = self._play(packet)
-        if cut <= 0:
-            return played
-        self._offset -= cut / self.rate
-        self.counters.trimmed += cut
-        self.counters.samples_played -= cut
-        return Playout(Step.PLAY, packet.samples, packet.payload, skip=cut)
 
     def _drop(self, packet: _Packet) -> Playout:
         self._consume(packet)

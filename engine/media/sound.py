@@ -23,9 +23,13 @@ BLOCK = 960  # 20 ms at 48 kHz: Opus's natural frame size, what sources yield an
 # PulseAudio null sink (speaker -> monitor -> microphone, bench/audio_device.py): 20 ms blocks at
 # PortAudio's 'high' latency cost 40 ms there and back; 5 ms blocks at 'low' latency 10-15 ms,
 # but underflow when the machine is loaded. So the speaker starts at 'low' and steps up the
-# ladder when the device underflows (SpeakerSink reopens it: ~20 ms once PulseAudio runs). A
-# capture buffer adds no delay (PortAudio hands over each block as soon as it is complete), so
-# the microphone gets 40 ms of headroom from the start.
+# ladder when the device underflows (SpeakerSink reopens it: ~20 ms once PulseAudio runs). The
+# microphone gets 40 ms from the start. That costs delay too: through ALSA's PulseAudio plugin the
+# latency sets how much arrives at a time, so two of three 5 ms blocks come back to back and a
+# 20 ms block is complete 5.5 ms late at the median (15 ms at the 99th percentile; at 'low':
+# 0.2-0.4 and 2-4 ms), and the receiver's jitter buffer waits for the latest (its target 16-18 ms
+# on loopback, 6-13 at 'low'). But at 'low', calls under two CPU hogs fell from PESQ-WB 3.3-3.9
+# to 1.4-3.0 (session 15, README "Delay with the processing on"), so the microphone stays at 40 ms.
 DEVICE_BLOCK = 240
 OUTPUT_LATENCIES: tuple[str | float, ...] = ("low", 0.02, 0.04)
 INPUT_LATENCY: str | float = 0.04

@@ -161,52 +161,6 @@ def test_the_delay_shrinks_back_in_quiet_packets_after_a_spike() -> None:
     assert buffer.delay() <= buffer.target_delay() + PACKET_S + audio_jitter.SHRINK_HYSTERESIS
 
 
-def run_speech(
-    buffer: AudioJitterBuffer, arrivals: Iterable[tuple[float, int]], until: float, quiet: set[int]
-) -> list[Playout]:
-    """`run`, with the packets in `quiet` marked quiet (the rest are speech)."""
-    pending = sorted(arrivals)
-    played: list[Playout] = []
-    while True:
-        due = buffer.next_due()
-        if pending and (due is None or pending[0][0] <= due):
-            at, seq = pending.pop(0)
-            insert(buffer, seq, at, quiet=seq in quiet)
-            continue
-        if due is None or due > until:
-            return played
-        played += buffer.pop(due)
-
-
-def test_on_a_steady_link_the_starting_slack_is_cut_from_a_pause() -> None:
-    """The buffer starts START_EXTRA over its target (no jitter is measured yet); once it is, the
-    slack is cut from the starts of quiet packets in a pause, 5 ms at a time, so a clean link does
-    not carry 20 ms more delay for the whole call."""
-    buffer = AudioJitterBuffer()
-    played = run_speech(buffer, steady(range(150)), until=150 * PACKET_S, quiet=set(range(150)))
-    step = audio_jitter.TRIM_STEP / 48000
-    assert buffer.delay() <= buffer.target_delay() + step + audio_jitter.TRIM_HYSTERESIS
-    assert buffer.counters.trimmed >= audio_jitter.START_EXTRA * 48000 - 2 * step * 48000
-    assert buffer.counters.dropped == 0 and buffer.counters.samples_concealed == 0
-    assert sum(p.skip for p in played) == buffer.counters.trimmed
-
-
-def test_a_soft_packet_inside_speech_is_never_cut_or_stretched() -> None:
-    """A quiet packet between loud ones is a soft sound inside a word, not a pause: moving the
-    schedule there (cutting it, or slipping concealment in before it) is heard, and offline it
-    cost a sentence PESQ-WB 4.47 -> 1.22. Only a quiet packet after PAUSE_RUN quiet ones is a pause."""
-    soft = {s for s in range(300) if s % 4 == 0}  # never two quiet packets in a row
-    buffer = AudioJitterBuffer()
-    run_speech(buffer, steady(range(100)), until=100 * PACKET_S, quiet=soft)
-    buffer.postpone(0.060)  # far too deep, though not deep enough to cut into speech
-    rng = random.Random(5)
-    arrivals = steady(s for s in range(100, 300) if s % 10 or rng.random() < 0.5)
-    run_speech(buffer, arrivals, until=300 * PACKET_S, quiet=soft)
-    counters = buffer.counters
-    assert counters.lost > 0  # the target moved
-    assert counters.trimmed == counters.dropped == counters.inserted == 0
-
-
 def test_loss_adds_one_packet_of_margin_for_fec_then_it_goes_when_loss_stops() -> None:
     buffer = AudioJitterBuffer()
     run(buffer, steady(range(100)), until=100 * PACKET_S, fec=True)
