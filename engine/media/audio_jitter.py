@@ -102,6 +102,11 @@ class Counters:
     resyncs: int = 0
 
 
+def _packet_sized(samples: int) -> bool:
+    """An Opus packet's duration at 48 kHz: 2.5 ms steps, at most 120 ms."""
+    return 0 < samples <= 5760 and samples % 120 == 0
+
+
 def _unwrap(value: int, reference: int, bits: int) -> int:
     """The unwrapped number nearest `reference` whose low `bits` are `value`."""
     span = 1 << bits
@@ -342,7 +347,7 @@ class AudioJitterBuffer:
         self._last_loss_seq = self._next_seq
         missing = nearest.seq - self._next_seq
         gap = nearest.ts - self._cursor_ts
-        if missing == 1 and nearest.fec and credit < gap <= 5760 and gap % 120 == 0:
+        if missing == 1 and nearest.fec and credit < gap and _packet_sized(gap):
             self.counters.recovered += 1
             self._next_seq += 1
             self._cursor_ts = nearest.ts
@@ -350,11 +355,9 @@ class AudioJitterBuffer:
             return [Playout(Step.RECOVER, gap, nearest.payload, skip=credit)]
         self.counters.concealed += 1
         per_packet = gap // missing if gap > 0 and gap % missing == 0 else self._frame
-        samples = per_packet if 0 < per_packet <= 5760 and per_packet % 120 == 0 else self._frame
+        samples = per_packet if _packet_sized(per_packet) else self._frame
         self._next_seq += 1
         self._cursor_ts += samples
-        if credit >= samples:
-            return []
         return [self._conceal(samples - credit, advance=True)]
 
     def _count_waited_as_lost(self, nearest: _Packet) -> int:
@@ -379,7 +382,7 @@ class AudioJitterBuffer:
             self.counters.lost += covered
             self.counters.concealed += covered
             self._last_loss_seq = self._next_seq - 1
-        if covered == missing or self._waited >= per_packet:
+        if covered == missing or self._waited >= per_packet or not _packet_sized(per_packet):
             return 0  # nothing left to stand in for, or a packet late besides: the delay grew
         credit = self._waited
         self._offset -= credit / self.rate

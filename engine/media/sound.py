@@ -26,8 +26,8 @@ BLOCK = 960  # 20 ms at 48 kHz: Opus's natural frame size, what sources yield an
 # ladder when the device underflows (SpeakerSink reopens it: ~20 ms once PulseAudio runs). The
 # microphone gets 40 ms from the start. That costs delay too: through ALSA's PulseAudio plugin the
 # latency sets how much arrives at a time, so two of three 5 ms blocks come back to back and a
-# 20 ms block is complete 5.5 ms late at the median (15 ms at the 99th percentile; at 'low':
-# 0.2-0.4 and 2-4 ms), and the receiver's jitter buffer waits for the latest (its target 16-18 ms
+# 20 ms block is complete 5-5.5 ms late at the median (13-15 ms at the 99th percentile; at 'low':
+# 0.2-0.4 and 2-4 ms), and the receiver's jitter buffer waits for the latest (its target 16-20 ms
 # on loopback, 6-13 at 'low'). At 'low', calls with no load were faster and better (three without
 # underruns: 85-96 ms one way, PESQ-WB 4.33-4.39; two at 40 ms: 100-112 ms, 4.14-4.15), but
 # under two CPU hogs they fell (median 2.4 in 9 calls, against 3.5 at 40 ms, interleaved), so the
