@@ -347,7 +347,7 @@ class AudioJitterBuffer:
         self._last_loss_seq = self._next_seq
         missing = nearest.seq - self._next_seq
         gap = nearest.ts - self._cursor_ts
-        if missing == 1 and nearest.fec and credit < gap and _packet_sized(gap):
+        if missing == 1 and nearest.fec and _packet_sized(gap):  # a credit is under one packet
             self.counters.recovered += 1
             self._next_seq += 1
             self._cursor_ts = nearest.ts
@@ -364,8 +364,8 @@ class AudioJitterBuffer:
         """The concealment played while waiting (an underrun) turns out to have stood in for lost
         packets, not late ones: count it as theirs, so a burst of losses does not grow the delay.
         The last lost packet is left to be rebuilt from `nearest`'s FEC when it carries some.
-        Returns the samples of waiting left over (less than a packet): they stood in for the
-        start of the next lost packet, which then plays only its rest. Counted as growth instead,
+        Returns the samples of waiting left over (less than a packet of a valid duration): they
+        stood in for the start of the next lost packet, which then plays only its rest. Counted as growth instead,
         each burst would move the schedule by up to a packet in the middle of speech."""
         assert self._next_seq is not None
         missing = nearest.seq - self._next_seq

@@ -27,8 +27,7 @@ def _fps_reaches(listener: Listener, fps: float, within: int) -> list[float]:
     mark = len(listener.events)
     for _ in range(within):
         _wait_stats(listener, 1)
-        seen = _fps_after(listener, mark)
-        if max(seen) > fps:
+        if max(_fps_after(listener, mark)) > fps:
             break
     return _fps_after(listener, mark)
 
