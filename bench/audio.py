@@ -123,6 +123,16 @@ def one_run(room: Stage, reference: Any, folder: Path, say: Callable[[str], None
         }
         say(f"{name}: {figures[name]}")
 
+    # The same double talk with no echo path at all (headphones): what the echo canceller does to
+    # a near talker when there is nothing to cancel.
+    scene, layout = audio_scenes.headphones_scene(folder)
+    heard = audio_scenes.echo_figures(room.tcall(scene, on), layout)
+    figures["tcall headphones"] = {
+        "near_alone_pesq": heard.near_alone.pesq,
+        "near_double_talk_pesq": heard.near_double_talk.pesq,
+    }
+    say(f"tcall headphones: {figures['tcall headphones']}")
+
     noisy = audio_scenes.noisy_scene(reference, snr_db=5.0)
     for state in ("on", "off"):
         if state == "off" and "noise_suppression" not in known:
@@ -264,6 +274,13 @@ def table(runs: list[Figures], itself: Figures | None = None) -> str:
         )
     rows.append(
         f"| near talker's PESQ lost in double talk{note} | {spread(lost)} "
+        f"(alone {spread(alone)}, double talk {spread(double)}) | | | <= 0.3 | {verdict(lost, 0.3, False)} |"
+    )
+    alone = values(runs, "tcall headphones", "near_alone_pesq")
+    double = values(runs, "tcall headphones", "near_double_talk_pesq")
+    lost = [a - d for a, d in zip(alone, double, strict=False)]
+    rows.append(
+        f"| the same with headphones (no echo at all) | {spread(lost)} "
         f"(alone {spread(alone)}, double talk {spread(double)}) | | | <= 0.3 | {verdict(lost, 0.3, False)} |"
     )
     on, off = values(runs, "tcall noise ns on", "pesq"), values(runs, "tcall noise ns off", "pesq")

@@ -6,7 +6,8 @@ attenuated 6 dB and smeared by 60 ms of room, into a microphone; the same with t
 speaking too (double talk); speech in steady pink-ish noise at 5 and 10 dB SNR. Figures:
 - echo removed (ERLE, dB) from 2 s on, with only the echo canceller on;
 - the near talker's PESQ-WB in double talk (from 3 s on), and without the far end (the same
-  talker through the same processor): the difference is what double talk costs;
+  talker through the same processor): the difference is what double talk costs; and in double
+  talk with headphones (no echo at all), beside the microphone's own;
 - PESQ-WB of speech in noise before and after noise suppression, and the noise removed in pauses;
 - the delay each adds (cross-correlation), CPU per 10 ms frame, import time, installed size.
 
@@ -67,10 +68,19 @@ Process = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (near, far) -
 def make(candidate: str, echo: bool, noise: bool, gain: bool = False) -> tuple[Process, int]:
     """A processor of (near, far) blocks, and its block size in samples."""
     if candidate == "tcall":
-        from tcall.engine.media.processing import AudioProcessing, MicProcessor
+        from tcall.engine.media.processing import AudioProcessing, EchoDelay, MicProcessor
 
         tcall = MicProcessor(AudioProcessing(echo, noise, gain))
-        return tcall.process, 2 * FRAME
+        heard = (
+            EchoDelay()
+        )  # whether the microphone hears the far end, as a call's reference judges
+
+        def in_a_call(near: np.ndarray, far: np.ndarray | None) -> np.ndarray:
+            if far is not None:
+                heard.add(near, far)
+            return tcall.process(near, far, heard.absent)
+
+        return in_a_call, 2 * FRAME
     if candidate == "pywebrtc-apm":  # the library's all-in-one processor
         import pywebrtc_audio
 
@@ -235,7 +245,21 @@ def echo_figures(candidate: str) -> dict[str, Any]:
     figures["near_alone_pesq"] = pesq(talk.near[start : len(alone)], alone[start:])
     figures["unprocessed_double_talk_pesq"] = pesq(talk.near[start:], talk.mic[start:])
     figures["aec_delay_ms"] = delay_ms(talk.near[start:], alone[start:])
+    figures |= headphones_figures(candidate)
     return figures
+
+
+def headphones_figures(candidate: str) -> dict[str, Any]:
+    """Double talk with no echo at all (headphones; the microphone hears its talker and a quiet
+    room, -70 dBFS): the near talker's PESQ-WB from 5 s on, out of the processor and as the
+    microphone heard it."""
+    talk = echo_scene(seconds=16, echo_db=-200, near_from=4.0, noise_db=-70)
+    out = run(*make(candidate, echo=True, noise=False), talk.mic, talk.far)
+    start = 5 * RATE
+    return {
+        "headphones_double_talk_pesq": pesq(talk.near[start : len(out)], out[start:]),
+        "headphones_microphone_pesq": pesq(talk.near[start:], talk.mic[start:]),
+    }
 
 
 def noise_figures(candidate: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from tcall.engine.media.levels import MicLevel
 from tcall.engine.media.processing import (
     AudioProcessing,
     ClockSteering,
+    EchoDelay,
     FarEndReference,
     MicProcessor,
     ProcessedAudioSource,
@@ -23,6 +24,7 @@ from tcall.engine.media.processing import (
 from tcall.engine.media.sinks import AudioSink
 from tcall.engine.media.sound import BLOCK, DEVICE_BLOCK
 from tests.support.echo_scene import (
+    FAR_PROMPTS,
     NEAR_PROMPTS,
     RATE,
     drifting_echo_scene,
@@ -30,6 +32,7 @@ from tests.support.echo_scene import (
     erle_db,
     level_db,
     noisy_speech,
+    room_echo,
     speech,
     to_int16,
 )
@@ -380,3 +383,98 @@ def test_the_resampled_reference_has_no_clicks() -> None:
     curvature = 0.5 * 32768 * (2 * np.pi * 1000 / RATE) ** 2  # the tone's largest 2nd difference
     assert np.abs(np.diff(heard, 2)).max() < curvature * 1.1 + 2
     assert abs(level_db(heard.astype(np.int16)) - level_db(tone)) < 0.1
+
+
+async def _with_a_far_talker(mic: np.ndarray, far: np.ndarray) -> tuple[np.ndarray, EchoDelay]:
+    """`mic` through a call's processed microphone (AEC3 only) while the speaker plays `far`, the
+    reference 80 ms ahead as in a call: (what goes out, the reference's EchoDelay)."""
+    blocks = [mic[i : i + BLOCK] for i in range(0, len(mic) - BLOCK + 1, BLOCK)]
+    reference = FarEndReference()
+    reference.push(np.zeros(FarEndReference.PREFILL, dtype=np.int16))
+    source = ProcessedAudioSource(FakeMic(blocks), MicProcessor(AEC_ONLY), reference)
+    out = []
+    for index in range(len(blocks)):
+        reference.push(far[index * BLOCK : (index + 1) * BLOCK])
+        out.append(await source.next_block())
+    return np.concatenate(out), reference.echo
+
+
+def _headphones(seconds: float, near_from: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The far talker all along; a microphone that hears no echo, only a quiet room (-70 dBFS)
+    and its own talker from `near_from` s. (far, near, mic)"""
+    far = to_int16(speech(FAR_PROMPTS, seconds) * 0.5)
+    near = np.zeros(len(far))
+    near[int(near_from * RATE) :] = speech(NEAR_PROMPTS, seconds - near_from) * 0.5
+    room = np.random.default_rng(4).standard_normal(len(far)) * 10 ** (-70 / 20)
+    return far, to_int16(near), to_int16(near + room)
+
+
+async def _double_talk_pesq_with_headphones() -> tuple[float, float, bool]:
+    """PESQ-WB of the near talker from 5 s on, while the far end talks too: (what goes out, the
+    microphone itself, whether the echo was found absent)."""
+    far, near, mic = _headphones(16.0, near_from=4.0)
+    out, echo = await _with_a_far_talker(mic, far)
+    start = 5 * RATE
+    lag = locate(near[start : start + 2 * RATE] / 32768, out[start : start + 3 * RATE] / 32768)
+    heard = out[start + lag :] / 32768
+    clean = near[start : start + len(heard)] / 32768
+    sent, _ = quality(clean, heard)
+    raw, _ = quality(clean, mic[start : start + len(heard)] / 32768)
+    assert sent is not None and raw is not None
+    return sent, raw, echo.absent
+
+
+async def test_with_headphones_the_far_end_does_not_gate_the_near_talker() -> None:
+    """No echo at all: after 3 s of the far end speaking into a microphone that stays quiet, the
+    echo is absent and the microphone goes out without AEC3, so the near talker talking over the
+    far end is heard as the microphone heard it (3.4; AEC3's suppressor made it 1.5)."""
+    sent, raw, absent = await _double_talk_pesq_with_headphones()
+    assert absent
+    assert sent >= raw - 0.2 and sent >= 3.0
+
+
+async def test_without_the_echo_judged_absent_aec3_gates_the_near_talker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same call, with the echo never judged absent: so the test above can fail."""
+    monkeypatch.setattr(EchoDelay, "ABSENT_WINDOWS", 10**6)
+    sent, raw, absent = await _double_talk_pesq_with_headphones()
+    assert not absent
+    assert sent < 2.0 < raw
+
+
+async def test_an_echo_that_comes_back_is_cancelled_again() -> None:
+    """Headphones for 8 s, then the speaker (the echo at -6 dB): within 2 s the echo is heard
+    again and AEC3, which went on learning meanwhile, removes it."""
+    far, _, mic = _headphones(16.0, near_from=16.0)
+    echo = room_echo(far / 32768, delay_ms=80, gain_db=-6)
+    echo[: 8 * RATE] = 0
+    out, delay = await _with_a_far_talker(to_int16(mic / 32768 + echo), far)
+    assert not delay.absent
+    mic_level = level_db(to_int16(echo[12 * RATE : len(out)]))
+    assert mic_level - level_db(out[12 * RATE :]) >= 20
+
+
+@pytest.mark.parametrize(("echo_db", "near_from"), [(-40, None), (-6, 0.0)])
+async def test_an_echo_is_never_taken_for_headphones(
+    echo_db: float, near_from: float | None
+) -> None:
+    """A speaker turned low (its echo 40 dB under the far end, 4 dB over the room), and a loud
+    echo under a near talker who talks from the start: the echo is never judged absent."""
+    scene = echo_scene(seconds=16, echo_db=echo_db, near_from=near_from, noise_db=-70)
+    _, delay = await _with_a_far_talker(scene.mic, scene.far)
+    assert not delay.absent and delay._echoless < EchoDelay.ABSENT_WINDOWS
+
+
+def test_the_microphone_without_aec3_is_exactly_as_late() -> None:
+    """With no far end AEC3 passes the talker through: its output and the plain path's match
+    sample for sample in time, so fading from one to the other moves nothing."""
+    talk = to_int16(speech(NEAR_PROMPTS, 4.0) * 0.5)
+    cancelled, plain = MicProcessor(AEC_ONLY), MicProcessor(AEC_ONLY)
+    one = np.concatenate(
+        [cancelled.process(talk[i : i + BLOCK]) for i in range(0, len(talk), BLOCK)]
+    )
+    other = np.concatenate(
+        [plain.process(talk[i : i + BLOCK], None, True) for i in range(0, len(talk), BLOCK)]
+    )
+    assert np.corrcoef(one[RATE:], other[RATE:])[0, 1] > 0.9999  # 4 samples off: 0.965

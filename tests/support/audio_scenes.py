@@ -5,6 +5,8 @@
 - echo: alice alone, then bob alone (his voice leaks back into alice's microphone through the
   studio's echo path), then both at once. ERLE is the echo at alice's microphone over what of it
   reached bob's ear, after 2 s of convergence; the near talker's PESQ alone and in double talk.
+- headphones: the echo scene in a quiet room (-70 dBFS at alice's microphone all along), spoken
+  without the studio's echo path: alice's microphone never hears bob.
 - stages: room noise alone, then alice speaking quietly, then bob alone: whether noise
   suppression, automatic gain and echo cancellation each did something (levels in dB).
 """
@@ -21,6 +23,7 @@ from tests.support.audio_call import Scene, Take
 from tests.support.speech import RATE, Score, locate
 
 CONVERGENCE_S = 2.0
+ROOM_DBFS = -70.0  # a quiet room at a microphone
 NOISE_S, NOISE_LEARNING_S = 4.0, 2.0  # room noise alone, and how much of it is not measured
 BLOCK = 960  # 20 ms
 
@@ -65,6 +68,14 @@ def echo_scene(folder: Path) -> tuple[Scene, EchoLayout]:
     bob[samples(far_at) : samples(far_at) + len(far)] = far
     bob[samples(double_at) : samples(double_at) + len(far)] = far
     return Scene(alice, bob), EchoLayout(near, far, far_at, double_at)
+
+
+def headphones_scene(folder: Path) -> tuple[Scene, EchoLayout]:
+    """The echo scene with a quiet room under alice's words (a real microphone is never
+    digitally silent); speak it without the studio's echo path."""
+    scene, layout = echo_scene(folder)
+    room = speech.noise(len(scene.alice) / RATE)[: len(scene.alice)] * 10 ** (ROOM_DBFS / 20)
+    return Scene(scene.alice + room, scene.bob), layout
 
 
 @dataclass(frozen=True)
