@@ -228,11 +228,11 @@ class EchoDelay:
     is absent after ABSENT_WINDOWS windows in a row in which the far end spoke, the microphone
     stayed QUIETER_DB under the reference (its talker silent) and the pattern stayed at the
     level of noise (its peak under ABSENT: 3.5-4.6 with no echo; 8-16 for an echo 40 dB under
-    the far end, 5.5-12 when that echo is 5 dB under the microphone's noise). It is present again
-    after two clear patterns in a row that match each other: a peak of PEAK, or EVIDENT while the
-    talker is silent (two talkers with no echo between them reached 9.4, once 13.8, but never
-    twice in the same place). A digitally silent microphone tells nothing (a muted device): a
-    real one always hears its room.
+    the far end in a quiet room, 5.5-12 for one 30 dB under it in a room at -50 dBFS that drowns
+    it). It is present again after two clear patterns in a row that match each other: a peak of
+    PEAK, or EVIDENT while the talker is silent (two talkers with no echo between them reached
+    9.4, once 13.8, but never twice in the same place). A digitally silent microphone tells
+    nothing (a muted device): a real one always hears its room.
     """
 
     DECIMATE = 3  # 48 kHz blocks averaged in threes: 16 kHz holds speech's echo well enough
@@ -246,10 +246,10 @@ class EchoDelay:
     AFTER_SECONDS = 0.05
     QUIET = 30.0  # the reference's RMS (of 32768) under which there is nothing to measure
     WEIGHT = 0.8  # how fully the spectrum is whitened (1: the plain phase transform)
-    ABSENT = 6.0
-    EVIDENT = 8.0
-    QUIETER_DB = 15.0
-    ABSENT_WINDOWS = 3
+    ABSENT = 6.0  # a pattern's peak (over its RMS) under which it is noise
+    EVIDENT = 8.0  # over which it is an echo, while the near talker is silent
+    QUIETER_DB = 15.0  # the microphone this far under the reference: the near talker is silent
+    ABSENT_WINDOWS = 3  # echoless windows in a row before the echo is absent
 
     def __init__(self) -> None:
         self._rate = SAMPLE_RATE // self.DECIMATE
