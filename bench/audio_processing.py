@@ -71,9 +71,8 @@ def make(candidate: str, echo: bool, noise: bool, gain: bool = False) -> tuple[P
         from tcall.engine.media.processing import AudioProcessing, EchoDelay, MicProcessor
 
         tcall = MicProcessor(AudioProcessing(echo, noise, gain))
-        heard = (
-            EchoDelay()
-        )  # whether the microphone hears the far end, as a call's reference judges
+        # Whether the microphone hears the far end at all, judged as a call's reference does.
+        heard = EchoDelay()
 
         def in_a_call(near: np.ndarray, far: np.ndarray | None) -> np.ndarray:
             if far is not None:
