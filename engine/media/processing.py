@@ -225,14 +225,16 @@ class EchoDelay:
     headphones AEC3 takes many seconds to find that there is no echo, and meanwhile its
     suppressor gates the near talker whenever the far end speaks: in double talk with no echo
     at all the near talker scored PESQ-WB 1.1-1.5 for 12 s, then 2.3-3.1 (4.6 alone). The echo
-    is absent after ABSENT_WINDOWS windows in a row in which the far end spoke, the microphone
-    stayed QUIETER_DB under the reference (its talker silent) and the pattern stayed at the
-    level of noise (its peak under ABSENT: 3.5-4.6 with no echo; 8-16 for an echo 40 dB under
-    the far end in a quiet room, 5.5-12 for one 30 dB under it in a room at -50 dBFS that drowns
-    it). It is present again after two clear patterns in a row that match each other: a peak of
-    PEAK, or EVIDENT while the talker is silent (two talkers with no echo between them reached
-    9.4, once 13.8, but never twice in the same place). A digitally silent microphone tells
-    nothing (a muted device): a real one always hears its room.
+    is absent after ABSENT_WINDOWS windows in which the far end spoke, the microphone stayed
+    QUIETER_DB under the reference (its talker silent) and the pattern stayed at the level of
+    noise, with no clear or doubtful window between them (a window where the near talker speaks
+    and nothing is clear counts neither way). A pattern's peak under ABSENT is noise: 3.5-4.6
+    with no echo; 8-16 for an echo 40 dB under the far end in a quiet room; 5.5-12 for one 30
+    dB under it in a room at -50 dBFS that drowns it. The echo is present again after two clear
+    patterns in a row that match each other: a peak of PEAK, or EVIDENT while the talker is
+    silent (two talkers with no echo between them reached 9.4, once 13.8, but never twice in the
+    same place). A digitally silent microphone tells nothing (a muted device): a real one always
+    hears its room.
     """
 
     DECIMATE = 3  # 48 kHz blocks averaged in threes: 16 kHz holds speech's echo well enough
