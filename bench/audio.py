@@ -259,9 +259,6 @@ def table(runs: list[Figures], itself: Figures | None = None) -> str:
 
     missing = "n/a (setting missing)"
     erle = values(runs, "tcall echo", "erle_db")
-    alone = values(runs, "tcall echo", "near_alone_pesq")
-    double = values(runs, "tcall echo", "near_double_talk_pesq")
-    lost = [a - d for a, d in zip(alone, double, strict=False)]
     aec = "echo_cancellation" in known
     note = "" if aec else f" ({missing}: echo_cancellation)"
     rows.append(
@@ -272,17 +269,17 @@ def table(runs: list[Figures], itself: Figures | None = None) -> str:
         rows.append(
             f"| echo removed after 2 s, auto_gain off (dB) | {spread(erle_gain_off, 1)} | | | | |"
         )
-    rows.append(
-        f"| near talker's PESQ lost in double talk{note} | {spread(lost)} "
-        f"(alone {spread(alone)}, double talk {spread(double)}) | | | <= 0.3 | {verdict(lost, 0.3, False)} |"
-    )
-    alone = values(runs, "tcall headphones", "near_alone_pesq")
-    double = values(runs, "tcall headphones", "near_double_talk_pesq")
-    lost = [a - d for a, d in zip(alone, double, strict=False)]
-    rows.append(
-        f"| the same with headphones (no echo at all) | {spread(lost)} "
-        f"(alone {spread(alone)}, double talk {spread(double)}) | | | <= 0.3 | {verdict(lost, 0.3, False)} |"
-    )
+    for label, condition in (
+        (f"near talker's PESQ lost in double talk{note}", "tcall echo"),
+        ("the same with headphones (no echo at all)", "tcall headphones"),
+    ):
+        alone = values(runs, condition, "near_alone_pesq")
+        double = values(runs, condition, "near_double_talk_pesq")
+        lost = [a - d for a, d in zip(alone, double, strict=False)]
+        rows.append(
+            f"| {label} | {spread(lost)} (alone {spread(alone)}, double talk {spread(double)}) "
+            f"| | | <= 0.3 | {verdict(lost, 0.3, False)} |"
+        )
     on, off = values(runs, "tcall noise ns on", "pesq"), values(runs, "tcall noise ns off", "pesq")
     if "noise_suppression" in known:
         gain = [a - b for a, b in zip(on, off, strict=False)]

@@ -24,7 +24,6 @@ from tcall.engine.media.processing import (
 from tcall.engine.media.sinks import AudioSink
 from tcall.engine.media.sound import BLOCK, DEVICE_BLOCK
 from tests.support.echo_scene import (
-    FAR_PROMPTS,
     NEAR_PROMPTS,
     RATE,
     drifting_echo_scene,
@@ -404,20 +403,11 @@ async def _with_a_far_talker(
     return np.concatenate(out), reference.echo
 
 
-def _headphones(seconds: float, near_from: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The far talker all along; a microphone that hears no echo, only a quiet room (-70 dBFS)
-    and its own talker from `near_from` s. (far, near, mic)"""
-    far = to_int16(speech(FAR_PROMPTS, seconds) * 0.5)
-    near = np.zeros(len(far))
-    near[int(near_from * RATE) :] = speech(NEAR_PROMPTS, seconds - near_from) * 0.5
-    room = np.random.default_rng(4).standard_normal(len(far)) * 10 ** (-70 / 20)
-    return far, to_int16(near), to_int16(near + room)
-
-
 async def _double_talk_pesq_with_headphones() -> tuple[float, float, bool]:
     """PESQ-WB of the near talker from 5 s on, while the far end talks too: (what goes out, the
     microphone itself, whether the echo was found absent)."""
-    far, near, mic = _headphones(16.0, near_from=4.0)
+    talk = echo_scene(seconds=16, echo_db=None, near_from=4.0, noise_db=-70)  # a quiet room
+    far, near, mic = talk.far, talk.near, talk.mic
     out, echo = await _with_a_far_talker(mic, far)
     start = 5 * RATE
     lag = locate(near[start : start + 2 * RATE] / 32768, out[start : start + 3 * RATE] / 32768)
@@ -451,7 +441,8 @@ async def test_without_the_echo_judged_absent_aec3_gates_the_near_talker(
 async def test_an_echo_that_comes_back_is_cancelled_again() -> None:
     """Headphones for 8 s, then the speaker (the echo at -6 dB): within 2 s the echo is heard
     again and AEC3, which went on learning meanwhile, removes it."""
-    far, _, mic = _headphones(16.0, near_from=16.0)
+    talk = echo_scene(seconds=16, echo_db=None, noise_db=-70)
+    far, mic = talk.far, talk.mic
     echo = room_echo(far / 32768, delay_ms=80, gain_db=-6)
     echo[: 8 * RATE] = 0
     absent: list[bool] = []

@@ -60,16 +60,17 @@ class EchoScene:
 def echo_scene(
     seconds: float = 8.0,
     delay_ms: float = 80.0,
-    echo_db: float = -6.0,
+    echo_db: float | None = -6.0,
     near_from: float | None = None,
     noise_db: float | None = None,
 ) -> EchoScene:
     """The far talker speaks all along; the near talker joins at `near_from` s (None: never).
 
-    `noise_db` adds white noise at that level relative to full scale.
+    `echo_db` None: no echo at all (headphones). `noise_db` adds white noise at that level
+    relative to full scale.
     """
     far = speech(FAR_PROMPTS, seconds) * 0.5
-    echo = room_echo(far, delay_ms, echo_db)
+    echo = np.zeros_like(far) if echo_db is None else room_echo(far, delay_ms, echo_db)
     near = np.zeros_like(far)
     if near_from is not None:
         start = int(near_from * RATE)
